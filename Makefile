@@ -1,0 +1,64 @@
+# churnwatch — every command sets up what it needs on a fresh machine.
+# `make help` lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+UV_VERSION := 0.13.9
+
+.PHONY: help venv up down status lint format test test-unit test-integration lock schemas clean
+
+help: ## this list
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(INSTALLED): requirements-dev.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+venv: $(INSTALLED) ## create .venv with the locked dependencies
+
+up: $(INSTALLED) ## start Kafka, PostgreSQL and the services locally (or use KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL)
+	$(PY) -m devstack up
+
+down: $(INSTALLED) ## stop everything `make up` started
+	$(PY) -m devstack down
+
+status: $(INSTALLED) ## what runs
+	@$(PY) -m devstack status || true
+
+lint: $(INSTALLED) ## ruff and mypy (strict for shared/, services/, devstack/)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared services devstack tests
+
+format: $(INSTALLED) ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint ## lint, then every test; starts (and stops) its own Kafka and PostgreSQL
+	$(PY) -m pytest
+
+test-unit: $(INSTALLED) ## unit tests only: no infrastructure
+	$(PY) -m pytest -m "not integration"
+
+test-integration: $(INSTALLED) ## integration tests only
+	$(PY) -m pytest -m integration
+
+lock: ## re-resolve pyproject.toml into requirements.lock / requirements-dev.lock
+	@test -x $(VENV)/bin/uv || $(PY) -m pip install -q uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip compile -q pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock
+	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev -c requirements.lock --generate-hashes --python-version 3.11 -o requirements-dev.lock
+
+schemas: $(INSTALLED) ## re-export the event contract's JSON Schema
+	$(PY) -m shared.events schema > shared/schemas/events.v1.json
+
+clean: down ## stop everything and delete local state (.local), keeping the venv and caches
+	rm -rf .local

@@ -1,0 +1,364 @@
+"""The v1 event contract: every message on the wire, the topics they travel on, encode/decode.
+
+JSON on the wire. Every message carries ``schema_version``; events (usage, ticket, survey)
+and health changes carry an ``event_type`` tag so a consumer can tell them apart.
+
+Producers are strict: they build these structs, so what they write always matches the schema.
+Consumers are tolerant: decoding ignores fields it does not know, so a producer may add an
+optional field without breaking older consumers.
+
+One example payload per kind lives in ``shared/examples/``; both sides test against them.
+The JSON Schema export (``python -m shared.events schema``) is kept in ``shared/schemas/``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+# ---------------------------------------------------------------------------------------------
+# Field types
+
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a UTC offset")]
+EventId = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=128, description="Idempotency key, unique per event"),
+]
+AccountId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=256, description="Customer account, case-sensitive")
+]
+PersonId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Name = Annotated[str, msgspec.Meta(max_length=512)]
+Short = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Source = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+
+TicketAction = Literal["opened", "updated", "escalated", "solved", "reopened"]
+TicketPriority = Literal["low", "normal", "high", "urgent"]
+TicketStatus = Literal["new", "open", "pending", "hold", "solved", "closed"]
+SurveyKind = Literal["nps", "csat"]
+Band = Literal["green", "yellow", "red"]
+LifecycleStage = Literal["onboarding", "adopting", "mature", "renewing", "churned"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Events: usage, ticket, survey
+
+
+class Envelope(msgspec.Struct, kw_only=True, tag_field="event_type"):
+    """Fields every event carries. ``received_at`` and ``source`` are set by ingest."""
+
+    event_id: EventId
+    account_id: AccountId
+    occurred_at: Timestamp
+    received_at: Timestamp
+    source: Source
+    schema_version: int = SCHEMA_VERSION
+
+
+class UsageEvent(Envelope, tag="usage"):
+    """Someone at the account used the product."""
+
+    user_id: Short
+    type: Short  # login, session, feature_used, api_call, ...
+    feature: Short | None = None
+    quantity: NonNegative = 1.0
+
+
+class TicketEvent(Envelope, tag="ticket"):
+    """A support ticket of the account was opened or changed."""
+
+    ticket_id: Short
+    action: TicketAction
+    priority: TicketPriority
+    status: TicketStatus
+
+
+class SurveyEvent(Envelope, tag="survey"):
+    """An NPS (0–10) or CSAT (1–5) answer from someone at the account."""
+
+    user_id: Short
+    kind: SurveyKind
+    score: Annotated[int, msgspec.Meta(ge=0, le=10)]
+
+    def __post_init__(self) -> None:
+        if self.kind == "csat" and not 1 <= self.score <= 5:
+            raise ValueError("a CSAT score is between 1 and 5")
+
+
+Event = UsageEvent | TicketEvent | SurveyEvent
+
+
+# ---------------------------------------------------------------------------------------------
+# Records on compacted topics: accounts and people (latest value per key wins; a null value
+# is a tombstone that deletes the key).
+
+
+class AccountTeam(msgspec.Struct, kw_only=True):
+    """Person ids of who owns each motion for the account; any may be absent."""
+
+    csm: PersonId | None = None
+    account_executive: PersonId | None = None
+    renewal_owner: PersonId | None = None
+
+
+class AccountRecord(msgspec.Struct, kw_only=True):
+    account_id: AccountId
+    name: Name
+    tier: Short | None = None
+    seats: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    arr: NonNegative | None = None
+    renewal_date: date | None = None
+    lifecycle_stage: LifecycleStage | None = None
+    team: AccountTeam = msgspec.field(default_factory=AccountTeam)
+    updated_at: Timestamp
+    source: Source
+    schema_version: int = SCHEMA_VERSION
+
+
+class PersonRecord(msgspec.Struct, kw_only=True):
+    """A CSM, account executive, renewal owner or manager."""
+
+    person_id: PersonId
+    name: Name
+    email: Annotated[str, msgspec.Meta(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    slack_user_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    manager_id: PersonId | None = None
+    time_zone: Annotated[str, msgspec.Meta(max_length=64)] = "UTC"
+    active: bool = True
+    updated_at: Timestamp
+    source: Source
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {self.time_zone!r}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Health changes: published by scoring, consumed by alerts.
+
+
+class ComponentScore(msgspec.Struct, kw_only=True):
+    """One component of a score. ``contribution = points * weight / 100``; they add up to it."""
+
+    name: str
+    raw: float | None  # the measured value (None when the input is missing)
+    points: float  # 0–100, how healthy this component is on its own
+    weight: float  # 0–100, from the model; weights add up to 100
+    contribution: float  # points * weight / 100
+    status: Literal["ok", "missing", "stale"] = "ok"
+    detail: str | None = None
+
+
+class Signals(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Plain facts about the account at ``as_of`` that rules read; None when unknown."""
+
+    days_since_activity: float | None = None
+    active_users_7d: int | None = None
+    seats: int | None = None
+    seat_utilisation: float | None = None  # active users (30 days) / seats, 0..n
+    open_high_urgent_tickets: int | None = None
+    high_urgent_opened_7d: int | None = None
+    nps_latest: int | None = None
+    renewal_date: date | None = None
+    days_in_band: float | None = None
+
+
+class HealthSnapshot(msgspec.Struct, kw_only=True):
+    score: float
+    band: Band
+    components: list[ComponentScore]
+    partial: bool = False  # some inputs missing: named in `missing`
+    stale: bool = False  # some inputs older than their maximum age: named in `stale_inputs`
+    missing: list[str] = msgspec.field(default_factory=list)
+    stale_inputs: list[str] = msgspec.field(default_factory=list)
+    reasons: list[str] = msgspec.field(default_factory=list)
+    signals: Signals = msgspec.field(default_factory=Signals)
+
+
+class ComponentMove(msgspec.Struct, kw_only=True):
+    name: str
+    delta_points: float  # change of the component's contribution to the score
+
+
+class HealthChange(msgspec.Struct, kw_only=True, tag_field="event_type", tag="health_change"):
+    """The health of an account moved meaningfully (band, score delta, or a threshold)."""
+
+    change_id: EventId  # deterministic: the same evaluation always yields the same id
+    account_id: AccountId
+    as_of: Timestamp
+    model_version: Short
+    before: HealthSnapshot | None  # None for the first score of an account
+    after: HealthSnapshot
+    triggers: list[Literal["band_changed", "score_delta", "threshold_crossed", "first_score"]]
+    moved_by: list[ComponentMove] = msgspec.field(default_factory=list)
+    reasons: list[str] = msgspec.field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+
+# ---------------------------------------------------------------------------------------------
+# Topics
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    suffix: str
+    partitions: int
+    compacted: bool = False
+    retention_ms: int = 7 * 24 * 3600 * 1000
+
+
+TOPIC_SPECS: dict[str, TopicSpec] = {
+    "usage": TopicSpec("usage.v1", partitions=6),
+    "tickets": TopicSpec("tickets.v1", partitions=6),
+    "surveys": TopicSpec("surveys.v1", partitions=3),
+    "accounts": TopicSpec("accounts.v1", partitions=3, compacted=True),
+    "people": TopicSpec("people.v1", partitions=1, compacted=True),
+    "health": TopicSpec("health-changes.v1", partitions=6, compacted=True),
+    "ingest_dlq": TopicSpec("ingest.dlq.v1", partitions=1, retention_ms=30 * 24 * 3600 * 1000),
+    "scoring_dlq": TopicSpec("scoring.dlq.v1", partitions=1, retention_ms=30 * 24 * 3600 * 1000),
+    "alerts_dlq": TopicSpec("alerts.dlq.v1", partitions=1, retention_ms=30 * 24 * 3600 * 1000),
+}
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names under one prefix (``TOPIC_PREFIX``, default ``churnwatch.``)."""
+
+    prefix: str = "churnwatch."
+
+    def name(self, key: str) -> str:
+        return self.prefix + TOPIC_SPECS[key].suffix
+
+    @property
+    def usage(self) -> str:
+        return self.name("usage")
+
+    @property
+    def tickets(self) -> str:
+        return self.name("tickets")
+
+    @property
+    def surveys(self) -> str:
+        return self.name("surveys")
+
+    @property
+    def accounts(self) -> str:
+        return self.name("accounts")
+
+    @property
+    def people(self) -> str:
+        return self.name("people")
+
+    @property
+    def health(self) -> str:
+        return self.name("health")
+
+    @property
+    def ingest_dlq(self) -> str:
+        return self.name("ingest_dlq")
+
+    @property
+    def scoring_dlq(self) -> str:
+        return self.name("scoring_dlq")
+
+    @property
+    def alerts_dlq(self) -> str:
+        return self.name("alerts_dlq")
+
+    def for_event(self, event: Event) -> str:
+        if isinstance(event, UsageEvent):
+            return self.usage
+        if isinstance(event, TicketEvent):
+            return self.tickets
+        return self.surveys
+
+    def all(self) -> dict[str, TopicSpec]:
+        """Every topic name with its spec."""
+        return {self.prefix + spec.suffix: spec for spec in TOPIC_SPECS.values()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Encode / decode
+
+_encoder = msgspec.json.Encoder()
+_event_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+_account_decoder = msgspec.json.Decoder(AccountRecord)
+_person_decoder = msgspec.json.Decoder(PersonRecord)
+_health_decoder = msgspec.json.Decoder(HealthChange)
+
+T = TypeVar("T")
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_event(raw: bytes) -> Event:
+    """Decode a usage, ticket or survey event; raises ``msgspec.DecodeError`` (incl. validation)."""
+    return _event_decoder.decode(raw)
+
+
+def decode_account(raw: bytes) -> AccountRecord:
+    return _account_decoder.decode(raw)
+
+
+def decode_person(raw: bytes) -> PersonRecord:
+    return _person_decoder.decode(raw)
+
+
+def decode_health_change(raw: bytes) -> HealthChange:
+    return _health_decoder.decode(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Schema export
+
+SCHEMA_TYPES: dict[str, Any] = {
+    "usage": UsageEvent,
+    "ticket": TicketEvent,
+    "survey": SurveyEvent,
+    "account": AccountRecord,
+    "person": PersonRecord,
+    "health_change": HealthChange,
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """One JSON Schema document with a definition per message kind."""
+    names = list(SCHEMA_TYPES)
+    refs, components = msgspec.json.schema_components(
+        [SCHEMA_TYPES[name] for name in names], ref_template="#/$defs/{name}"
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://churnwatch.dev/schemas/events.v1.json",
+        "title": f"churnwatch event contract v{SCHEMA_VERSION}",
+        "oneOf": list(refs),
+        "x-kinds": {name: ref["$ref"] for name, ref in zip(names, refs, strict=True)},
+        "$defs": components,
+    }
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:] != ["schema"]:
+        print("usage: python -m shared.events schema", file=sys.stderr)
+        return 2
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

@@ -1,0 +1,123 @@
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import msgspec
+import pytest
+
+from shared import events
+from shared.events import TicketEvent, Topics, UsageEvent
+
+EXAMPLES = Path(events.__file__).parent / "examples"
+SCHEMA_FILE = Path(events.__file__).parent / "schemas" / "events.v1.json"
+
+DECODERS = {
+    "usage": events.decode_event,
+    "ticket": events.decode_event,
+    "survey": events.decode_event,
+    "account": events.decode_account,
+    "person": events.decode_person,
+    "health_change": events.decode_health_change,
+}
+
+
+def test_there_is_one_example_per_kind() -> None:
+    assert sorted(p.stem for p in EXAMPLES.glob("*.json")) == sorted(events.SCHEMA_TYPES)
+
+
+@pytest.mark.parametrize("kind", sorted(events.SCHEMA_TYPES))
+def test_example_round_trips_unchanged(kind: str) -> None:
+    raw = (EXAMPLES / f"{kind}.json").read_bytes()
+    message = DECODERS[kind](raw)
+    assert isinstance(message, events.SCHEMA_TYPES[kind])
+    assert json.loads(events.encode(message)) == json.loads(raw)
+
+
+@pytest.mark.parametrize("kind", sorted(events.SCHEMA_TYPES))
+def test_example_conforms_to_the_exported_json_schema(kind: str) -> None:
+    schema = json.loads(SCHEMA_FILE.read_text())
+    definition = {"$ref": schema["x-kinds"][kind], "$defs": schema["$defs"]}
+    jsonschema.validate(json.loads((EXAMPLES / f"{kind}.json").read_text()), definition)
+
+
+def test_committed_json_schema_is_up_to_date() -> None:
+    assert json.loads(SCHEMA_FILE.read_text()) == json.loads(json.dumps(events.json_schema())), (
+        "run `make schemas` and commit shared/schemas/events.v1.json"
+    )
+
+
+def test_consumers_tolerate_unknown_fields() -> None:
+    doc = json.loads((EXAMPLES / "usage.json").read_text())
+    doc["added_in_a_later_minor_version"] = {"nested": True}
+    event = events.decode_event(json.dumps(doc).encode())
+    assert isinstance(event, UsageEvent)
+    assert event.user_id == "u_4821"
+
+
+def test_event_type_selects_the_struct() -> None:
+    event = events.decode_event((EXAMPLES / "ticket.json").read_bytes())
+    assert isinstance(event, TicketEvent)
+    assert event.priority == "urgent"
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"occurred_at": "2026-11-20T14:03:12"}, "timezone"),
+        ({"event_id": "x" * 129}, "length <= 128"),
+        ({"event_id": ""}, "length >= 1"),
+        ({"quantity": -1}, ">= 0"),
+        ({"event_type": "pageview"}, "Invalid value 'pageview'"),
+    ],
+)
+def test_invalid_events_are_refused_with_the_field_named(
+    change: dict[str, object], error: str
+) -> None:
+    doc = json.loads((EXAMPLES / "usage.json").read_text()) | change
+    with pytest.raises(msgspec.ValidationError, match=error):
+        events.decode_event(json.dumps(doc).encode())
+
+
+def test_event_id_of_exactly_128_characters_is_accepted() -> None:
+    doc = json.loads((EXAMPLES / "usage.json").read_text()) | {"event_id": "x" * 128}
+    assert events.decode_event(json.dumps(doc).encode()).event_id == "x" * 128
+
+
+def test_csat_scores_outside_one_to_five_are_refused() -> None:
+    doc = json.loads((EXAMPLES / "survey.json").read_text()) | {"kind": "csat", "score": 9}
+    with pytest.raises(msgspec.ValidationError, match="CSAT"):
+        events.decode_event(json.dumps(doc).encode())
+
+
+def test_unknown_time_zone_is_refused() -> None:
+    doc = json.loads((EXAMPLES / "person.json").read_text()) | {"time_zone": "Mars/Olympus"}
+    with pytest.raises(msgspec.ValidationError, match="unknown time zone"):
+        events.decode_person(json.dumps(doc).encode())
+
+
+def test_topic_names_carry_the_prefix_and_version() -> None:
+    topics = Topics("staging.")
+    assert topics.usage == "staging.usage.v1"
+    assert topics.health == "staging.health-changes.v1"
+    assert topics.ingest_dlq == "staging.ingest.dlq.v1"
+    assert len(topics.all()) == len(events.TOPIC_SPECS)
+    assert {name for name, spec in topics.all().items() if spec.compacted} == {
+        "staging.accounts.v1",
+        "staging.people.v1",
+        "staging.health-changes.v1",
+    }
+
+
+def test_events_route_to_their_topic() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    usage = UsageEvent(
+        event_id="1",
+        account_id="a",
+        occurred_at=now,
+        received_at=now,
+        source="t",
+        user_id="u",
+        type="login",
+    )
+    assert Topics().for_event(usage) == "churnwatch.usage.v1"
