@@ -2,13 +2,15 @@
 
 ``/healthz`` answers 200 while the process runs its event loop (liveness). ``/readyz`` runs the
 service's readiness checks (Kafka and database reachable…) and answers 503 naming the failing
-ones. ``/metrics`` is the Prometheus text exposition of the process's default registry.
+ones, or 503 while the service shuts down. ``/metrics`` is the Prometheus text exposition of
+the process's default registry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, Response
@@ -16,6 +18,22 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class Draining:
+    """Shared flag: set once shutdown begins. ``/readyz`` checks read it too."""
+
+    def __init__(self) -> None:
+        self.started_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.started_at is not None
+
+    def begin(self) -> None:
+        if self.started_at is None:
+            self.started_at = time.monotonic()
+
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +53,7 @@ async def run_checks(checks: Mapping[str, ReadinessCheck]) -> dict[str, bool]:
     return dict(zip(checks, results, strict=True))
 
 
-def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
+def ops_router(checks: Mapping[str, ReadinessCheck], draining: Draining | None = None) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="Liveness: the process is running")
@@ -49,9 +67,13 @@ def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
     )
     async def readyz() -> JSONResponse:
         results = await run_checks(checks)
-        ready = all(results.values())
+        shutting_down = draining is not None and draining.active
+        ready = all(results.values()) and not shutting_down
         READY.set(1 if ready else 0)
-        return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
+        return JSONResponse(
+            {"ready": ready, "checks": results, "shutting_down": shutting_down},
+            status_code=200 if ready else 503,
+        )
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:

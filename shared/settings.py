@@ -35,7 +35,12 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=_env("LOG_LEVEL")
     )
-    shutdown_grace_seconds: float = Field(20.0, gt=0)
+    shutdown_drain_seconds: float = Field(
+        2.0, ge=0, description="after SIGTERM: answer 503 this long before closing the port"
+    )
+    shutdown_grace_seconds: float = Field(
+        20.0, gt=0, description="then: wait this long at most for requests in flight"
+    )
 
 
 class KafkaSettings(BaseSettings):

@@ -5,7 +5,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from shared.logs import JsonFormatter, request_id
-from shared.ops import ops_router
+from shared.ops import Draining, ops_router
+from shared.runner import RejectWhileDraining
 
 
 def test_log_lines_are_json_with_extras_and_the_request_id() -> None:
@@ -52,7 +53,11 @@ def _app(ready: bool) -> TestClient:
 def test_readyz_is_503_naming_the_failing_dependency() -> None:
     answer = _app(ready=False).get("/readyz")
     assert answer.status_code == 503
-    assert answer.json() == {"ready": False, "checks": {"kafka": True, "database": False}}
+    assert answer.json() == {
+        "ready": False,
+        "checks": {"kafka": True, "database": False},
+        "shutting_down": False,
+    }
 
 
 def test_readyz_healthz_and_metrics_when_all_is_well() -> None:
@@ -62,3 +67,29 @@ def test_readyz_healthz_and_metrics_when_all_is_well() -> None:
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
     assert "churnwatch_ready 1.0" in metrics.text
+
+
+def test_while_draining_new_requests_get_503_but_health_and_metrics_answer() -> None:
+    draining = Draining()
+    app = FastAPI()
+
+    @app.post("/v1/things")
+    async def things() -> dict[str, bool]:
+        return {"ok": True}
+
+    app.include_router(ops_router({}, draining))
+    app.add_middleware(RejectWhileDraining, draining=draining)
+    client = TestClient(app)
+    assert client.post("/v1/things").status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+    draining.begin()
+    refused = client.post("/v1/things")
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "shutting_down"
+    assert refused.headers["retry-after"] == "5"
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/metrics").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["shutting_down"] is True

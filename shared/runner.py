@@ -1,0 +1,102 @@
+"""Running a service: uvicorn with the service's FastAPI app, and a graceful SIGTERM.
+
+On SIGTERM (or SIGINT) a service:
+
+1. starts *draining*: ``/readyz`` answers 503 so the load balancer stops sending traffic, and
+   every new request except ``/healthz``, ``/readyz`` and ``/metrics`` gets
+   ``503 shutting_down`` with ``Retry-After`` and ``Connection: close``; requests already in
+   flight carry on;
+2. after ``<SERVICE>_SHUTDOWN_DRAIN_SECONDS`` stops listening and waits for in-flight
+   requests (at most ``<SERVICE>_SHUTDOWN_GRACE_SECONDS``);
+3. runs the app's lifespan shutdown: consumers finish their batch, commit and leave the group;
+   producers flush.
+
+A second SIGINT skips the wait.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.ops import Draining
+from shared.settings import ServiceSettings
+
+ALWAYS_ANSWERED = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class RejectWhileDraining:
+    """ASGI middleware: 503 for new requests once draining began."""
+
+    def __init__(self, app: ASGIApp, draining: Draining, retry_after_seconds: int = 5) -> None:
+        self._app = app
+        self._draining = draining
+        self._retry_after = str(retry_after_seconds).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._draining.active or scope["path"] in ALWAYS_ANSWERED:
+            await self._app(scope, receive, send)
+            return
+        body = json.dumps(
+            {"code": "shutting_down", "message": "the service is shutting down; retry"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", self._retry_after),
+                    (b"connection", b"close"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, draining: Draining, drain_seconds: float) -> None:
+        super().__init__(config)
+        self._draining = draining
+        self._drain_seconds = drain_seconds
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Runs in the signal handler: only plain assignments here; on_tick does the rest.
+        if self._draining.active and sig == signal.SIGINT:
+            super().handle_exit(sig, frame)  # second Ctrl-C: stop now
+            return
+        if not self._draining.active:
+            self._captured_signals.append(sig)
+        self._draining.begin()
+
+    async def on_tick(self, counter: int) -> bool:
+        started = self._draining.started_at
+        if started is not None and time.monotonic() - started >= self._drain_seconds:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def serve(app: FastAPI, settings: ServiceSettings, draining: Draining) -> None:
+    """Serve ``app`` until SIGTERM, draining as described above. Blocks; call from ``__main__``."""
+    app.add_middleware(RejectWhileDraining, draining=draining)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_config=None,  # shared.logs configured the root logger
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        timeout_keep_alive=5,
+        server_header=False,
+    )
+    _Server(config, draining, settings.shutdown_drain_seconds).run()
