@@ -37,7 +37,7 @@ status: $(INSTALLED) ## what runs
 lint: $(INSTALLED) ## ruff and mypy (strict for shared/, services/, devstack/)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared services devstack tests
+	$(VENV)/bin/mypy shared services devstack churnwatch tests
 
 format: $(INSTALLED) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
