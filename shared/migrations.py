@@ -5,16 +5,24 @@ head``); each tree's ``env.py`` is two lines that call :func:`run_env` with the 
 and table metadata. The version table lives in the service's own schema, so the services migrate
 independently. ``python -m shared.migrations`` upgrades every service to head (used by
 `make up` and by the Kubernetes migration Job); ``DATABASE_URL`` says where.
+
+``python -m shared.migrations wait`` only waits (up to ``--timeout-seconds``) until every tree
+is at the head this code expects, and fails otherwise: the init container that keeps a new
+version of a service from starting before the migration Job has upgraded the database.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -49,6 +57,57 @@ def downgrade_all(database_url: str | None = None) -> None:
         command.downgrade(config(service, database_url), "base")
 
 
+def pending(database_url: str | None = None) -> dict[str, tuple[set[str], set[str]]]:
+    """The services whose database revision is not the head of their tree: ``(current, head)``."""
+    url = database_url or DatabaseSettings().database_url.get_secret_value()
+    expected = {
+        service: set(ScriptDirectory.from_config(config(service)).get_heads())
+        for service in services_with_migrations()
+    }
+
+    def current(connection: Connection) -> dict[str, set[str]]:
+        return {
+            service: set(
+                MigrationContext.configure(
+                    connection, opts={"version_table_schema": service}
+                ).get_current_heads()
+            )
+            for service in expected
+        }
+
+    async def read() -> dict[str, set[str]]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(current)
+        finally:
+            await engine.dispose()
+
+    found = asyncio.run(read())
+    return {s: (found[s], heads) for s, heads in expected.items() if found[s] != heads}
+
+
+def wait_for_head(
+    database_url: str | None = None,
+    *,
+    timeout_seconds: float = 600.0,
+    interval_seconds: float = 2.0,
+) -> bool:
+    """Poll until every tree is at head; ``False`` when ``timeout_seconds`` passed first."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            behind = pending(database_url)
+        except Exception as exc:  # the database may not answer yet: that is waiting too
+            behind = {"database": ({repr(exc)[:200]}, set())}
+        if not behind:
+            return True
+        if time.monotonic() >= deadline:
+            print(f"migrations not at head: {behind}", file=sys.stderr)
+            return False
+        time.sleep(interval_seconds)
+
+
 def run_env(*, schema: str, metadata: MetaData) -> None:
     """The body of every ``env.py``: migrate ``schema`` online, over asyncpg."""
     url = context.config.attributes.get("database_url") or (
@@ -79,8 +138,18 @@ def run_env(*, schema: str, metadata: MetaData) -> None:
     asyncio.run(main())
 
 
-if __name__ == "__main__":
-    if sys.argv[1:] not in ([], ["upgrade"]):
-        print("usage: python -m shared.migrations [upgrade]", file=sys.stderr)
-        raise SystemExit(2)
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.migrations")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("upgrade", help="upgrade every service's tree to head (the default)")
+    wait = sub.add_parser("wait", help="wait until every tree is at head; exit 1 on timeout")
+    wait.add_argument("--timeout-seconds", type=float, default=600.0)
+    args = parser.parse_args(argv)
+    if args.command == "wait":
+        return 0 if wait_for_head(timeout_seconds=args.timeout_seconds) else 1
     upgrade_all()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
