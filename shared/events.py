@@ -146,6 +146,21 @@ class PersonRecord(msgspec.Struct, kw_only=True):
             raise ValueError(f"unknown time zone {self.time_zone!r}") from exc
 
 
+class MembershipRecord(msgspec.Struct, kw_only=True):
+    """A product user belongs to a customer account (a Segment ``group`` call said so).
+
+    Keyed by ``user_id`` on a compacted topic: the latest account per user wins. Ingest keeps
+    no state of its own; it reads this topic back to attach later ``track``/``page`` calls that
+    name no account to the user's account.
+    """
+
+    user_id: Short
+    account_id: AccountId
+    updated_at: Timestamp
+    source: Source
+    schema_version: int = SCHEMA_VERSION
+
+
 # ---------------------------------------------------------------------------------------------
 # Health changes: published by scoring, consumed by alerts.
 
@@ -226,6 +241,7 @@ TOPIC_SPECS: dict[str, TopicSpec] = {
     "surveys": TopicSpec("surveys.v1", partitions=3),
     "accounts": TopicSpec("accounts.v1", partitions=3, compacted=True),
     "people": TopicSpec("people.v1", partitions=1, compacted=True),
+    "memberships": TopicSpec("memberships.v1", partitions=3, compacted=True),
     "health": TopicSpec("health-changes.v1", partitions=6, compacted=True),
     "ingest_dlq": TopicSpec("ingest.dlq.v1", partitions=1, retention_ms=30 * 24 * 3600 * 1000),
     "scoring_dlq": TopicSpec("scoring.dlq.v1", partitions=1, retention_ms=30 * 24 * 3600 * 1000),
@@ -263,6 +279,10 @@ class Topics:
         return self.name("people")
 
     @property
+    def memberships(self) -> str:
+        return self.name("memberships")
+
+    @property
     def health(self) -> str:
         return self.name("health")
 
@@ -297,6 +317,7 @@ _encoder = msgspec.json.Encoder()
 _event_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 _account_decoder = msgspec.json.Decoder(AccountRecord)
 _person_decoder = msgspec.json.Decoder(PersonRecord)
+_membership_decoder = msgspec.json.Decoder(MembershipRecord)
 _health_decoder = msgspec.json.Decoder(HealthChange)
 
 T = TypeVar("T")
@@ -319,6 +340,10 @@ def decode_person(raw: bytes) -> PersonRecord:
     return _person_decoder.decode(raw)
 
 
+def decode_membership(raw: bytes) -> MembershipRecord:
+    return _membership_decoder.decode(raw)
+
+
 def decode_health_change(raw: bytes) -> HealthChange:
     return _health_decoder.decode(raw)
 
@@ -332,6 +357,7 @@ SCHEMA_TYPES: dict[str, Any] = {
     "survey": SurveyEvent,
     "account": AccountRecord,
     "person": PersonRecord,
+    "membership": MembershipRecord,
     "health_change": HealthChange,
 }
 

@@ -18,6 +18,7 @@ DECODERS = {
     "survey": events.decode_event,
     "account": events.decode_account,
     "person": events.decode_person,
+    "membership": events.decode_membership,
     "health_change": events.decode_health_change,
 }
 
@@ -105,6 +106,7 @@ def test_topic_names_carry_the_prefix_and_version() -> None:
     assert {name for name, spec in topics.all().items() if spec.compacted} == {
         "staging.accounts.v1",
         "staging.people.v1",
+        "staging.memberships.v1",
         "staging.health-changes.v1",
     }
 
