@@ -5,11 +5,10 @@
 # (Docker is not available where the project's CI runs: CI lints this file with hadolint and
 # checkov instead of building it — see docs/operations.md.)
 
-# Pin a digest for release builds: --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:…
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Release builds pin the base by digest: FROM python:3.11-slim-bookworm@sha256:…
 
 # --- builder: a virtual environment with exactly the locked dependencies ----------------------
-FROM ${PYTHON_IMAGE} AS builder
+FROM python:3.11-slim-bookworm AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -30,7 +29,7 @@ COPY services /app/services
 RUN python -m compileall -q --invalidation-mode unchecked-hash /app /opt/venv
 
 # --- runtime: the interpreter, the environment and the code; no build tools -------------------
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python:3.11-slim-bookworm AS runtime
 
 LABEL org.opencontainers.image.title="churnwatch" \
       org.opencontainers.image.description="Event-driven, explainable churn signals" \
