@@ -1,0 +1,197 @@
+"""Wiring: the FastAPI app from its parts, and the parts from the settings (Kafka adapters)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from services.ingest import openapi
+from services.ingest.api import Intake, ZendeskConfig, router
+from services.ingest.decisions import Limits, RequestRefused
+from services.ingest.handler import Handler
+from services.ingest.http import RequestContext, error_response, json_response
+from services.ingest.memberships import Memberships, MembershipTable
+from services.ingest.metrics import REFUSED_REQUESTS
+from services.ingest.publisher import KafkaPublisher, KafkaUnavailable, Publisher
+from services.ingest.ratelimit import RateLimiter
+from services.ingest.segment import SegmentRules, SegmentTranslator
+from services.ingest.settings import IngestSettings
+from shared.auth import ApiKeys
+from shared.events import Topics
+from shared.kafka import client_options, ensure_topics, make_producer
+from shared.ops import Draining, ReadinessCheck, ops_router
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Authenticated, validated, durable event intake: a 2xx means every accepted item is durably in
+Kafka (idempotent producer, `acks=all`); refused items are reported by index and dead-lettered.
+Error bodies are `{"code": "...", "message": "..."}`. See docs/ingest.md.
+"""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def intake_from(
+    settings: IngestSettings,
+    *,
+    publisher: Publisher,
+    memberships: Memberships,
+    clock: Callable[[], datetime] = utc_now,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Intake:
+    secret = settings.zendesk_signing_secret
+    return Intake(
+        topics=Topics(settings.topic_prefix),
+        limits=Limits(
+            max_body_bytes=settings.max_body_bytes,
+            max_event_bytes=settings.max_event_bytes,
+            max_events=settings.max_events_per_request,
+            max_future=timedelta(seconds=settings.max_future_seconds),
+        ),
+        api_keys=ApiKeys.from_json(settings.api_keys.get_secret_value()),
+        rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        handler=Handler(publisher, memberships),
+        memberships=memberships,
+        segment=SegmentTranslator(
+            SegmentRules(
+                account_property=settings.segment_account_property,
+                login_events=tuple(settings.segment_login_events),
+                group_updates_accounts=settings.segment_group_updates_accounts,
+            )
+        ),
+        zendesk=ZendeskConfig(
+            signing_secret=secret.get_secret_value().encode() if secret else None,
+            organizations=dict(settings.zendesk_organizations),
+            max_signature_age=timedelta(seconds=settings.zendesk_max_signature_age_seconds),
+        ),
+        clock=clock,
+        monotonic=monotonic,
+    )
+
+
+def create_app(
+    intake: Intake,
+    *,
+    checks: Mapping[str, ReadinessCheck],
+    retry_after_seconds: int = 5,
+    draining: Draining | None = None,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="churnwatch ingest", version="1", description=DESCRIPTION, lifespan=lifespan
+    )
+    app.add_middleware(RequestContext)
+    app.include_router(router(intake))
+    app.include_router(ops_router(checks, draining))
+    retry_after = {"Retry-After": str(retry_after_seconds)}
+
+    @app.exception_handler(RequestRefused)
+    async def refused(_request: Request, exc: RequestRefused) -> Response:
+        REFUSED_REQUESTS.labels(exc.code).inc()
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(KafkaUnavailable)
+    async def kafka_unavailable(_request: Request, exc: KafkaUnavailable) -> Response:
+        REFUSED_REQUESTS.labels("kafka_unavailable").inc()
+        return error_response(
+            503,
+            "kafka_unavailable",
+            f"nothing of this request is acknowledged: {exc}; retry",
+            retry_after,
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> Response:
+        detail = exc.detail
+        if isinstance(detail, dict) and "code" in detail:
+            code, body = str(detail["code"]), detail
+        else:
+            code = _CODES.get(exc.status_code, f"http_{exc.status_code}")
+            body = {"code": code, "message": str(detail)}
+        REFUSED_REQUESTS.labels(code).inc()
+        return json_response(body, exc.status_code, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+        REFUSED_REQUESTS.labels("invalid_request").inc()
+        return error_response(422, "invalid_request", str(exc.errors())[:1000])
+
+    openapi.install(app)
+    return app
+
+
+_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def build(settings: IngestSettings, draining: Draining) -> FastAPI:
+    """The service as it runs: the Kafka producer, the memberships table, the routes."""
+    topics = Topics(settings.topic_prefix)
+    publisher = KafkaPublisher(
+        lambda: make_producer(settings),
+        dlq_topic=topics.ingest_dlq,
+        timeout_seconds=settings.produce_timeout_seconds,
+        large_batch_messages=settings.large_batch_messages,
+    )
+    memberships = MembershipTable(
+        lambda: AIOKafkaConsumer(
+            **client_options(settings),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        ),
+        topics.memberships,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stopping = asyncio.Event()
+
+        async def start_kafka() -> None:
+            if settings.create_topics:
+                await _create_topics(settings, topics, stopping)
+            await asyncio.gather(publisher.connect(stopping), memberships.run(stopping))
+
+        task = asyncio.create_task(start_kafka())
+        try:
+            yield
+        finally:
+            stopping.set()
+            with contextlib.suppress(Exception):
+                await task
+            await publisher.close()  # flushes what is queued
+
+    return create_app(
+        intake_from(settings, publisher=publisher, memberships=memberships),
+        checks={"kafka": publisher.ready, "memberships": memberships.ready},
+        retry_after_seconds=settings.retry_after_seconds,
+        draining=draining,
+        lifespan=lifespan,
+    )
+
+
+async def _create_topics(settings: IngestSettings, topics: Topics, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        try:
+            created = await ensure_topics(settings, topics.all())
+        except (KafkaError, OSError) as exc:
+            log.warning("cannot create topics yet; retrying", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 1.0)
+            continue
+        if created:
+            log.info("created topics", extra={"topics": sorted(created)})
+        return

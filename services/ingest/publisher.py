@@ -1,0 +1,238 @@
+"""Publishing a request's messages to Kafka and waiting until every one is acknowledged.
+
+The producer is ``shared.kafka``'s idempotent one (``acks=all``): an acknowledgement means the
+message is durably in Kafka. A request's messages are handed over all at once and awaited
+together, within ``produce_timeout_seconds``:
+
+- messages are grouped by partition first (the partitioner is Kafka's murmur2 of the key, so
+  an account always lands on the same partition whoever produced it);
+- before anything is handed over, the leader of every partition the request writes to must
+  be reachable; otherwise nothing is queued and the request gets 503 — with the broker down,
+  nothing of the request is published later either;
+- a partition's messages go as one pre-built batch when there are many of them (cheap per
+  message), or one by one when there are few, so they merge with other requests' messages;
+- refused items go to the ingest dead-letter topic in the same wait.
+
+If Kafka does not acknowledge in time the caller gets 503 and ``Retry-After``. Some of the
+request may still be written after that (the broker failed mid-request): event ids are stable
+across retries (client-given, or derived from the item's bytes), so a retry is counted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+
+from services.ingest.decisions import Message, Refused
+from services.ingest.metrics import PRODUCE_SECONDS
+from shared.kafka import DeadLetters, Rejection, producer_ready
+
+log = logging.getLogger(__name__)
+
+
+class KafkaUnavailable(Exception):
+    """Kafka did not take (or acknowledge) a request's messages: answer 503."""
+
+
+class Publisher(Protocol):
+    """Where decisions are carried out. Tests use a recording fake."""
+
+    async def publish(
+        self,
+        messages: Sequence[Message],
+        refused: Sequence[Refused],
+        *,
+        origin: str,
+        headers: Mapping[str, str],
+    ) -> None:
+        """Return once Kafka acknowledged every message and dead letter; raise
+        :class:`KafkaUnavailable` otherwise."""
+        ...
+
+    async def ready(self) -> bool: ...
+
+
+@functools.lru_cache(maxsize=65536)
+def partition_index(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2, as the Java client), cached per key."""
+    digest: int = murmur2(key)
+    return (digest & 0x7FFFFFFF) % partitions
+
+
+class KafkaPublisher:
+    def __init__(
+        self,
+        make_producer: Callable[[], AIOKafkaProducer],
+        *,
+        dlq_topic: str,
+        timeout_seconds: float,
+        large_batch_messages: int = 64,
+    ) -> None:
+        self._make_producer = make_producer
+        self._dlq_topic = dlq_topic
+        self._timeout = timeout_seconds
+        self._large = large_batch_messages
+        self._producer: AIOKafkaProducer | None = None
+        self._dead_letters: DeadLetters | None = None
+        self._batch_locks: defaultdict[TopicPartition, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def connect(self, stopping: asyncio.Event, *, max_backoff_seconds: float = 5.0) -> None:
+        """Start the producer, retrying until Kafka answers or ``stopping`` is set."""
+        backoff = 0.25
+        while not stopping.is_set():
+            producer = self._make_producer()
+            try:
+                await producer.start()
+            except (KafkaError, OSError) as exc:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                log.warning(
+                    "Kafka is not reachable yet; retrying",
+                    extra={"error": repr(exc), "retry_in_seconds": backoff},
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), backoff)
+                backoff = min(backoff * 2, max_backoff_seconds)
+                continue
+            self._producer = producer
+            self._dead_letters = DeadLetters(producer, self._dlq_topic)
+            log.info("Kafka producer connected")
+            return
+
+    async def close(self) -> None:
+        """Flush what is queued and stop the producer."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def ready(self) -> bool:
+        return self._producer is not None and await producer_ready(self._producer)
+
+    # -- publishing --------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        messages: Sequence[Message],
+        refused: Sequence[Refused],
+        *,
+        origin: str,
+        headers: Mapping[str, str],
+    ) -> None:
+        producer, dead_letters = self._producer, self._dead_letters
+        if producer is None or dead_letters is None:
+            raise KafkaUnavailable("the Kafka producer is not connected yet")
+        if not messages and not refused:
+            return
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout):
+                futures = await self._hand_over(
+                    producer, dead_letters, messages, refused, origin, headers
+                )
+                await asyncio.gather(*futures)
+        except TimeoutError:
+            raise KafkaUnavailable(
+                f"Kafka did not acknowledge within {self._timeout:g} s"
+            ) from None
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"Kafka refused the messages: {exc!r}") from None
+        finally:
+            PRODUCE_SECONDS.observe(time.perf_counter() - started)
+
+    async def _hand_over(
+        self,
+        producer: AIOKafkaProducer,
+        dead_letters: DeadLetters,
+        messages: Sequence[Message],
+        refused: Sequence[Refused],
+        origin: str,
+        headers: Mapping[str, str],
+    ) -> list[asyncio.Future[Any]]:
+        groups: dict[tuple[str, int], list[Message]] = {}
+        partitions: dict[str, list[int]] = {}
+        for message in messages:
+            topic = message.topic
+            known = partitions.get(topic)
+            if known is None:
+                known = partitions[topic] = await _partitions(producer, topic)
+            partition = known[partition_index(message.key, len(known))]
+            group = groups.get((topic, partition))
+            if group is None:
+                groups[(topic, partition)] = [message]
+            else:
+                group.append(message)
+
+        targets = [TopicPartition(topic, partition) for topic, partition in groups]
+        if refused:
+            dlq = await _partitions(producer, self._dlq_topic)
+            targets += [TopicPartition(self._dlq_topic, partition) for partition in dlq]
+        await _require_leaders(producer, targets)
+
+        futures: list[asyncio.Future[Any]] = []
+        for (topic, partition), group in groups.items():
+            if len(group) >= self._large:
+                futures += await self._send_batches(producer, topic, partition, group)
+            else:
+                for message in group:
+                    futures.append(
+                        await producer.send(
+                            topic, message.value, key=message.key, partition=partition
+                        )
+                    )
+        for item in refused:
+            futures.append(
+                await dead_letters.send(
+                    item.raw,
+                    Rejection(item.code, item.message),
+                    origin=origin,
+                    key=item.key,
+                    extra={**headers, "dlq.index": str(item.index)},
+                )
+            )
+        return futures
+
+    async def _send_batches(
+        self, producer: AIOKafkaProducer, topic: str, partition: int, group: list[Message]
+    ) -> list[asyncio.Future[Any]]:
+        # One of our batches at a time per partition: aiokafka queues one batch per partition
+        # and makes the others wait for it to drain.
+        futures: list[asyncio.Future[Any]] = []
+        async with self._batch_locks[TopicPartition(topic, partition)]:
+            batch = producer.create_batch()
+            for message in group:
+                if batch.append(key=message.key, value=message.value, timestamp=None) is None:
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    if batch.append(key=message.key, value=message.value, timestamp=None) is None:
+                        raise KafkaUnavailable("a message is larger than the producer's batch")
+            batch.close()  # complete: no need to linger for more messages
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
+
+
+async def _partitions(producer: AIOKafkaProducer, topic: str) -> list[int]:
+    known = producer.client.cluster.partitions_for_topic(topic)
+    if not known:
+        known = await producer.partitions_for(topic)  # waits for metadata
+    return sorted(known)
+
+
+async def _require_leaders(producer: AIOKafkaProducer, targets: Sequence[TopicPartition]) -> None:
+    """Refuse before queueing anything when a partition's leader is unknown or unreachable."""
+    cluster = producer.client.cluster
+    leaders = {cluster.leader_for_partition(tp) for tp in targets}
+    for leader in leaders:
+        if leader is None or leader < 0 or not await producer.client.ready(leader):
+            raise KafkaUnavailable(f"Kafka broker {leader} (a partition leader) is unreachable")
