@@ -58,10 +58,15 @@ def downgrade_all(database_url: str | None = None) -> None:
 
 
 def pending(database_url: str | None = None) -> dict[str, tuple[set[str], set[str]]]:
-    """The services whose database revision is not the head of their tree: ``(current, head)``."""
+    """The services whose database is behind the head of their tree: ``(current, head)``.
+
+    A database at a revision this tree does not know is *ahead* — a newer release migrated it —
+    and counts as done: migrations are expand-then-contract, so this code still works on it
+    (that is what lets a rollback start).
+    """
     url = database_url or DatabaseSettings().database_url.get_secret_value()
-    expected = {
-        service: set(ScriptDirectory.from_config(config(service)).get_heads())
+    scripts = {
+        service: ScriptDirectory.from_config(config(service))
         for service in services_with_migrations()
     }
 
@@ -72,7 +77,7 @@ def pending(database_url: str | None = None) -> dict[str, tuple[set[str], set[st
                     connection, opts={"version_table_schema": service}
                 ).get_current_heads()
             )
-            for service in expected
+            for service in scripts
         }
 
     async def read() -> dict[str, set[str]]:
@@ -84,7 +89,14 @@ def pending(database_url: str | None = None) -> dict[str, tuple[set[str], set[st
             await engine.dispose()
 
     found = asyncio.run(read())
-    return {s: (found[s], heads) for s, heads in expected.items() if found[s] != heads}
+    behind = {}
+    for service, script in scripts.items():
+        heads = set(script.get_heads())
+        known = {revision.revision for revision in script.walk_revisions()}
+        ahead = bool(found[service]) and not (found[service] & known)
+        if found[service] != heads and not ahead:
+            behind[service] = (found[service], heads)
+    return behind
 
 
 def wait_for_head(
