@@ -139,7 +139,7 @@ class GroundTruth:
     """What really happened to an account. Never sent to the pipeline."""
 
     account_id: str
-    story: Story
+    story: str  # a churnwatch.stories.Story for simulated runs; may be empty for other labels
     churned: bool
     churn_date: date | None  # the account is lost; it has no activity from this day on
     opportunity_date: date | None  # expansion / advocacy became real (None for other stories)
@@ -272,7 +272,7 @@ _TICKET_SUBJECTS = (
 )
 _PRIORITIES: tuple[TicketPriority, ...] = ("low", "normal", "high", "urgent")
 _PRIORITY_WEIGHTS = (0.25, 0.55, 0.15, 0.05)
-_STORM_PRIORITY_WEIGHTS = (0.0, 0.2, 0.4, 0.4)
+_STORM_PRIORITY_WEIGHTS = (0.0, 0.0, 0.5, 0.5)  # a storm is high and urgent tickets
 # seconds from the last step to the solution, by priority
 _SOLVE_SECONDS: Mapping[TicketPriority, tuple[int, int]] = {
     "low": (86_400, 7 * 86_400),

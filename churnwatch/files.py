@@ -1,0 +1,391 @@
+"""The file formats of the simulator and the ``churnwatch`` CLI, with their writers and readers.
+
+``events.jsonl``
+    One v1 event per line, exactly as ``shared.events.encode`` writes it (the wire format:
+    ``event_type`` usage / ticket / survey, ``event_id``, ``account_id``, ``occurred_at``, ...).
+    What ``churnwatch replay`` sends and ``churnwatch backtest`` scores. Blank lines are skipped.
+``accounts.csv``
+    ``ACCOUNT_COLUMNS``: one account record per row; the team as three person-id columns.
+    Empty cells are "unknown". ``updated_at`` may be missing or empty (the reader's ``now``).
+``people.csv``
+    ``PEOPLE_COLUMNS``: one person record per row; ``active`` is ``true`` / ``false``.
+``labels.csv``
+    ``LABEL_COLUMNS``: the ground truth, one account per row — never sent to the pipeline.
+``zendesk-organizations.csv``
+    ``organization_id,account_id``: which account a Zendesk organization is.
+
+Dates are ISO 8601 (``2026-07-01``), times RFC 3339 in UTC (``2026-07-01T00:00:00Z``), text is
+UTF-8. Readers raise ``FormatError`` naming the file, the line and the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TypeVar, get_args
+
+import msgspec
+
+from churnwatch.simulator import GroundTruth, Simulation
+from shared.events import (
+    AccountRecord,
+    AccountTeam,
+    Event,
+    LifecycleStage,
+    PersonRecord,
+    decode_account,
+    decode_event,
+    decode_person,
+    encode,
+)
+
+ACCOUNT_COLUMNS = (
+    "account_id",
+    "name",
+    "tier",
+    "seats",
+    "arr",
+    "renewal_date",
+    "lifecycle_stage",
+    "csm",
+    "account_executive",
+    "renewal_owner",
+    "updated_at",
+)
+PEOPLE_COLUMNS = (
+    "person_id",
+    "name",
+    "email",
+    "slack_user_id",
+    "manager_id",
+    "time_zone",
+    "active",
+    "updated_at",
+)
+LABEL_COLUMNS = ("account_id", "churned", "churn_date", "story", "opportunity_date")
+ORGANIZATION_COLUMNS = ("organization_id", "account_id")
+
+IMPORT_SOURCE = "csv-import"
+
+T = TypeVar("T")
+
+
+class FormatError(ValueError):
+    """A file could not be read: which file, which line (1 = the first), and why."""
+
+    def __init__(self, path: Path, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+
+
+def write_events(path: Path, events: Iterable[Event]) -> int:
+    """Write ``events`` as JSONL; returns how many."""
+    with path.open("wb") as out:
+        return _write_event_lines(out, events)
+
+
+def read_events(path: Path) -> Iterator[Event]:
+    """The events of a JSONL file, in file order."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield decode_event(line)
+            except msgspec.DecodeError as exc:
+                raise FormatError(path, number, str(exc)) from exc
+
+
+def _write_event_lines(out: Any, events: Iterable[Event]) -> int:
+    count = 0
+    for event in events:
+        out.write(encode(event))
+        out.write(b"\n")
+        count += 1
+    return count
+
+
+# ---------------------------------------------------------------------------------------------
+# Accounts and people
+
+
+def write_accounts(path: Path, records: Iterable[AccountRecord]) -> int:
+    """Write account records as CSV (``ACCOUNT_COLUMNS``); returns how many."""
+    return _write_csv(path, ACCOUNT_COLUMNS, (_account_row(r) for r in records))
+
+
+def read_accounts(path: Path, *, now: datetime, source: str = IMPORT_SOURCE) -> list[AccountRecord]:
+    """Account records from CSV; ``now`` stands in for a missing ``updated_at``."""
+
+    def parse(row: Mapping[str, str]) -> AccountRecord:
+        return AccountRecord(
+            account_id=row["account_id"],
+            name=row["name"],
+            tier=_text(row.get("tier")),
+            seats=_optional(row.get("seats"), int),
+            arr=_optional(row.get("arr"), float),
+            renewal_date=_optional(row.get("renewal_date"), date.fromisoformat),
+            lifecycle_stage=_optional(row.get("lifecycle_stage"), _lifecycle_stage),
+            team=AccountTeam(
+                csm=_text(row.get("csm")),
+                account_executive=_text(row.get("account_executive")),
+                renewal_owner=_text(row.get("renewal_owner")),
+            ),
+            updated_at=_optional(row.get("updated_at"), _timestamp) or now,
+            source=source,
+        )
+
+    return _read_csv(path, ("account_id", "name"), parse, decode_account)
+
+
+def write_people(path: Path, records: Iterable[PersonRecord]) -> int:
+    """Write person records as CSV (``PEOPLE_COLUMNS``); returns how many."""
+    return _write_csv(path, PEOPLE_COLUMNS, (_person_row(r) for r in records))
+
+
+def read_people(path: Path, *, now: datetime, source: str = IMPORT_SOURCE) -> list[PersonRecord]:
+    """Person records from CSV; ``now`` stands in for a missing ``updated_at``."""
+
+    def parse(row: Mapping[str, str]) -> PersonRecord:
+        return PersonRecord(
+            person_id=row["person_id"],
+            name=row["name"],
+            email=_text(row.get("email")),
+            slack_user_id=_text(row.get("slack_user_id")),
+            manager_id=_text(row.get("manager_id")),
+            time_zone=_text(row.get("time_zone")) or "UTC",
+            active=_optional(row.get("active"), _boolean) is not False,
+            updated_at=_optional(row.get("updated_at"), _timestamp) or now,
+            source=source,
+        )
+
+    return _read_csv(path, ("person_id", "name"), parse, decode_person)
+
+
+def _account_row(record: AccountRecord) -> list[str]:
+    return [
+        record.account_id,
+        record.name,
+        _cell(record.tier),
+        _cell(record.seats),
+        _cell(record.arr),
+        _cell(record.renewal_date),
+        _cell(record.lifecycle_stage),
+        _cell(record.team.csm),
+        _cell(record.team.account_executive),
+        _cell(record.team.renewal_owner),
+        _cell(record.updated_at),
+    ]
+
+
+def _person_row(record: PersonRecord) -> list[str]:
+    return [
+        record.person_id,
+        record.name,
+        _cell(record.email),
+        _cell(record.slack_user_id),
+        _cell(record.manager_id),
+        record.time_zone,
+        _cell(record.active),
+        _cell(record.updated_at),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels (ground truth) and Zendesk organizations
+
+
+def write_labels(path: Path, truth: Iterable[GroundTruth]) -> int:
+    """Write the ground truth as CSV (``LABEL_COLUMNS``); returns how many rows."""
+    rows = (
+        [t.account_id, _cell(t.churned), _cell(t.churn_date), t.story, _cell(t.opportunity_date)]
+        for t in truth
+    )
+    return _write_csv(path, LABEL_COLUMNS, rows)
+
+
+def read_labels(path: Path) -> list[GroundTruth]:
+    """Ground truth from CSV. ``story`` may be empty for labels that did not come from here."""
+
+    def parse(row: Mapping[str, str]) -> GroundTruth:
+        churned = _boolean(row["churned"])
+        churn_date = _optional(row.get("churn_date"), date.fromisoformat)
+        if churned != (churn_date is not None):
+            raise ValueError("churn_date is given exactly when churned is true")
+        return GroundTruth(
+            account_id=_required(row, "account_id"),
+            story=row.get("story") or "",
+            churned=churned,
+            churn_date=churn_date,
+            opportunity_date=_optional(row.get("opportunity_date"), date.fromisoformat),
+        )
+
+    return _read_csv(path, ("account_id", "churned"), parse, None)
+
+
+def write_organizations(path: Path, organizations: Mapping[int, str]) -> int:
+    """Write the Zendesk organization -> account mapping as CSV; returns how many rows."""
+    rows = ([str(org), account] for org, account in sorted(organizations.items()))
+    return _write_csv(path, ORGANIZATION_COLUMNS, rows)
+
+
+def read_organizations(path: Path) -> dict[int, str]:
+    """The Zendesk organization id -> account id mapping from CSV."""
+
+    def parse(row: Mapping[str, str]) -> tuple[int, str]:
+        return int(row["organization_id"]), _required(row, "account_id")
+
+    return dict(_read_csv(path, ORGANIZATION_COLUMNS, parse, None))
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole simulation
+
+
+@dataclass(frozen=True)
+class SimulationFiles:
+    """Where ``write_simulation`` put a run, and how many rows each file holds."""
+
+    directory: Path
+    events: int
+    accounts: int
+    people: int
+    account_changes: int
+    people_changes: int
+    labels: int
+    organizations: int
+
+    @property
+    def events_path(self) -> Path:
+        return self.directory / "events.jsonl"
+
+
+def write_simulation(simulation: Simulation, directory: Path) -> SimulationFiles:
+    """Write a whole run into ``directory`` (created if missing), generating it once:
+
+    ``events.jsonl`` (every event, time order), ``accounts.csv`` / ``people.csv`` (as on the
+    start date), ``account-changes.csv`` / ``people-changes.csv`` (later versions of records,
+    ``updated_at`` = when they take effect), ``labels.csv`` (ground truth) and
+    ``zendesk-organizations.csv``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    account_changes: list[AccountRecord] = []
+    people_changes: list[PersonRecord] = []
+    with (directory / "events.jsonl").open("wb") as out:
+        events = 0
+        for day in simulation:
+            if day.index > 0:
+                account_changes.extend(day.accounts)
+                people_changes.extend(day.people)
+            events += _write_event_lines(out, (e.event for e in day.events))
+    return SimulationFiles(
+        directory=directory,
+        events=events,
+        accounts=write_accounts(directory / "accounts.csv", simulation.accounts),
+        people=write_people(directory / "people.csv", simulation.people),
+        account_changes=write_accounts(directory / "account-changes.csv", account_changes),
+        people_changes=write_people(directory / "people-changes.csv", people_changes),
+        labels=write_labels(directory / "labels.csv", simulation.truth),
+        organizations=write_organizations(
+            directory / "zendesk-organizations.csv", simulation.zendesk_organizations
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV plumbing
+
+
+def _write_csv(path: Path, columns: tuple[str, ...], rows: Iterable[list[str]]) -> int:
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        count = 0
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    return count
+
+
+def _read_csv(
+    path: Path,
+    required: tuple[str, ...],
+    parse: Callable[[Mapping[str, str]], T],
+    validate: Callable[[bytes], object] | None,
+) -> list[T]:
+    """Rows parsed by ``parse``; with ``validate`` (a ``shared.events`` decoder) each parsed
+    record is also checked against the v1 contract's constraints."""
+    with path.open(newline="", encoding="utf-8") as source:
+        reader = csv.DictReader(source)
+        missing = [c for c in required if c not in (reader.fieldnames or ())]
+        if missing:
+            raise FormatError(path, 1, f"missing column(s): {', '.join(missing)}")
+        parsed: list[T] = []
+        for row in reader:
+            try:
+                item = parse(row)
+                if validate is not None and isinstance(item, msgspec.Struct):
+                    validate(encode(item))
+            except (ValueError, KeyError, msgspec.ValidationError) as exc:
+                raise FormatError(path, reader.line_num, str(exc)) from exc
+            parsed.append(item)
+    return parsed
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _text(value: str | None) -> str | None:
+    return value or None
+
+
+def _required(row: Mapping[str, str], column: str) -> str:
+    value = row.get(column)
+    if not value:
+        raise ValueError(f"{column} is empty")
+    return value
+
+
+def _optional(value: str | None, convert: Callable[[str], T]) -> T | None:
+    return convert(value) if value else None
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError(f"not a boolean: {value!r} (true or false)")
+
+
+def _lifecycle_stage(value: str) -> LifecycleStage:
+    for stage in get_args(LifecycleStage):
+        if value == stage:
+            return stage  # type: ignore[no-any-return]
+    raise ValueError(f"unknown lifecycle stage {value!r} ({', '.join(get_args(LifecycleStage))})")
+
+
+def _timestamp(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without a UTC offset: {value!r}")
+    return parsed
