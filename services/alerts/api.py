@@ -1,0 +1,435 @@
+"""The HTTP API: list and filter alerts, acknowledge / snooze / resolve, manage silences, and
+the one-click links.
+
+Authenticated with API keys (``shared.auth``): ``read`` to list, ``admin`` to change. Errors
+carry a machine-readable ``code``. Links need no key: the signed token is the authority, and
+only ``POST`` acts (``GET`` shows a confirmation page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.alerts import decide, links, render, store
+from services.alerts.decide import Config
+from services.alerts.handler import Clocks, apply, gather
+from services.alerts.lifecycle import Alert
+from shared.auth import ApiKeys, Caller
+
+Severity = Literal["info", "warning", "critical"]
+State = Literal["firing", "acknowledged", "snoozed", "resolved"]
+
+
+def error(status: int, code: str, message: str) -> HTTPException:
+    return HTTPException(status, detail={"code": code, "message": message})
+
+
+# ---------------------------------------------------------------------------------------------
+# Bodies
+
+
+class MatcherBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: Literal["account_id", "rule", "severity", "motion", "owner"]
+    op: Literal["=", "!=", "=~", "!~"] = "="
+    value: str = Field(max_length=512)
+
+    @model_validator(mode="after")
+    def _regex_compiles(self) -> MatcherBody:
+        if self.op in ("=~", "!~"):
+            import re
+
+            try:
+                re.compile(self.value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return self
+
+
+class SilenceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: list[MatcherBody] = Field(min_length=1, max_length=20)
+    ends_at: datetime = Field(description="mandatory: when the silence expires")
+    starts_at: datetime | None = None
+    comment: str = Field("", max_length=2000)
+    created_by: str | None = Field(None, max_length=256)
+
+
+class SnoozeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float | None = Field(None, gt=0, le=90 * 86_400)
+    until: datetime | None = None
+    by: str | None = Field(None, max_length=256)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SnoozeBody:
+        if (self.seconds is None) == (self.until is None):
+            raise ValueError("give exactly one of `seconds` or `until`")
+        return self
+
+
+class ActorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: str | None = Field(None, max_length=256)
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    def ts(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": alert.id,
+        "account_id": alert.account_id,
+        "rule": alert.rule,
+        "motion": alert.motion,
+        "severity": alert.severity,
+        "state": alert.state,
+        "summary": alert.summary,
+        "delivery": alert.delivery,
+        "started_at": ts(alert.started_at),
+        "updated_at": ts(alert.updated_at),
+        "notified_at": ts(alert.notified_at),
+        "acknowledged_at": ts(alert.acknowledged_at),
+        "acknowledged_by": alert.acknowledged_by,
+        "snoozed_until": ts(alert.snoozed_until),
+        "resolved_at": ts(alert.resolved_at),
+        "resolved_by": alert.resolved_by,
+        "escalated_at": ts(alert.escalated_at),
+        "muted": alert.muted,
+        "route": alert.route.to_json(),
+        "escalation_path": list(alert.escalation_path),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Actions (shared by the API and the links)
+
+
+class Actions:
+    def __init__(self, engine: AsyncEngine, config: Config, clocks: Clocks) -> None:
+        self._engine = engine
+        self._config = config
+        self._clocks = clocks
+
+    async def act(
+        self,
+        account_id: str,
+        alert_ids: Sequence[int],
+        action: decide.Action,
+        by: str,
+        *,
+        snooze_for: timedelta | None = None,
+    ) -> list[Alert]:
+        """Apply ``action`` to the alerts; returns them as they are afterwards."""
+        now = self._clocks.now()
+        async with self._engine.begin() as conn:
+            await store.lock_accounts(conn, [account_id])
+            states = await gather(conn, [account_id])
+            silences = await store.active_silences(conn, now)
+            decision = decide.on_action(
+                states[account_id],
+                alert_ids,
+                action,
+                by,
+                silences,
+                self._config,
+                now,
+                snooze_for=snooze_for,
+            )
+            await apply(
+                conn, states, [decision], self._config, now=now, real_now=self._clocks.real_now()
+            )
+            return await store.load_alerts(conn, alert_ids)
+
+    async def account_of(self, alert_id: int) -> Alert:
+        async with self._engine.connect() as conn:
+            found = await store.load_alerts(conn, [alert_id])
+        if not found:
+            raise error(404, "not_found", f"no alert {alert_id}")
+        return found[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Routes
+
+
+def router(
+    engine: AsyncEngine,
+    config: Config,
+    clocks: Clocks,
+    api_keys: ApiKeys,
+    signer: links.LinkSigner,
+    silence_max: timedelta,
+) -> APIRouter:
+    api = APIRouter()
+    actions = Actions(engine, config, clocks)
+    read = Depends(api_keys.require("read"))
+    admin = api_keys.require("admin")
+    Admin = Annotated[Caller, Depends(admin)]
+
+    @api.get("/v1/alerts", dependencies=[read], summary="List alerts, newest first")
+    async def list_alerts(
+        state: Annotated[list[State] | None, Query()] = None,
+        account_id: str | None = None,
+        rule: str | None = None,
+        severity: Annotated[list[Severity] | None, Query()] = None,
+        motion: str | None = None,
+        owner: str | None = None,
+        open_only: bool = False,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        before_id: int | None = None,
+    ) -> dict[str, Any]:
+        t = store.alerts
+        query = select(t).order_by(t.c.id.desc()).limit(limit)
+        if state:
+            query = query.where(t.c.state.in_(state))
+        if open_only:
+            query = query.where(t.c.state != "resolved")
+        if account_id:
+            query = query.where(t.c.account_id == account_id)
+        if rule:
+            query = query.where(t.c.rule == rule)
+        if severity:
+            query = query.where(t.c.severity.in_(severity))
+        if motion:
+            query = query.where(t.c.motion == motion)
+        if owner:
+            query = query.where(t.c.route["recipients"].contains([{"person_id": owner}]))
+        if before_id is not None:
+            query = query.where(t.c.id < before_id)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        found = [store.alert_from_row(r) for r in rows]
+        return {
+            "alerts": [alert_json(a) for a in found],
+            "next_before_id": found[-1].id if len(found) == limit else None,
+        }
+
+    @api.get("/v1/alerts/{alert_id}", dependencies=[read], summary="One alert")
+    async def get_alert(alert_id: int) -> dict[str, Any]:
+        return alert_json(await actions.account_of(alert_id))
+
+    async def _act(
+        alert_id: int,
+        action: decide.Action,
+        by: str,
+        snooze_for: timedelta | None = None,
+    ) -> dict[str, Any]:
+        alert = await actions.account_of(alert_id)
+        if alert.state == "resolved":
+            raise error(409, "already_resolved", f"alert {alert_id} is resolved")
+        [after] = await actions.act(alert.account_id, [alert_id], action, by, snooze_for=snooze_for)
+        return alert_json(after)
+
+    @api.post("/v1/alerts/{alert_id}/ack", summary="Acknowledge an alert")
+    async def ack(alert_id: int, caller: Admin, body: ActorBody | None = None) -> dict[str, Any]:
+        return await _act(alert_id, "ack", (body and body.by) or caller.name)
+
+    @api.post("/v1/alerts/{alert_id}/snooze", summary="Snooze an alert")
+    async def snooze(alert_id: int, body: SnoozeBody, caller: Admin) -> dict[str, Any]:
+        now = clocks.now()
+        duration = (
+            timedelta(seconds=body.seconds) if body.seconds is not None else body.until - now  # type: ignore[operator]
+        )
+        if duration <= timedelta(0):
+            raise error(422, "invalid_request", "`until` must be in the future")
+        return await _act(alert_id, "snooze", body.by or caller.name, duration)
+
+    @api.post("/v1/alerts/{alert_id}/resolve", summary="Resolve an alert by hand")
+    async def resolve(
+        alert_id: int, caller: Admin, body: ActorBody | None = None
+    ) -> dict[str, Any]:
+        return await _act(alert_id, "resolve", (body and body.by) or caller.name)
+
+    @api.get("/v1/silences", dependencies=[read], summary="Silences (active unless asked)")
+    async def list_silences(include_expired: bool = False) -> dict[str, Any]:
+        now = clocks.now()
+        query = select(store.silences).order_by(store.silences.c.id.desc()).limit(500)
+        if not include_expired:
+            query = query.where(store.silences.c.ends_at > now)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return {"silences": [_silence_json(r) for r in rows]}
+
+    @api.post("/v1/silences", status_code=201, summary="Create a silence (expiry required)")
+    async def create_silence(body: SilenceBody, caller: Admin) -> dict[str, Any]:
+        now = clocks.now()
+        starts = body.starts_at or now
+        if body.ends_at.tzinfo is None or starts.tzinfo is None:
+            raise error(422, "invalid_request", "times need a UTC offset")
+        if body.ends_at <= max(now, starts):
+            raise error(422, "invalid_request", "`ends_at` must be in the future, after start")
+        if body.ends_at - starts > silence_max:
+            raise error(
+                422,
+                "silence_too_long",
+                f"a silence lasts at most {silence_max.total_seconds():.0f} seconds",
+            )
+        values = {
+            "matchers": [m.model_dump() for m in body.matchers],
+            "starts_at": starts,
+            "ends_at": body.ends_at,
+            "created_by": body.created_by or caller.name,
+            "comment": body.comment,
+            "created_at": now,
+        }
+        async with engine.begin() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        insert(store.silences).values(values).returning(store.silences)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+        return _silence_json(row)
+
+    @api.delete("/v1/silences/{silence_id}", summary="Expire a silence now")
+    async def expire_silence(silence_id: int, caller: Admin) -> dict[str, Any]:
+        now = clocks.now()
+        async with engine.begin() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        update(store.silences)
+                        .where(store.silences.c.id == silence_id, store.silences.c.ends_at > now)
+                        .values(ends_at=now)
+                        .returning(store.silences)
+                    )
+                )
+                .mappings()
+                .one_or_none()
+            )
+            if row is None:
+                raise error(404, "not_found", f"no active silence {silence_id}")
+            await store.wake(conn, silence_id=silence_id, now=now)
+        return _silence_json(row)
+
+    # -- one-click links -----------------------------------------------------------------------
+
+    def verify(token: str) -> links.Link | HTMLResponse:
+        try:
+            return signer.verify(token, clocks.now())
+        except links.LinkError as exc:
+            status = 410 if exc.code == "link_expired" else 403
+            return HTMLResponse(
+                render.page(
+                    "link.html.j2",
+                    heading="This link cannot be used",
+                    message=str(exc),
+                    alerts=[],
+                    action_label=None,
+                ),
+                status_code=status,
+                headers={"X-Error-Code": exc.code},
+            )
+
+    async def load(link: links.Link) -> list[Alert]:
+        async with engine.connect() as conn:
+            found = await store.load_alerts(conn, link.alert_ids)
+        return [a for a in found if a.account_id == link.account_id]
+
+    @api.get("/links/{token}", response_class=HTMLResponse, summary="Confirm a one-click link")
+    async def link_page(token: str) -> HTMLResponse:
+        link = verify(token)
+        if isinstance(link, HTMLResponse):
+            return link
+        alerts = await load(link)
+        label = links.ACTION_LABEL[link.action]
+        open_alerts = [a for a in alerts if a.is_open]
+        return HTMLResponse(
+            render.page(
+                "link.html.j2",
+                heading=f"{label}: {alerts[0].account_id if alerts else link.account_id}",
+                message=None if open_alerts or link.action == "view" else "Already resolved.",
+                alerts=[alert_json(a) for a in alerts],
+                action_label=label if open_alerts and link.action != "view" else None,
+            ),
+            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        )
+
+    @api.post("/links/{token}", summary="Act on a one-click link")
+    async def link_act(token: str, request: Request) -> HTMLResponse | JSONResponse:
+        link = verify(token)
+        if isinstance(link, HTMLResponse):
+            return link
+        if link.action == "view":
+            raise error(405, "not_an_action", "a view link does not act")
+        alerts = [a for a in await load(link) if a.is_open]
+        who = f"link:{link.person or 'someone'}"
+        after: list[Alert] = []
+        if alerts:
+            if link.action == "ack":
+                after = await actions.act(
+                    link.account_id, [a.id for a in alerts if a.id], "ack", who
+                )
+            else:
+                after = await actions.act(
+                    link.account_id,
+                    [a.id for a in alerts if a.id],
+                    "snooze",
+                    who,
+                    snooze_for=links.SNOOZE[link.action],
+                )
+        done = {
+            "ack": "Acknowledged",
+            "snooze_1d": "Snoozed for a day",
+            "snooze_1w": "Snoozed for a week",
+        }[link.action]
+        if "application/json" in request.headers.get("accept", ""):
+            return JSONResponse({"action": link.action, "alerts": [alert_json(a) for a in after]})
+        return HTMLResponse(
+            render.page(
+                "link.html.j2",
+                heading=done if after else "Nothing to do",
+                message=None if after else "These alerts are already resolved.",
+                alerts=[alert_json(a) for a in after],
+                action_label=None,
+            ),
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return api
+
+
+def _silence_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "matchers": row["matchers"],
+        "starts_at": row["starts_at"].isoformat(),
+        "ends_at": row["ends_at"].isoformat(),
+        "created_by": row["created_by"],
+        "comment": row["comment"],
+    }
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            {
+                "detail": {
+                    "code": "invalid_request",
+                    "message": "the request is not valid",
+                    "errors": [
+                        {"loc": list(e.get("loc", ())), "msg": e.get("msg", "")}
+                        for e in exc.errors()
+                    ],
+                }
+            },
+            status_code=422,
+        )

@@ -1,0 +1,361 @@
+"""One batch of consumed records: gather → decide → apply, in one database transaction.
+
+Records come from three topics: health changes (deduplicated by ``change_id``), and the
+compacted account and person records that keep the service's own view of ownership. Ownership
+is applied first, so a health change in the same batch is routed with it. An account whose
+team changed has its open alerts re-routed.
+
+:func:`gather` and :func:`apply` are shared with the scheduler and the API: all three lock the
+accounts they touch (advisory lock per account), gather their state, call
+:mod:`services.alerts.decide` and apply the decision — alerts and outbox rows in the same
+transaction (the transactional outbox).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.alerts import decide, digest, messages, metrics, routing, store
+from services.alerts.decide import AccountState, Config, Decision, Health
+from services.alerts.lifecycle import Alert
+from shared import events
+from shared.events import AccountRecord, HealthChange, PersonRecord
+from shared.kafka import Record, Rejection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A null value on a compacted topic: the key is deleted."""
+
+    kind: str  # "account" or "person"
+
+
+Message = HealthChange | AccountRecord | PersonRecord | Tombstone
+
+
+def make_decoder(topics: events.Topics) -> Callable[[str, bytes | None], Message]:
+    def decode(topic: str, raw: bytes | None) -> Message:
+        if topic == topics.health:
+            return events.decode_health_change(raw or b"")
+        kind = "account" if topic == topics.accounts else "person"
+        if raw is None:
+            return Tombstone(kind)
+        if kind == "account":
+            return events.decode_account(raw)
+        return events.decode_person(raw)
+
+    return decode
+
+
+# ---------------------------------------------------------------------------------------------
+# Gather and apply (shared with the scheduler and the API)
+
+
+async def gather(
+    conn: AsyncConnection,
+    account_ids: Iterable[str],
+    *,
+    history_since: datetime | None = None,
+) -> dict[str, AccountState]:
+    ids = sorted(set(account_ids))
+    teams = await store.load_teams(conn, ids)
+    open_alerts = await store.load_open_alerts(conn, ids)
+    health_rows = await conn.execute(
+        select(store.account_health).where(store.account_health.c.account_id.in_(ids))
+    )
+    healths = {
+        r["account_id"]: Health(
+            as_of=r["as_of"],
+            score=r["score"],
+            band=r["band"],
+            before_score=r["before_score"],
+            before_band=r["before_band"],
+            reasons=tuple(r["reasons"]),
+            days_since_activity=r["days_since_activity"],
+            change_id=r["change_id"],
+        )
+        for r in health_rows.mappings()
+    }
+    person_ids: set[str] = set()
+    for team in teams.values():
+        person_ids |= team.team.members()
+    for account_alerts in open_alerts.values():
+        for alert in account_alerts:
+            person_ids |= {r.person_id for r in alert.notified_to if r.person_id}
+            person_ids |= {r.person_id for r in alert.route.recipients if r.person_id}
+    people = await store.load_people(conn, person_ids)
+    history = (
+        await store.load_history(conn, ids, history_since) if history_since is not None else {}
+    )
+    states = {}
+    for account_id in ids:
+        row = teams.get(account_id)
+        states[account_id] = AccountState(
+            account_id=account_id,
+            name=row.name if row else None,
+            team=row.team if row else routing.Team(),
+            renewal_date=row.renewal_date if row else None,
+            health=healths.get(account_id),
+            alerts=open_alerts.get(account_id, []),
+            people=people,
+            history=history.get(account_id, []),
+        )
+    return states
+
+
+async def apply(
+    conn: AsyncConnection,
+    states: Mapping[str, AccountState],
+    decisions: Sequence[Decision],
+    config: Config,
+    *,
+    now: datetime,
+    real_now: datetime,
+) -> int:
+    """Write the decisions; returns how many outbox rows were written."""
+    health_rows = [
+        {
+            "account_id": d.account_id,
+            "as_of": d.health.as_of,
+            "score": d.health.score,
+            "band": d.health.band,
+            "before_score": d.health.before_score,
+            "before_band": d.health.before_band,
+            "reasons": list(d.health.reasons),
+            "days_since_activity": d.health.days_since_activity,
+            "change_id": d.health.change_id,
+        }
+        for d in decisions
+        if d.health is not None
+    ]
+    await store.upsert_health(conn, health_rows)
+    await store.insert_history(
+        conn,
+        [
+            {"account_id": d.account_id, "as_of": at, "score": score}
+            for d in decisions
+            for at, score in d.history
+        ],
+    )
+    saved = await store.save_alerts(conn, [a for d in decisions for a in d.alerts])
+    before = {a.id: a for s in states.values() for a in s.alerts}
+    for alert in saved:
+        previous = before.get(alert.id)
+        if previous is None or previous.state != alert.state:
+            metrics.ALERT_TRANSITIONS.labels(alert.rule, alert.severity, alert.state).inc()
+
+    by_account: dict[str, dict[str, Alert]] = defaultdict(dict)
+    for alert in saved:
+        by_account[alert.account_id][alert.rule] = alert
+    first: list[dict[str, Any]] = []
+    replies: list[dict[str, Any]] = []
+    for d in decisions:
+        state = states[d.account_id]
+        for notification in d.notifications:
+            members = [by_account[d.account_id][r] for r in notification.rules]
+            notification = decide.with_ids(notification, by_account[d.account_id])
+            payload = messages.alert_payload(
+                notification, state.view(), members, config.content, now
+            )
+            options = routing.destinations(
+                notification.recipient, config.channels, config.team_channel
+            )
+            if not options:
+                metrics.UNROUTABLE.labels(notification.kind).inc()
+                log.warning(
+                    "no destination for a notification",
+                    extra={"account_id": d.account_id, "kind": notification.kind},
+                )
+                continue
+            rows = messages.outbox_rows(
+                notification.key,
+                notification.kind,
+                d.account_id,
+                options,
+                payload,
+                config.content,
+                real_now,
+            )
+            (replies if notification.kind == "resolved" else first).extend(rows)
+            metrics.NOTIFICATIONS.labels(notification.kind).inc()
+    written = len(await store.enqueue(conn, first))
+    if replies:
+        keys = sorted({r["thread_key"] for r in replies if r["thread_key"]})
+        latest = await conn.execute(
+            text(
+                "SELECT thread_key, max(id) FROM alerts.outbox WHERE thread_key = ANY(:keys) "
+                "AND state IN ('pending', 'sending') GROUP BY thread_key"
+            ),
+            {"keys": keys},
+        )
+        pending: dict[str, int] = dict(latest.tuples().all())
+        for row in replies:
+            row["depends_on"] = pending.get(row["thread_key"])
+        written += len(await store.enqueue(conn, replies))
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# The consumer's batch handler
+
+
+@dataclass(frozen=True)
+class Clocks:
+    now: Callable[[], datetime]  # the service's clock (may be simulated)
+    real_now: Callable[[], datetime]  # wall-clock time, for delivery timing
+
+
+class BatchHandler:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        config: Config,
+        clocks: Clocks,
+        *,
+        digest_hour: int = 9,
+    ) -> None:
+        self._engine = engine
+        self._config = config
+        self._clocks = clocks
+        self._digest_hour = digest_hour
+
+    async def __call__(
+        self, records: Sequence[Record[Message]]
+    ) -> Sequence[tuple[Record[Message], Rejection]]:
+        now = self._clocks.now()
+        people: dict[str, dict[str, Any] | None] = {}
+        account_rows: dict[str, dict[str, Any] | None] = {}
+        changes: dict[str, HealthChange] = {}
+        for record in records:  # offset order per partition: the last value of a key wins
+            value = record.value
+            key = record.key.decode() if record.key else None
+            if isinstance(value, HealthChange):
+                changes.setdefault(value.change_id, value)
+            elif isinstance(value, PersonRecord):
+                people[value.person_id] = self._person_row(value, now)
+            elif isinstance(value, AccountRecord):
+                account_rows[value.account_id] = _account_row(value)
+            elif key is not None:
+                (people if value.kind == "person" else account_rows)[key] = None
+
+        async with self._engine.begin() as conn:
+            rerouted = await self._apply_ownership(conn, people, account_rows)
+            fresh = await store.claim_changes(
+                conn, [(c.change_id, c.account_id) for c in changes.values()]
+            )
+            metrics.HEALTH_CHANGES.labels("duplicate").inc(len(changes) - len(fresh))
+            per_account: dict[str, list[HealthChange]] = defaultdict(list)
+            for change in changes.values():
+                if change.change_id in fresh:
+                    per_account[change.account_id].append(change)
+            touched = set(per_account) | rerouted
+            if not touched:
+                return []
+            await store.lock_accounts(conn, touched)
+            history_days = self._config.ruleset.history_days
+            oldest = min(
+                (c.as_of for cs in per_account.values() for c in cs), default=now
+            ) - timedelta(days=history_days)
+            states = await gather(conn, touched, history_since=oldest)
+            silences = await store.active_silences(conn, now)
+            decisions = [
+                decide.on_changes(
+                    states[account_id],
+                    per_account.get(account_id, []),
+                    silences,
+                    self._config,
+                    now,
+                    ownership_changed=account_id in rerouted,
+                )
+                for account_id in sorted(touched)
+            ]
+            await apply(
+                conn, states, decisions, self._config, now=now, real_now=self._clocks.real_now()
+            )
+        metrics.HEALTH_CHANGES.labels("evaluated").inc(sum(d.evaluated for d in decisions))
+        metrics.HEALTH_CHANGES.labels("late").inc(sum(d.late for d in decisions))
+        return []
+
+    def _person_row(self, person: PersonRecord, now: datetime) -> dict[str, Any]:
+        return {
+            "person_id": person.person_id,
+            "name": person.name,
+            "email": person.email,
+            "slack_user_id": person.slack_user_id,
+            "manager_id": person.manager_id,
+            "time_zone": person.time_zone,
+            "active": person.active,
+            "updated_at": person.updated_at,
+            "next_digest_at": digest.next_digest_at(person.time_zone, self._digest_hour, now),
+        }
+
+    async def _apply_ownership(
+        self,
+        conn: AsyncConnection,
+        people: Mapping[str, dict[str, Any] | None],
+        account_rows: Mapping[str, dict[str, Any] | None],
+    ) -> set[str]:
+        """Write ownership; returns the accounts whose open alerts may need re-routing."""
+        rerouted: set[str] = set()
+        if account_rows:
+            old = await store.load_teams(conn, account_rows, for_update=True)
+            for account_id, row in account_rows.items():
+                before = old.get(account_id)
+                after = (
+                    routing.Team(row["csm"], row["account_executive"], row["renewal_owner"])
+                    if row
+                    else routing.Team()
+                )
+                if before is None or before.team != after:
+                    rerouted.add(account_id)
+            await store.upsert_accounts(conn, [r for r in account_rows.values() if r])
+            await store.delete_accounts(conn, [k for k, r in account_rows.items() if r is None])
+        if people:
+            previous = await store.load_people(conn, people)
+            changed = [
+                pid
+                for pid, row in people.items()
+                if row is None
+                or pid not in previous
+                or previous[pid].active != row["active"]
+                or previous[pid].manager_id != row["manager_id"]
+                or bool(previous[pid].email or previous[pid].slack_user_id)
+                != bool(row["email"] or row["slack_user_id"])
+            ]
+            await store.upsert_people(conn, [r for r in people.values() if r])
+            await store.delete_people(conn, [k for k, r in people.items() if r is None])
+            if changed:
+                rerouted |= set(await store.accounts_owned_by(conn, changed))
+        if rerouted:
+            # Only accounts with open alerts need the work.
+            with_alerts = await conn.execute(
+                select(store.alerts.c.account_id)
+                .where(store.alerts.c.account_id.in_(rerouted), store.alerts.c.state != "resolved")
+                .distinct()
+            )
+            rerouted = {r[0] for r in with_alerts}
+        return rerouted
+
+
+def _account_row(account: AccountRecord) -> dict[str, Any]:
+    return {
+        "account_id": account.account_id,
+        "name": account.name,
+        "tier": account.tier,
+        "seats": account.seats,
+        "renewal_date": account.renewal_date,
+        "csm": account.team.csm,
+        "account_executive": account.team.account_executive,
+        "renewal_owner": account.team.renewal_owner,
+        "updated_at": account.updated_at,
+    }

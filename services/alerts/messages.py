@@ -1,0 +1,208 @@
+"""What a notification says: the payload stored in the outbox row, built at enqueue time.
+
+Pure. The payload is plain JSON so the delivery worker can render it for whichever channel the
+row (or its fallback) uses: the account, its owner, the score and band change, the alerts, the
+top reasons, a link to the brief and signed one-click links (acknowledge, snooze 1 day or
+1 week, view). Links expire ``link_ttl`` after the message is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from services.alerts import digest as digests
+from services.alerts.lifecycle import Alert, Notification
+from services.alerts.links import Action, Link, LinkSigner
+from services.alerts.routing import Destination, Recipient
+
+MAX_REASONS = 5
+
+
+@dataclass(frozen=True)
+class AccountView:
+    account_id: str
+    name: str
+    score: float | None = None
+    band: str | None = None
+    before_score: float | None = None
+    before_band: str | None = None
+    as_of: datetime | None = None
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Content:
+    """How links and ids are made: from the settings."""
+
+    signer: LinkSigner
+    public_url: str
+    brief_url_template: str
+    link_ttl: timedelta
+    message_id_domain: str
+
+    def link(
+        self,
+        action: Action,
+        account_id: str,
+        alert_ids: Sequence[int],
+        person: str | None,
+        now: datetime,
+    ) -> str:
+        token = self.signer.sign(
+            Link(action, account_id, tuple(alert_ids), person, now + self.link_ttl)
+        )
+        return f"{self.public_url.rstrip('/')}/links/{token}"
+
+    def brief_url(self, account_id: str) -> str:
+        return self.brief_url_template.format(account_id=quote(account_id, safe=""))
+
+    def message_id(self, key: str) -> str:
+        return message_id(key, self.message_id_domain)
+
+
+def message_id(key: str, domain: str) -> str:
+    """The email Message-ID of the notification ``key``: the same on every attempt."""
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
+
+
+def thread_root(account_id: str, address: str, domain: str) -> str:
+    """The id every email about ``account_id`` to ``address`` refers to, so they thread."""
+    digest = hashlib.sha256(f"{account_id}|{address}".encode()).hexdigest()[:24]
+    return f"<account.{digest}@{domain}>"
+
+
+def alert_payload(
+    notification: Notification,
+    account: AccountView,
+    members: Sequence[Alert],
+    content: Content,
+    now: datetime,
+) -> dict[str, Any]:
+    """The payload of an alert, escalation or resolved notice about one account."""
+    ids = [a.id for a in members if a.id is not None]
+    person = notification.recipient.person_id
+    owner = members[0].route.owner if members else None
+    links: dict[str, str] = {
+        "brief": content.brief_url(account.account_id),
+        "view": content.link("view", account.account_id, ids, person, now),
+    }
+    if notification.kind != "resolved":
+        for action in ("ack", "snooze_1d", "snooze_1w"):
+            links[action] = content.link(action, account.account_id, ids, person, now)
+    return {
+        "kind": notification.kind,
+        "account": {"id": account.account_id, "name": account.name},
+        "owner": {"name": owner.name, "person_id": owner.person_id} if owner else None,
+        "recipient": notification.recipient.to_json(),
+        "severity": notification.severity,
+        "health": {
+            "score": account.score,
+            "band": account.band,
+            "before_score": account.before_score,
+            "before_band": account.before_band,
+            "as_of": account.as_of.isoformat() if account.as_of else None,
+        },
+        "reasons": list(account.reasons[:MAX_REASONS]),
+        "alerts": [
+            {
+                "id": a.id,
+                "rule": a.rule,
+                "severity": a.severity,
+                "motion": a.motion,
+                "summary": a.summary,
+                "state": a.state,
+                "resolved_by": a.resolved_by,
+                "started_at": a.started_at.isoformat(),
+            }
+            for a in members
+        ],
+        "route_path": list(members[0].route.path) if members else [],
+        "escalation_path": list(notification.path),
+        "links": links,
+        "written_at": now.isoformat(),
+    }
+
+
+def digest_payload(
+    digest: digests.Digest, recipient: Recipient, content: Content, now: datetime
+) -> dict[str, Any]:
+    def line(a: digests.AccountLine) -> dict[str, Any]:
+        return {
+            "account_id": a.account_id,
+            "name": a.name,
+            "score": round(a.score, 1),
+            "band": a.band,
+            "moved": None if a.moved is None else round(a.moved, 1),
+            "reasons": list(a.reasons[:2]),
+            "brief": content.brief_url(a.account_id),
+        }
+
+    return {
+        "kind": "digest",
+        "recipient": recipient.to_json(),
+        "date": digest.local_date.isoformat(),
+        "person": {"person_id": digest.person_id, "name": digest.person_name},
+        "red": [line(a) for a in digest.red],
+        "yellow": [line(a) for a in digest.yellow],
+        "movers": [line(a) for a in digest.movers],
+        "silent": [{**line(a), "days": round(days)} for a, days in digest.silent],
+        "held": [
+            {
+                "id": h.alert_id,
+                "account_id": h.account_id,
+                "account_name": h.account_name,
+                "rule": h.rule,
+                "severity": h.severity,
+                "summary": h.summary,
+                "new": h.new,
+                "ack": content.link("ack", h.account_id, [h.alert_id], digest.person_id, now),
+            }
+            for h in digest.held
+        ],
+        "written_at": now.isoformat(),
+    }
+
+
+def outbox_rows(
+    key: str,
+    kind: str,
+    account_id: str | None,
+    options: Sequence[Destination],
+    payload: Mapping[str, Any],
+    content: Content,
+    enqueued_at: datetime,
+) -> list[dict[str, Any]]:
+    """The outbox row for the first destination, with the others as its fallbacks.
+
+    ``enqueued_at`` is real (wall-clock) time: delivery retries live in the real world even
+    when the service runs on a simulated clock."""
+    if not options:
+        return []
+    first, rest = options[0], options[1:]
+    return [
+        {
+            "key": key,
+            "kind": kind,
+            "account_id": account_id,
+            "channel": first.channel,
+            "address": first.address,
+            "mention": first.mention,
+            "fallbacks": [d.to_json() for d in rest],
+            "payload": dict(payload),
+            "message_id": content.message_id(key),
+            "thread_key": thread_key(account_id, first) if account_id else None,
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": enqueued_at,
+            "created_at": enqueued_at,
+        }
+    ]
+
+
+def thread_key(account_id: str, destination: Destination) -> str:
+    return f"{account_id}|{destination.channel}:{destination.address}"

@@ -1,0 +1,72 @@
+"""Prometheus metrics of the alerts service (names start with ``churnwatch_alerts_``).
+
+Gauges computed from the database (alerts by state, outbox depth and age) are refreshed every
+``ALERTS_METRICS_REFRESH_SECONDS`` by each replica; they describe the shared database, so
+aggregate them with ``max`` across replicas, not ``sum``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HEALTH_CHANGES = Counter(
+    "churnwatch_alerts_health_changes_total",
+    "Health changes consumed, by outcome (evaluated, duplicate, late)",
+    ["outcome"],
+)
+ALERT_TRANSITIONS = Counter(
+    "churnwatch_alerts_transitions_total",
+    "Alerts entering a state, by rule, severity and state",
+    ["rule", "severity", "state"],
+)
+ALERTS = Gauge(
+    "churnwatch_alerts_alerts",
+    "Open alerts by rule, severity and state (from the database)",
+    ["rule", "severity", "state"],
+)
+NOTIFICATIONS = Counter(
+    "churnwatch_alerts_notifications_total",
+    "Notifications written to the outbox, by kind (alert, escalation, resolved, digest)",
+    ["kind"],
+)
+UNROUTABLE = Counter(
+    "churnwatch_alerts_unroutable_total",
+    "Notifications with no destination at all (no owner, no manager, no team channel)",
+    ["kind"],
+)
+DELIVERIES = Counter(
+    "churnwatch_alerts_deliveries_total",
+    "Delivery attempts by channel and outcome "
+    "(sent, retry, rate_limited, fallback, failed, given_up, lease_lost)",
+    ["channel", "outcome"],
+)
+RETRIES = Counter(
+    "churnwatch_alerts_delivery_retries_total",
+    "Delivery attempts that will be retried, by channel and reason (retry, rate_limited)",
+    ["channel", "reason"],
+)
+LEASES_EXPIRED = Counter(
+    "churnwatch_alerts_delivery_leases_expired_total",
+    "Outbox rows whose worker vanished mid-send (sent again: at-least-once)",
+    ["channel"],
+)
+SEND_SECONDS = Histogram(
+    "churnwatch_alerts_send_seconds",
+    "Time of one send to the provider",
+    ["channel"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+OUTBOX_DEPTH = Gauge(
+    "churnwatch_alerts_outbox_depth",
+    "Outbox rows not yet delivered (pending or sending), by channel",
+    ["channel"],
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "churnwatch_alerts_outbox_oldest_age_seconds",
+    "Age of the oldest undelivered outbox row",
+)
+SCHEDULER_SECONDS = Histogram(
+    "churnwatch_alerts_scheduler_pass_seconds",
+    "Time of one scheduler pass (group flushes, repeats, escalations, digests)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)

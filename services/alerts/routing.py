@@ -1,0 +1,304 @@
+"""Who gets an alert, and through which channels — pure, from the ownership known at fire time.
+
+By motion: adoption (health risks) → the CSM; renewal → the renewal owner and the CSM;
+expansion → the account executive; advocacy → the CSM. For each role: the owner if they are
+active and reachable (Slack or email); otherwise the owner's manager; otherwise the configured
+team channel. A role with no owner at all goes to the team channel, unless another role of the
+same motion reached a person. Every step taken is recorded in :attr:`Route.path`.
+
+A critical alert nobody acknowledged escalates to the managers of the people it went to
+(:func:`escalation`), or the team channel when there is no reachable manager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from services.alerts.rules import Motion
+
+Role = Literal["csm", "renewal_owner", "account_executive"]
+
+MOTION_ROLES: dict[str, tuple[Role, ...]] = {
+    "adoption": ("csm",),
+    "renewal": ("renewal_owner", "csm"),
+    "expansion": ("account_executive",),
+    "advocacy": ("csm",),
+}
+
+ROLE_LABEL: dict[str, str] = {
+    "csm": "CSM",
+    "renewal_owner": "renewal owner",
+    "account_executive": "account executive",
+}
+
+
+@dataclass(frozen=True)
+class Person:
+    person_id: str
+    name: str
+    email: str | None = None
+    slack_user_id: str | None = None
+    manager_id: str | None = None
+    time_zone: str = "UTC"
+    active: bool = True
+
+    @property
+    def reachable(self) -> bool:
+        return self.active and bool(self.email or self.slack_user_id)
+
+
+@dataclass(frozen=True)
+class Team:
+    csm: str | None = None
+    account_executive: str | None = None
+    renewal_owner: str | None = None
+
+    def get(self, role: Role) -> str | None:
+        value: str | None = getattr(self, role)
+        return value
+
+    def members(self) -> set[str]:
+        return {p for p in (self.csm, self.account_executive, self.renewal_owner) if p}
+
+
+@dataclass(frozen=True)
+class TeamChannel:
+    slack_channel: str | None = None
+    email: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.slack_channel or self.email)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A person, or the team channel (``person_id`` None)."""
+
+    name: str
+    person_id: str | None = None
+    slack: str | None = None  # a Slack user id (person) or channel id (team)
+    email: str | None = None
+    time_zone: str = "UTC"
+
+    @property
+    def key(self) -> str:
+        return self.person_id or "team"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "person_id": self.person_id,
+            "slack": self.slack,
+            "email": self.email,
+            "time_zone": self.time_zone,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Recipient:
+        return cls(
+            name=raw["name"],
+            person_id=raw.get("person_id"),
+            slack=raw.get("slack"),
+            email=raw.get("email"),
+            time_zone=raw.get("time_zone") or "UTC",
+        )
+
+
+@dataclass(frozen=True)
+class Route:
+    recipients: tuple[Recipient, ...]
+    path: tuple[str, ...]
+
+    @property
+    def owner(self) -> Recipient | None:
+        """The first person the alert goes to (shown as "owner" in messages)."""
+        return next((r for r in self.recipients if r.person_id), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"recipients": [r.to_json() for r in self.recipients], "path": list(self.path)}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Route:
+        return cls(
+            tuple(Recipient.from_json(r) for r in raw.get("recipients", [])),
+            tuple(raw.get("path", [])),
+        )
+
+
+def _as_recipient(person: Person) -> Recipient:
+    return Recipient(
+        name=person.name,
+        person_id=person.person_id,
+        slack=person.slack_user_id,
+        email=person.email,
+        time_zone=person.time_zone,
+    )
+
+
+def _team_recipient(channel: TeamChannel) -> Recipient:
+    return Recipient(name="team channel", slack=channel.slack_channel, email=channel.email)
+
+
+def _why_not(person: Person) -> str:
+    if not person.active:
+        return "inactive"
+    return "has no Slack id or email"
+
+
+def route(motion: Motion, team: Team, people: Mapping[str, Person], channel: TeamChannel) -> Route:
+    """The recipients of an alert of ``motion`` for an account with ``team``."""
+    recipients: list[Recipient] = []
+    path: list[str] = []
+    unowned: list[str] = []
+    for role in MOTION_ROLES[motion]:
+        label = ROLE_LABEL[role]
+        person_id = team.get(role)
+        if person_id is None:
+            path.append(f"{label}: none")
+            unowned.append(label)
+            continue
+        person = people.get(person_id)
+        if person is None:
+            path.append(f"{label} {person_id}: unknown person")
+            unowned.append(label)
+            continue
+        if person.reachable:
+            path.append(f"{label} → {person.person_id} ({person.name})")
+            _add(recipients, _as_recipient(person))
+            continue
+        path.append(f"{label} {person.person_id} {_why_not(person)}")
+        manager = people.get(person.manager_id) if person.manager_id else None
+        if manager is not None and manager.reachable:
+            path.append(f"→ manager {manager.person_id} ({manager.name})")
+            _add(recipients, _as_recipient(manager))
+        else:
+            path.append(
+                f"manager {person.manager_id} {_why_not(manager) if manager else 'unknown'}"
+                if person.manager_id
+                else "no manager"
+            )
+            unowned.append(label)
+    if unowned and not any(r.person_id for r in recipients):
+        _to_team(recipients, path, channel)
+    return Route(tuple(recipients), tuple(path))
+
+
+def escalation(
+    notified: tuple[Recipient, ...], people: Mapping[str, Person], channel: TeamChannel
+) -> Route:
+    """Where a critical alert escalates: the managers of the people it went to."""
+    recipients: list[Recipient] = []
+    path: list[str] = []
+    for recipient in notified:
+        if recipient.person_id is None:
+            continue
+        person = people.get(recipient.person_id)
+        manager_id = person.manager_id if person else None
+        manager = people.get(manager_id) if manager_id else None
+        if manager is not None and manager.reachable:
+            if manager.person_id not in {r.person_id for r in notified}:
+                path.append(f"escalate {recipient.person_id} → manager {manager.person_id}")
+                _add(recipients, _as_recipient(manager))
+            else:
+                path.append(f"escalate {recipient.person_id}: manager already notified")
+        else:
+            path.append(f"escalate {recipient.person_id}: no reachable manager")
+    if not recipients:
+        _to_team(recipients, path, channel)
+    return Route(tuple(recipients), tuple(path))
+
+
+def _to_team(recipients: list[Recipient], path: list[str], channel: TeamChannel) -> None:
+    if channel.configured:
+        path.append("→ team channel")
+        _add(recipients, _team_recipient(channel))
+    else:
+        path.append("no team channel configured: nobody to notify")
+
+
+def _add(recipients: list[Recipient], recipient: Recipient) -> None:
+    if all(r.key != recipient.key for r in recipients):
+        recipients.append(recipient)
+
+
+# ---------------------------------------------------------------------------------------------
+# Channels
+
+
+Channel = Literal["slack", "email"]
+
+
+@dataclass(frozen=True)
+class Destination:
+    """One channel and address: a Slack user/channel id (or ``webhook``), or an email address."""
+
+    channel: Channel
+    address: str
+    mention: str | None = None  # a Slack user id to @-mention (webhook or team channel)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"channel": self.channel, "address": self.address, "mention": self.mention}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Destination:
+        return cls(raw["channel"], raw["address"], raw.get("mention"))
+
+
+WEBHOOK = "webhook"
+
+
+@dataclass(frozen=True)
+class Channels:
+    """Which delivery channels are configured."""
+
+    slack_api: bool = False  # a bot token: DMs and channels through chat.postMessage
+    slack_webhook: bool = False  # an incoming webhook: one fixed channel
+    email: bool = False
+
+    @property
+    def slack(self) -> bool:
+        return self.slack_api or self.slack_webhook
+
+
+def destinations(
+    recipient: Recipient,
+    channels: Channels,
+    channel: TeamChannel,
+    *,
+    prefer: Channel = "slack",
+) -> list[Destination]:
+    """The recipient's channels in order: the first is tried, the rest are fallbacks for a
+    permanent failure. The team channel comes last, so a message is never silently lost."""
+    options: list[Destination] = []
+    if channels.slack and recipient.slack:
+        if recipient.person_id is not None and not channels.slack_api:
+            options.append(Destination("slack", WEBHOOK, mention=recipient.slack))
+        elif channels.slack_api:
+            options.append(Destination("slack", recipient.slack))
+        else:
+            options.append(Destination("slack", WEBHOOK))
+    if channels.email and recipient.email:
+        email = Destination("email", recipient.email)
+        if prefer == "email":
+            options.insert(0, email)
+        else:
+            options.append(email)
+    if recipient.person_id is not None and channels.slack and channel.slack_channel:
+        team = (
+            Destination("slack", channel.slack_channel, mention=recipient.slack)
+            if channels.slack_api
+            else Destination("slack", WEBHOOK, mention=recipient.slack)
+        )
+        if team not in options and all(o.address != team.address for o in options):
+            options.append(team)
+    if (
+        recipient.person_id is not None
+        and channels.email
+        and channel.email
+        and all(o.address != channel.email for o in options)
+    ):
+        options.append(Destination("email", channel.email))
+    return options

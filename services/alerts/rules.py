@@ -1,0 +1,365 @@
+"""Alert rules: the validated rules file and the pure evaluation of a health change against it.
+
+A rule reads one :class:`~shared.events.HealthChange` (plus what the service knows about the
+account: its renewal date, its recent scores) and gives a :class:`Verdict`:
+
+- ``fire``     the condition holds: open the alert, or keep it open at this severity;
+- ``sustain``  the condition still holds but did not newly start: keep an open alert open (at
+               this severity) without opening a new one — e.g. a band that stays red;
+- ``clear``    the condition no longer holds: resolve the open alert;
+- ``unknown``  an input the rule needs is missing: leave the alert as it is.
+
+No I/O here; the time a rule measures against is the change's ``as_of``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared.events import Band, HealthChange
+
+Severity = Literal["info", "warning", "critical"]
+Motion = Literal["adoption", "renewal", "expansion", "advocacy"]
+Delivery = Literal["immediate", "digest"]
+Outcome = Literal["fire", "sustain", "clear", "unknown"]
+
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
+BAND_RANK: dict[str, int] = {"green": 0, "yellow": 1, "red": 2}
+
+
+def raise_severity(severity: Severity, steps: int = 1) -> Severity:
+    return SEVERITIES[min(SEVERITY_RANK[severity] + steps, len(SEVERITIES) - 1)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules file
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    severity: Severity
+    motion: Motion
+    delivery: Delivery | None = None  # None: the file's default
+    send_resolved: bool | None = None  # None: the file's default
+    description: str = ""
+
+
+class BandWorsened(_Rule):
+    """The band got worse (green → yellow → red). Open while the band is not green."""
+
+    kind: Literal["band_worsened"]
+    severity_when_red: Severity = "critical"
+
+
+class ScoreDropped(_Rule):
+    """The score is at least ``points`` below its highest value of the last ``days`` days."""
+
+    kind: Literal["score_dropped"]
+    points: float = Field(gt=0, le=100)
+    days: float = Field(gt=0, le=90)
+    critical_points: float | None = Field(None, gt=0, le=100)
+
+
+class NoActivity(_Rule):
+    """Nobody at the account did anything for ``days`` days."""
+
+    kind: Literal["no_activity"]
+    days: float = Field(gt=0)
+    critical_days: float | None = Field(None, gt=0)
+
+
+class TicketSurge(_Rule):
+    """At least ``opened_7d`` high/urgent tickets opened in 7 days, or ``open`` still open."""
+
+    kind: Literal["ticket_surge"]
+    opened_7d: int = Field(ge=1)
+    open: int | None = Field(None, ge=1)
+
+
+class RenewalAtRisk(_Rule):
+    """Renewal within ``within_days`` while the band is not green; critical when it is red or
+    the renewal is within ``critical_within_days``."""
+
+    kind: Literal["renewal_at_risk"]
+    within_days: int = Field(ge=1, le=730)
+    critical_within_days: int | None = Field(None, ge=0)
+
+
+class Expansion(_Rule):
+    """Seat utilisation at or above ``utilisation`` (0.9 = 90 %): time to talk about seats.
+    Clears below ``clear_below`` (hysteresis; defaults to ``utilisation``)."""
+
+    kind: Literal["expansion"]
+    utilisation: float = Field(gt=0, le=5)
+    clear_below: float | None = Field(None, gt=0, le=5)
+
+
+class Advocacy(_Rule):
+    """Green for ``green_days`` days with an NPS of at least ``min_nps``: ask for a reference."""
+
+    kind: Literal["advocacy"]
+    green_days: float = Field(gt=0)
+    min_nps: int = Field(9, ge=0, le=10)
+
+
+RuleConfig = Annotated[
+    BandWorsened | ScoreDropped | NoActivity | TicketSurge | RenewalAtRisk | Expansion | Advocacy,
+    Field(discriminator="kind"),
+]
+
+
+class Defaults(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delivery: Delivery = "immediate"
+    send_resolved: bool = True
+
+
+class RenewalProximity(BaseModel):
+    """Risk alerts of ``motions`` are raised one severity level while the renewal is near."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    within_days: int = Field(60, ge=0, le=730)
+    motions: frozenset[Motion] = frozenset({"adoption"})
+
+
+class RulesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1]
+    defaults: Defaults = Defaults()
+    renewal_proximity: RenewalProximity = RenewalProximity()
+    rule: list[RuleConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> RulesFile:
+        names = [r.name for r in self.rule]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"rule names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule with the file's defaults applied."""
+
+    config: RuleConfig
+    delivery: Delivery
+    send_resolved: bool
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def motion(self) -> Motion:
+        return self.config.motion
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    renewal_proximity: RenewalProximity
+
+    def by_name(self, name: str) -> Rule | None:
+        return next((r for r in self.rules if r.name == name), None)
+
+    @property
+    def history_days(self) -> float:
+        """How far back the score history must reach for the score-drop rules."""
+        return max(
+            (r.config.days for r in self.rules if isinstance(r.config, ScoreDropped)), default=0
+        )
+
+
+class RulesError(ValueError):
+    """The rules file is missing or invalid; the message says where and why."""
+
+
+def parse(text: str, *, source: str = "<rules>") -> RuleSet:
+    try:
+        raw = tomllib.loads(text)
+        config = RulesFile.model_validate(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"{source}: not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        raise RulesError(f"{source}: invalid rules:\n{exc}") from None
+    rules = tuple(
+        Rule(
+            config=r,
+            delivery=r.delivery or config.defaults.delivery,
+            send_resolved=(
+                config.defaults.send_resolved if r.send_resolved is None else r.send_resolved
+            ),
+        )
+        for r in config.rule
+    )
+    return RuleSet(rules, config.renewal_proximity)
+
+
+def load(path: Path) -> RuleSet:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RulesError(f"{path}: cannot read the rules file: {exc}") from None
+    return parse(text, source=str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the service knows besides the change: the account record and recent scores."""
+
+    renewal_date: date | None = None
+    # (as_of, score) of earlier evaluations of this account, any order, any age
+    score_history: Sequence[tuple[datetime, float]] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rule: str
+    outcome: Outcome
+    severity: Severity
+    summary: str = ""
+
+
+def evaluate(ruleset: RuleSet, change: HealthChange, context: Context) -> list[Verdict]:
+    """Every rule's verdict on one health change."""
+    verdicts: list[Verdict] = []
+    renewal = change.after.signals.renewal_date or context.renewal_date
+    renewal_near = (
+        renewal is not None
+        and 0 <= (renewal - change.as_of.date()).days <= ruleset.renewal_proximity.within_days
+    )
+    for rule in ruleset.rules:
+        verdict = _evaluate_one(rule.config, change, context, renewal)
+        if (
+            renewal_near
+            and verdict.outcome in ("fire", "sustain")
+            and rule.motion in ruleset.renewal_proximity.motions
+        ):
+            verdict = Verdict(
+                verdict.rule,
+                verdict.outcome,
+                raise_severity(verdict.severity),
+                f"{verdict.summary}; renewal on {renewal}",
+            )
+        verdicts.append(verdict)
+    return verdicts
+
+
+def _evaluate_one(
+    rule: RuleConfig, change: HealthChange, context: Context, renewal: date | None
+) -> Verdict:
+    after = change.after
+    signals = after.signals
+    name = rule.name
+
+    def fire(summary: str, severity: Severity | None = None) -> Verdict:
+        return Verdict(name, "fire", severity or rule.severity, summary)
+
+    def clear(summary: str = "") -> Verdict:
+        return Verdict(name, "clear", rule.severity, summary)
+
+    unknown = Verdict(name, "unknown", rule.severity)
+
+    match rule:
+        case BandWorsened():
+            severity = rule.severity_when_red if after.band == "red" else rule.severity
+            if after.band == "green":
+                return clear("back to green")
+            summary = _band_summary(change.before.band if change.before else None, after.band)
+            before = change.before
+            if before is not None and BAND_RANK[after.band] > BAND_RANK[before.band]:
+                return fire(summary, severity)
+            return Verdict(name, "sustain", severity, summary)
+        case ScoreDropped():
+            since = change.as_of - timedelta(days=rule.days)
+            earlier = [score for at, score in context.score_history if since <= at <= change.as_of]
+            if change.before is not None:
+                earlier.append(change.before.score)
+            if not earlier:
+                return unknown
+            peak = max(earlier)
+            drop = peak - after.score
+            if drop < rule.points:
+                return clear(f"score {after.score:.0f}, {drop:.0f} points below its peak")
+            critical = rule.critical_points is not None and drop >= rule.critical_points
+            return fire(
+                f"score dropped {drop:.0f} points in {rule.days:g} days "
+                f"({peak:.0f} → {after.score:.0f})",
+                "critical" if critical else None,
+            )
+        case NoActivity():
+            days = signals.days_since_activity
+            if days is None:
+                return unknown
+            if days < rule.days:
+                return clear()
+            critical = rule.critical_days is not None and days >= rule.critical_days
+            return fire(f"no activity for {days:.0f} days", "critical" if critical else None)
+        case TicketSurge():
+            opened, still_open = signals.high_urgent_opened_7d, signals.open_high_urgent_tickets
+            if opened is None and still_open is None:
+                return unknown
+            if opened is not None and opened >= rule.opened_7d:
+                return fire(f"{opened} high/urgent tickets opened in 7 days")
+            if rule.open is not None and still_open is not None and still_open >= rule.open:
+                return fire(f"{still_open} high/urgent tickets open")
+            return clear()
+        case RenewalAtRisk():
+            if renewal is None:
+                return unknown
+            days_left = (renewal - change.as_of.date()).days
+            if after.band == "green" or not 0 <= days_left <= rule.within_days:
+                return clear()
+            critical = after.band == "red" or (
+                rule.critical_within_days is not None and days_left <= rule.critical_within_days
+            )
+            return fire(
+                f"renewal in {days_left} days ({renewal}) while {after.band}",
+                "critical" if critical else None,
+            )
+        case Expansion():
+            utilisation = signals.seat_utilisation
+            if utilisation is None:
+                return unknown
+            if utilisation >= rule.utilisation:
+                seats = f" of {signals.seats} seats" if signals.seats else ""
+                return fire(f"seat utilisation {utilisation:.0%}{seats}")
+            if utilisation < (rule.clear_below or rule.utilisation):
+                return clear()
+            return Verdict(name, "sustain", rule.severity, f"seat utilisation {utilisation:.0%}")
+        case Advocacy():
+            if after.band != "green":
+                return clear()
+            nps, days = signals.nps_latest, signals.days_in_band
+            if nps is None or days is None:
+                return unknown
+            if nps >= rule.min_nps and days >= rule.green_days:
+                return fire(f"green for {days:.0f} days with NPS {nps}")
+            return clear()
+    raise AssertionError(f"unhandled rule kind {rule!r}")  # pragma: no cover
+
+
+def _band_summary(before: Band | None, after: Band) -> str:
+    return f"health band {before} → {after}" if before else f"health band {after}"
+
+
+def rule_names(ruleset: RuleSet) -> Iterable[str]:
+    return (r.name for r in ruleset.rules)

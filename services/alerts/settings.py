@@ -1,0 +1,108 @@
+"""The alerts service's settings: one class, built in ``__main__`` and passed down.
+
+Every variable carries the ``ALERTS_`` prefix (``ALERTS_GROUP_WAIT_SECONDS``…), except the
+shared infrastructure ones (``KAFKA_*``, ``DATABASE_URL``, ``API_KEYS``, ``LOG_LEVEL``,
+``CLOCK_*``). Durations carry their unit in their name; secrets are ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.clock import ClockSettings
+from shared.settings import ApiKeySettings, DatabaseSettings, KafkaSettings, ServiceSettings
+
+DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.toml"
+
+
+class AlertsSettings(
+    ServiceSettings, KafkaSettings, DatabaseSettings, ApiKeySettings, ClockSettings
+):
+    model_config = SettingsConfigDict(env_prefix="ALERTS_", extra="ignore", frozen=True)
+
+    port: int = Field(8002, ge=1, le=65535)
+    rules_file: Path = DEFAULT_RULES_FILE
+    consumer_group: str = "churnwatch-alerts"
+    consumer_max_records: int = Field(500, ge=1)
+
+    # -- timing (clock time) -------------------------------------------------------------------
+    group_wait_seconds: float = Field(30.0, ge=0)
+    repeat_interval_seconds: float = Field(86_400.0, gt=0)
+    escalate_after_seconds: float = Field(4 * 3600.0, gt=0)
+    silence_max_seconds: float = Field(30 * 86_400.0, gt=0)
+    tick_seconds: float = Field(
+        1.0, gt=0, description="real seconds between scheduler passes (group flush, digests)"
+    )
+
+    # -- routing -------------------------------------------------------------------------------
+    team_slack_channel: str | None = Field(None, description="last resort: a Slack channel id")
+    team_email: str | None = Field(None, description="last resort: a team mailbox")
+
+    # -- links and content ---------------------------------------------------------------------
+    public_url: str = "http://127.0.0.1:8002"
+    brief_url_template: str = "http://127.0.0.1:8001/v1/accounts/{account_id}/brief"
+    link_signing_secret: SecretStr | None = Field(
+        None, description="HMAC key of one-click links; unset = a random key per process"
+    )
+    link_previous_signing_secrets: SecretStr | None = Field(
+        None, description="comma-separated older keys still accepted (rotation)"
+    )
+    link_ttl_seconds: float = Field(7 * 86_400.0, gt=0)
+
+    # -- Slack ---------------------------------------------------------------------------------
+    slack_bot_token: SecretStr | None = None
+    slack_webhook_url: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api"
+    slack_timeout_seconds: float = Field(10.0, gt=0)
+    slack_channel_interval_seconds: float = Field(
+        1.0, ge=0, description="at most one message per this many seconds per Slack channel"
+    )
+
+    # -- email ---------------------------------------------------------------------------------
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(20.0, gt=0)
+    email_from: str = "churnwatch <alerts@churnwatch.invalid>"
+    message_id_domain: str = "churnwatch.invalid"
+
+    # -- delivery (real time) ------------------------------------------------------------------
+    delivery_workers: int = Field(2, ge=0, description="claiming loops per process (0 = none)")
+    delivery_batch_size: int = Field(20, ge=1)
+    delivery_poll_seconds: float = Field(
+        1.0, gt=0, description="longest wait between claims when no NOTIFY arrives"
+    )
+    delivery_lease_seconds: float = Field(60.0, gt=0)
+    delivery_backoff_initial_seconds: float = Field(2.0, gt=0)
+    delivery_backoff_max_seconds: float = Field(600.0, gt=0)
+    delivery_give_up_seconds: float = Field(86_400.0, gt=0)
+
+    # -- digest --------------------------------------------------------------------------------
+    digest_hour: int = Field(9, ge=0, le=23)
+    digest_channel: Literal["email", "slack"] = "email"
+    digest_silent_days: float = Field(7.0, gt=0)
+    digest_skip_empty: bool = True
+
+    metrics_refresh_seconds: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_send(self) -> Self:
+        longest_send = max(self.slack_timeout_seconds, self.smtp_timeout_seconds)
+        if self.delivery_lease_seconds <= longest_send + 1:
+            raise ValueError(
+                "ALERTS_DELIVERY_LEASE_SECONDS must exceed the longest send timeout "
+                f"({longest_send}s) by more than a second, or a slow send could be repeated"
+            )
+        return self
+
+    def previous_secrets(self) -> list[str]:
+        if self.link_previous_signing_secrets is None:
+            return []
+        raw = self.link_previous_signing_secrets.get_secret_value()
+        return [part.strip() for part in raw.split(",") if part.strip()]
