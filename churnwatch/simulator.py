@@ -176,7 +176,7 @@ class Simulation:
         raise KeyError(account_id)
 
     def __iter__(self) -> Iterator[SimulatedDay]:
-        runs = [_AccountRun(a, self.seed, self.days, self.intensity) for a in self._portfolio]
+        runs = [_AccountRun(a, self.seed, self.intensity) for a in self._portfolio]
         tickets = itertools.count(48_000)
         for index in range(self.days):
             day = self.start + timedelta(days=index)
@@ -293,6 +293,10 @@ class _User:
     joins: int  # first day provisioned
     quits: int | None  # first day no longer active
 
+    def present(self, day: int) -> bool:
+        """Provisioned and not gone on ``day``."""
+        return self.joins <= day and (self.quits is None or day < self.quits)
+
 
 @dataclass(slots=True)
 class _Ticket:
@@ -320,10 +324,9 @@ class _Step:
 class _AccountRun:
     """The activity of one account, generated day by day with the account's own RNG."""
 
-    def __init__(self, account: Account, seed: int, days: int, intensity: float) -> None:
+    def __init__(self, account: Account, seed: int, intensity: float) -> None:
         self.account = account
         self.plan = plan = account.plan
-        self.days = days
         self.intensity = intensity
         self.rng = rng = random.Random(f"churnwatch-activity:{seed}:{account.index}")
         self.id_prefix = f"sim{seed}-{account.index:04d}"
@@ -354,10 +357,11 @@ class _AccountRun:
         weekend = rng.uniform(0.1, 0.3)
         self.weekly = (*_WEEKDAY_FACTORS, weekend, weekend * 0.8)
         self.api_calls = account.seats * rng.uniform(5, 30)
-        self.storm_days = sorted(
-            rng.randint(plan.storm.start, plan.storm.end - 1)
-            for _ in range(plan.storm_tickets)
-            if plan.storm is not None
+        storm = plan.storm
+        self.storm_days = (
+            sorted(rng.randint(storm.start, storm.end - 1) for _ in range(plan.storm_tickets))
+            if storm is not None
+            else []
         )
         self.scheduled: dict[int, list[_Step]] = {}
         for wave in plan.survey_days:
@@ -385,9 +389,7 @@ class _AccountRun:
         chance = factor * self.weekly[weekday]
         breadth = max(1, math.ceil(len(self.features) * min(1.0, factor)))
         for user in self.users:
-            if user.joins > day or (user.quits is not None and day >= user.quits):
-                continue
-            if self.rng.random() < min(0.97, user.propensity * chance):
+            if user.present(day) and self.rng.random() < min(0.97, user.propensity * chance):
                 self._use(user.user_id, breadth)
         self._integration(chance)
         self._new_tickets(day, weekday, tickets)
@@ -505,7 +507,7 @@ class _AccountRun:
         rng = self.rng
         second = self._second()
         at = self.day * SECONDS_PER_DAY + second
-        active = [u for u in self.users if u.joins <= self.day and (u.quits or 10**9) > self.day]
+        active = [u for u in self.users if u.present(self.day)]
         ticket = _Ticket(
             ticket_id=next(tickets),
             subject=rng.choice(_TICKET_SUBJECTS),
@@ -558,7 +560,7 @@ class _AccountRun:
             if not promoter and rng.random() >= _NPS_RESPONSE_RATE:
                 continue
             day = wave if promoter else wave + rng.randint(0, 4)
-            if user.joins > day or (user.quits is not None and day >= user.quits):
+            if not user.present(day):
                 continue
             low, high = plan.nps_in_trouble if plan.in_trouble(day) else plan.nps
             score = rng.randint(max(low, 9), high) if promoter else rng.randint(low, high)
