@@ -1,0 +1,242 @@
+"""Folding events into per-account aggregates: pure, order-independent, idempotent to merge.
+
+A batch of new (deduplicated) events becomes a handful of row sets, one per table, each
+coalesced per key so the store writes every table with one set-based statement:
+
+- per account and **day of ``occurred_at``** (UTC): usage, ticket and survey counters — added;
+- per account and user, and per account and feature: the set of days they were active, as a
+  62-day bitmask (:class:`DayMask`) — merged by union, so the same user on the same day counts
+  once however often the event comes (distinct users stay exact under redelivery);
+- per ticket: its latest state, last writer wins by ``(occurred_at, event_id)``;
+- per account: first/last seen times (least/greatest) and the latest NPS answer.
+
+Every merge here is commutative and associative, and the SQL upserts in ``store`` apply the
+same merges, so the aggregates — and the scores computed from them — do not depend on how
+events were batched or in which order they arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
+
+from shared.events import Event, SurveyEvent, TicketEvent, UsageEvent
+from shared.kafka import Rejection
+
+MASK_DAYS = 62  # bit i of a mask is the day `anchor - i`; older days fall off
+_FULL = (1 << MASK_DAYS) - 1
+HIGH_URGENT = frozenset({"high", "urgent"})
+CLOSED = frozenset({"solved", "closed"})
+
+T = TypeVar("T", datetime, tuple[datetime, str, int])
+
+
+# ---------------------------------------------------------------------------------------------
+# Admission: the lateness window
+
+
+def admit(
+    event: Event, now: datetime, *, max_age: timedelta, future_tolerance: timedelta
+) -> Rejection | None:
+    """Refuse an event older than the retention horizon or too far in the future."""
+    if event.occurred_at < now - max_age:
+        return Rejection(
+            "too_old",
+            f"occurred_at {event.occurred_at.isoformat()} is older than the retention horizon "
+            f"of {max_age.days} days",
+        )
+    if event.occurred_at > now + future_tolerance:
+        return Rejection(
+            "from_the_future",
+            f"occurred_at {event.occurred_at.isoformat()} is more than "
+            f"{int(future_tolerance.total_seconds())}s ahead of the clock",
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Day masks
+
+
+def day_number(day: date) -> int:
+    return day.toordinal()
+
+
+@dataclass(frozen=True, slots=True)
+class DayMask:
+    """The days (within ``MASK_DAYS`` of the newest) on which something was active."""
+
+    anchor: int  # day number of bit 0
+    bits: int
+
+    @classmethod
+    def of(cls, day: date) -> DayMask:
+        return cls(day_number(day), 1)
+
+    def merge(self, other: DayMask) -> DayMask:
+        anchor = max(self.anchor, other.anchor)
+        return DayMask(anchor, _shift(self, anchor) | _shift(other, anchor))
+
+    def days(self) -> set[int]:
+        return {self.anchor - i for i in range(MASK_DAYS) if self.bits >> i & 1}
+
+
+def _shift(mask: DayMask, anchor: int) -> int:
+    by = anchor - mask.anchor
+    return 0 if by >= MASK_DAYS else (mask.bits << by) & _FULL
+
+
+# ---------------------------------------------------------------------------------------------
+# The coalesced rows
+
+
+@dataclass(slots=True)
+class DayCounts:
+    usage_events: int = 0
+    usage_quantity: float = 0.0
+    tickets_opened: int = 0
+    high_urgent_opened: int = 0
+    escalations: int = 0
+    reopens: int = 0
+
+
+@dataclass(slots=True)
+class SurveyCounts:
+    nps_sum: int = 0
+    nps_answers: int = 0
+    nps_promoters: int = 0
+    nps_detractors: int = 0
+    csat_sum: int = 0
+    csat_answers: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TicketState:
+    priority: str
+    status: str
+    action: str
+    updated_at: datetime
+    event_id: str
+
+    def newer_than(self, other: TicketState) -> bool:
+        return (self.updated_at, self.event_id) > (other.updated_at, other.event_id)
+
+
+@dataclass(slots=True)
+class Activity:
+    """Per account: when it was first and last seen, and its latest NPS answer."""
+
+    known_since: datetime
+    first_usage_at: datetime | None = None
+    last_usage_at: datetime | None = None
+    first_feature_at: datetime | None = None
+    last_feature_at: datetime | None = None
+    last_ticket_at: datetime | None = None
+    last_survey_at: datetime | None = None
+    nps_latest: tuple[datetime, str, int] | None = None  # (occurred_at, event_id, score)
+
+    def merge(self, other: Activity) -> None:
+        self.known_since = min(self.known_since, other.known_since)
+        self.first_usage_at = _least(self.first_usage_at, other.first_usage_at)
+        self.last_usage_at = _greatest(self.last_usage_at, other.last_usage_at)
+        self.first_feature_at = _least(self.first_feature_at, other.first_feature_at)
+        self.last_feature_at = _greatest(self.last_feature_at, other.last_feature_at)
+        self.last_ticket_at = _greatest(self.last_ticket_at, other.last_ticket_at)
+        self.last_survey_at = _greatest(self.last_survey_at, other.last_survey_at)
+        self.nps_latest = _greatest(self.nps_latest, other.nps_latest)
+
+
+def _least(a: T | None, b: T | None) -> T | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _greatest(a: T | None, b: T | None) -> T | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+@dataclass(slots=True)
+class Coalesced:
+    """One batch's effects, one entry per table row they touch."""
+
+    days: dict[tuple[str, date], DayCounts] = field(default_factory=dict)
+    surveys: dict[tuple[str, date], SurveyCounts] = field(default_factory=dict)
+    users: dict[tuple[str, str], DayMask] = field(default_factory=dict)
+    features: dict[tuple[str, str], DayMask] = field(default_factory=dict)
+    tickets: dict[tuple[str, str], TicketState] = field(default_factory=dict)
+    activity: dict[str, Activity] = field(default_factory=dict)
+
+    @property
+    def accounts(self) -> list[str]:
+        return sorted(self.activity)
+
+
+def coalesce(events: Iterable[Event]) -> Coalesced:
+    """Fold (already deduplicated) events into per-key rows."""
+    out = Coalesced()
+    for event in events:
+        _fold(out, event)
+    return out
+
+
+def _fold(out: Coalesced, event: Event) -> None:
+    account = event.account_id
+    at = event.occurred_at
+    day = at.astimezone(UTC).date()
+    seen = Activity(known_since=at)
+    if isinstance(event, UsageEvent):
+        counts = out.days.setdefault((account, day), DayCounts())
+        counts.usage_events += 1
+        counts.usage_quantity += event.quantity
+        _merge_mask(out.users, (account, event.user_id), DayMask.of(day))
+        seen.first_usage_at = seen.last_usage_at = at
+        if event.feature:
+            _merge_mask(out.features, (account, event.feature), DayMask.of(day))
+            seen.first_feature_at = seen.last_feature_at = at
+    elif isinstance(event, TicketEvent):
+        counts = out.days.setdefault((account, day), DayCounts())
+        if event.action == "opened":
+            counts.tickets_opened += 1
+            if event.priority in HIGH_URGENT:
+                counts.high_urgent_opened += 1
+        elif event.action == "escalated":
+            counts.escalations += 1
+        elif event.action == "reopened":
+            counts.reopens += 1
+        state = TicketState(event.priority, event.status, event.action, at, event.event_id)
+        key = (account, event.ticket_id)
+        current = out.tickets.get(key)
+        if current is None or state.newer_than(current):
+            out.tickets[key] = state
+        seen.last_ticket_at = at
+    elif isinstance(event, SurveyEvent):
+        survey = out.surveys.setdefault((account, day), SurveyCounts())
+        if event.kind == "nps":
+            survey.nps_sum += event.score
+            survey.nps_answers += 1
+            survey.nps_promoters += event.score >= 9
+            survey.nps_detractors += event.score <= 6
+            seen.nps_latest = (at, event.event_id, event.score)
+        else:
+            survey.csat_sum += event.score
+            survey.csat_answers += 1
+        seen.last_survey_at = at
+    current_activity = out.activity.get(account)
+    if current_activity is None:
+        out.activity[account] = seen
+    else:
+        current_activity.merge(seen)
+
+
+def _merge_mask(masks: dict[tuple[str, str], DayMask], key: tuple[str, str], day: DayMask) -> None:
+    current = masks.get(key)
+    masks[key] = day if current is None else current.merge(day)

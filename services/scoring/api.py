@@ -1,0 +1,308 @@
+"""The read API: an account's health and history, a portfolio by owner, the pre-call brief.
+
+Every route needs an API key with the ``read`` scope (``shared.auth``). Errors carry a
+machine-readable ``code`` under ``detail``: ``unauthenticated`` (401), ``forbidden`` (403),
+``unknown_account`` / ``unknown_owner`` / ``not_scored`` (404), ``invalid_request`` (422).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import asyncpg
+import msgspec
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from services.scoring import brief, store
+from shared.auth import ApiKeys
+from shared.clock import Clock
+from shared.events import ComponentMove, HealthSnapshot
+
+_snapshot = msgspec.json.Decoder(HealthSnapshot)
+_moves = msgspec.json.Decoder(list[ComponentMove])
+_encoder = msgspec.json.Encoder()
+BAND_RISK = {"red": 0, "yellow": 1, "green": 2}
+HISTORY_DEFAULT_DAYS = 90
+HISTORY_MAX_POINTS = 5000
+
+
+class MsgspecJSON(JSONResponse):
+    """JSON through msgspec: dates and datetimes as RFC 3339, structs as objects."""
+
+    def render(self, content: Any) -> bytes:
+        return _encoder.encode(content)
+
+
+def _not_found(code: str, message: str) -> HTTPException:
+    return HTTPException(404, detail={"code": code, "message": message})
+
+
+async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse(
+        {
+            "detail": {
+                "code": "invalid_request",
+                "message": "the request's parameters are not valid",
+                "errors": [
+                    {"where": ".".join(str(p) for p in e.get("loc", ())), "why": e.get("msg")}
+                    for e in errors
+                ],
+            }
+        },
+        status_code=422,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+Pool = Annotated[asyncpg.Pool, Depends(_pool)]
+
+
+def router(keys: ApiKeys, clock: Clock) -> APIRouter:
+    """The ``/v1`` routes; they use the pool the app keeps in ``app.state.pool``."""
+    api = APIRouter(prefix="/v1", tags=["health"], dependencies=[Depends(keys.require("read"))])
+
+    async def known(conn: asyncpg.Connection, account_id: str) -> None:
+        if not await store.account_exists(conn, account_id):
+            raise _not_found("unknown_account", f"no account {account_id!r}")
+
+    @api.get("/accounts/{account_id}/health", summary="Current health, explained")
+    async def get_health(pool: Pool, account_id: str) -> Response:
+        async with pool.acquire() as conn:
+            row = await store.current_health(conn, account_id)
+            if row is None:
+                await known(conn, account_id)
+                raise _not_found("not_scored", f"account {account_id!r} has no score yet")
+        snapshot = _snapshot.decode(row["snapshot"].encode())
+        body = {
+            "account_id": account_id,
+            "name": row["name"],
+            "as_of": row["as_of"],
+            "model_version": row["model_version"],
+            "profile": row["profile"],
+            "band_since": row["band_since"],
+            **msgspec.structs.asdict(snapshot),
+        }
+        return MsgspecJSON(body)
+
+    @api.get("/accounts/{account_id}/health/history", summary="Score history in a time range")
+    async def get_history(
+        pool: Pool,
+        account_id: str,
+        start: Annotated[datetime | None, Query(alias="from")] = None,
+        end: Annotated[datetime | None, Query(alias="to")] = None,
+    ) -> Response:
+        end = _aware(end) or clock.now()
+        start = _aware(start) or end - timedelta(days=HISTORY_DEFAULT_DAYS)
+        if start > end:
+            raise HTTPException(
+                422, detail={"code": "invalid_range", "message": "'from' is after 'to'"}
+            )
+        async with pool.acquire() as conn:
+            await known(conn, account_id)
+            rows = await store.history(conn, account_id, start, end)
+        points = [
+            {
+                "as_of": r["as_of"],
+                "score": r["score"],
+                "band": r["band"],
+                "model_version": r["model_version"],
+                "triggers": list(r["triggers"]),
+                "change_id": r["change_id"],
+                "reasons": _snapshot.decode(r["snapshot"].encode()).reasons,
+                "moved_by": _moves.decode(r["moved_by"].encode()) if r["moved_by"] else [],
+            }
+            for r in rows[-HISTORY_MAX_POINTS:]
+        ]
+        return MsgspecJSON({"account_id": account_id, "from": start, "to": end, "points": points})
+
+    @api.get("/portfolio", summary="An owner's accounts, riskiest first")
+    async def get_portfolio(
+        pool: Pool, owner: Annotated[str, Query(min_length=1, max_length=256)]
+    ) -> Response:
+        now = clock.now()
+        async with pool.acquire() as conn:
+            person = await store.person(conn, owner)
+            rows = await store.portfolio(conn, owner, now - timedelta(days=7))
+        if person is None and not rows:
+            raise _not_found("unknown_owner", f"no person {owner!r} and no account owned by it")
+        accounts = sorted((_portfolio_entry(r) for r in rows), key=_risk)
+        return MsgspecJSON(
+            {
+                "owner": {
+                    "person_id": owner,
+                    "name": person["name"] if person else None,
+                    "active": person["active"] if person else None,
+                },
+                "as_of": now,
+                "accounts": accounts,
+            }
+        )
+
+    @api.get(
+        "/accounts/{account_id}/brief",
+        summary="Pre-call brief (JSON, or text with ?format=text or Accept: text/plain)",
+    )
+    async def get_brief(
+        pool: Pool,
+        request: Request,
+        account_id: str,
+        format: Literal["json", "text"] | None = None,
+    ) -> Response:
+        now = clock.now()
+        async with pool.acquire() as conn:
+            await known(conn, account_id)
+            record = await store.account_record(conn, account_id)
+            current = await store.current_health(conn, account_id)
+            changes = await store.history(conn, account_id, now - timedelta(days=30), now)
+            past = await store.history(
+                conn, account_id, now - timedelta(days=60), now - timedelta(days=30)
+            )
+            weeks = await store.weekly_usage(conn, account_id, now.date(), brief.WEEKS_OF_USAGE)
+            tickets = await store.open_tickets(conn, account_id)
+        composed = _compose(account_id, now, record, current, changes, past, weeks, tickets)
+        if _wants_text(format, request.headers.get("accept", "")):
+            return PlainTextResponse(brief.render_text(composed))
+        return MsgspecJSON(composed)
+
+    return api
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time given without an offset is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _wants_text(format: str | None, accept: str) -> bool:
+    if format is not None:
+        return format == "text"
+    return "text/plain" in accept and "application/json" not in accept
+
+
+def _portfolio_entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    score = row["score"]
+    before = row["score_before"]
+    trend = round(score - before, 1) if score is not None and before is not None else None
+    return {
+        "account_id": row["account_id"],
+        "name": row["name"],
+        "roles": list(row["roles"]),
+        "score": score,
+        "band": row["band"],
+        "band_since": row["band_since"],
+        "trend_7d": trend,
+        "trend": _trend_word(trend),
+        "top_reason": row["top_reason"],
+        "partial": row["partial"],
+        "stale": row["stale"],
+        "renewal_date": row["renewal_date"],
+        "arr": row["arr"],
+    }
+
+
+def _trend_word(delta: float | None) -> str:
+    if delta is None:
+        return "unknown"
+    if delta <= -2:
+        return "down"
+    if delta >= 2:
+        return "up"
+    return "flat"
+
+
+def _risk(entry: Mapping[str, Any]) -> tuple[int, float, str]:
+    band = entry["band"]
+    score = entry["score"]
+    return (
+        BAND_RISK.get(band, 3) if band else 3,
+        score if score is not None else 101.0,
+        entry["account_id"],
+    )
+
+
+def _person(person_id: str | None, name: str | None) -> brief.Person | None:
+    return brief.Person(person_id=person_id, name=name) if person_id else None
+
+
+def _compose(
+    account_id: str,
+    now: datetime,
+    record: Mapping[str, Any] | None,
+    current: Mapping[str, Any] | None,
+    changes: list[asyncpg.Record],
+    past: list[asyncpg.Record],
+    weeks: list[tuple[Any, int, int]],
+    tickets: list[asyncpg.Record],
+) -> brief.Brief:
+    r: Mapping[str, Any] = record or {}
+    health = None
+    if current is not None:
+        snapshot = _snapshot.decode(current["snapshot"].encode())
+        health = brief.Health(
+            score=snapshot.score,
+            band=snapshot.band,
+            band_since=current["band_since"],
+            as_of=current["as_of"],
+            model_version=current["model_version"],
+            partial=snapshot.partial,
+            stale=snapshot.stale,
+            missing=snapshot.missing,
+            stale_inputs=snapshot.stale_inputs,
+            reasons=snapshot.reasons,
+        )
+    usage_weeks = [brief.Week(week_start=w, usage_events=e, active_days=d) for w, e, d in weeks]
+    return brief.Brief(
+        account_id=account_id,
+        name=r.get("name"),
+        tier=r.get("tier"),
+        lifecycle_stage=r.get("lifecycle_stage"),
+        seats=r.get("seats"),
+        arr=r.get("arr"),
+        renewal_date=r.get("renewal_date"),
+        days_to_renewal=brief.days_to(r.get("renewal_date"), now),
+        team=brief.Team(
+            csm=_person(r.get("csm"), r.get("csm_name")),
+            account_executive=_person(r.get("account_executive"), r.get("account_executive_name")),
+            renewal_owner=_person(r.get("renewal_owner"), r.get("renewal_owner_name")),
+        ),
+        as_of=now,
+        health=health,
+        score_30d_ago=past[-1]["score"] if past else None,
+        changes_30d=[
+            brief.Change(
+                as_of=c["as_of"],
+                score=c["score"],
+                band=c["band"],
+                triggers=list(c["triggers"]),
+                reasons=_snapshot.decode(c["snapshot"].encode()).reasons,
+                moved_by=_moves.decode(c["moved_by"].encode()) if c["moved_by"] else [],
+            )
+            for c in changes
+            if c["triggers"]
+        ],
+        usage=brief.Usage(weeks=usage_weeks, trend=brief.usage_trend(usage_weeks)),
+        open_tickets=[
+            brief.Ticket(
+                ticket_id=t["ticket_id"],
+                priority=t["priority"],
+                status=t["status"],
+                last_action=t["last_action"],
+                updated_at=t["updated_at"],
+            )
+            for t in tickets
+        ],
+    )

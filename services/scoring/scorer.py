@@ -1,0 +1,201 @@
+"""Rescoring accounts as of a moment: lock → gather facts → assess (pure) → write.
+
+Everything for a set of accounts happens in one transaction: their current scores are locked
+(in key order, so concurrent rescorers and the sweep never deadlock), their facts gathered,
+each assessed by :func:`services.scoring.health.assess`, and the new current scores, history
+points and outbox entries written with one statement each. A health change is therefore
+committed together with the score it describes — or not at all — and the outbox relay
+publishes it afterwards (see ``relay``).
+
+The consumer never rescores inline: it marks the accounts it touched in ``dirty_accounts``
+in its own transaction, and :meth:`Scorer.drain_queue` rescores them, so a burst of events
+for one account costs one rescoring, not one per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from services.scoring import health, metrics, store
+from services.scoring.model import Model
+from shared.clock import Clock
+from shared.events import HealthSnapshot
+
+log = logging.getLogger(__name__)
+
+_snapshot_decoder = msgspec.json.Decoder(HealthSnapshot)
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Rescored:
+    accounts: int
+    changes: int
+
+
+class Scorer:
+    def __init__(self, model: Model, *, score_delta: float) -> None:
+        self.model = model
+        self._score_delta = score_delta
+
+    async def rescore(
+        self, conn: asyncpg.Connection, account_ids: Sequence[str], as_of: datetime, *, cause: str
+    ) -> Rescored:
+        """Rescore these accounts as of ``as_of``; call inside a transaction."""
+        ids = sorted(set(account_ids))
+        if not ids:
+            return Rescored(0, 0)
+        stored = await store.lock_health(conn, ids)
+        facts = await store.gather_facts(conn, ids, as_of)
+        assessments = [
+            a
+            for f in facts
+            if (
+                a := health.assess(
+                    self.model,
+                    f,
+                    _previous(stored.get(f.account_id)),
+                    as_of,
+                    score_delta=self._score_delta,
+                )
+            )
+            is not None
+        ]
+        current, history, changes = _rows(self.model, assessments, as_of)
+        await store.write_health(conn, current, history, changes)
+        metrics.ACCOUNTS_SCORED.labels(cause).inc(len(assessments))
+        for assessment in assessments:
+            if assessment.change is not None:
+                for trigger in assessment.change.triggers:
+                    metrics.HEALTH_CHANGES.labels(trigger).inc()
+        return Rescored(len(assessments), len(changes))
+
+    async def drain_queue(
+        self, pool: asyncpg.Pool, as_of: datetime, *, chunk: int = 500
+    ) -> Rescored:
+        """Rescore every queued account as of ``as_of``, ``chunk`` accounts per transaction."""
+        accounts = changes = 0
+        while True:
+            async with pool.acquire() as conn, conn.transaction():
+                ids = await store.take_dirty(conn, chunk)
+                done = await self.rescore(conn, ids, as_of, cause="events")
+            accounts += done.accounts
+            changes += done.changes
+            if len(ids) < chunk:
+                return Rescored(accounts, changes)
+
+
+def _previous(row: store.StoredHealth | None) -> health.Previous | None:
+    if row is None:
+        return None
+    return health.Previous(
+        snapshot=_snapshot_decoder.decode(row.snapshot),
+        model_version=row.model_version,
+        as_of=row.as_of,
+        band_since=row.band_since,
+    )
+
+
+def _rows(
+    model: Model, assessments: Sequence[health.Assessment], as_of: datetime
+) -> tuple[list[store.HealthRow], list[store.HistoryRow], list[tuple[str, str, bytes]]]:
+    current: list[store.HealthRow] = []
+    history: list[store.HistoryRow] = []
+    changes: list[tuple[str, str, bytes]] = []
+    for a in assessments:
+        snapshot = _encoder.encode(a.snapshot).decode()
+        current.append(
+            store.HealthRow(
+                account_id=a.account_id,
+                model_version=model.version,
+                profile=a.profile,
+                as_of=as_of,
+                score=a.snapshot.score,
+                band=a.snapshot.band,
+                band_since=a.band_since,
+                partial=a.snapshot.partial,
+                stale=a.snapshot.stale,
+                top_reason=a.snapshot.reasons[0] if a.snapshot.reasons else None,
+                snapshot=snapshot,
+            )
+        )
+        change = a.change
+        if a.record_history:
+            history.append(
+                store.HistoryRow(
+                    account_id=a.account_id,
+                    as_of=as_of,
+                    model_version=model.version,
+                    score=a.snapshot.score,
+                    band=a.snapshot.band,
+                    triggers=list(change.triggers) if change else [],
+                    change_id=change.change_id if change else None,
+                    snapshot=snapshot,
+                    moved_by=_encoder.encode(change.moved_by).decode() if change else None,
+                )
+            )
+        if change is not None:
+            changes.append((change.change_id, a.account_id, _encoder.encode(change)))
+    return current, history, changes
+
+
+class RescoreWorker:
+    """Runs :meth:`Scorer.drain_queue` whenever the consumer queued accounts (or every poll)."""
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        *,
+        poll_seconds: float,
+        chunk: int,
+        on_changes: Callable[[], None],
+    ) -> None:
+        self._scorer = scorer
+        self._pool = pool
+        self._clock = clock
+        self._poll_seconds = poll_seconds
+        self._chunk = chunk
+        self._on_changes = on_changes
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                done = await self._scorer.drain_queue(
+                    self._pool, self._clock.now(), chunk=self._chunk
+                )
+                async with self._pool.acquire() as conn:
+                    metrics.RESCORE_QUEUE.set(await store.dirty_count(conn))
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.exception("rescoring failed; retrying", extra={"retry_in_seconds": backoff})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = 0.5
+            if done.changes:
+                self._on_changes()

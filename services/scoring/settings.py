@@ -1,0 +1,71 @@
+"""The scoring service's settings: ``SCORING_*`` plus the shared infrastructure variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from services.scoring.model import DEFAULT_MODEL_FILE
+from shared.clock import ClockSettings
+from shared.settings import ApiKeySettings, DatabaseSettings, KafkaSettings, ServiceSettings
+
+
+class ScoringSettings(
+    ServiceSettings, KafkaSettings, DatabaseSettings, ApiKeySettings, ClockSettings
+):
+    model_config = SettingsConfigDict(env_prefix="SCORING_", extra="ignore", frozen=True)
+
+    port: int = Field(8001, ge=1, le=65535)
+
+    model_file: Path = Field(DEFAULT_MODEL_FILE, description="the health model (TOML)")
+    consumer_group: str | None = Field(
+        None, description="Kafka consumer group; default: TOPIC_PREFIX + 'scoring'"
+    )
+    max_batch_records: int = Field(2000, ge=1, description="records per consumed batch")
+    max_event_age_days: int = Field(
+        7, ge=1, description="events whose occurred_at is older are refused (dead-lettered)"
+    )
+    future_tolerance_seconds: float = Field(
+        3600.0, ge=0, description="events further ahead of the clock are refused"
+    )
+    dedup_horizon_days: int = Field(
+        8, ge=7, description="event ids are remembered this long (≥ max_event_age_days)"
+    )
+    score_delta_points: float = Field(
+        10.0, gt=0, description="a score move of at least this much publishes a health change"
+    )
+    sweep_interval_seconds: float = Field(
+        300.0, gt=0, description="clock seconds between two sweeps over every account"
+    )
+    sweep_chunk_accounts: int = Field(2000, ge=1, description="accounts per sweep transaction")
+    rescore_chunk_accounts: int = Field(
+        1000, ge=1, description="queued accounts rescored per transaction"
+    )
+    rescore_poll_seconds: float = Field(
+        1.0, gt=0, description="how often the rescoring queue is checked when nobody wakes it"
+    )
+    relay_poll_seconds: float = Field(
+        1.0, gt=0, description="how often the outbox is checked when nobody wakes the relay"
+    )
+    relay_batch_size: int = Field(500, ge=1, description="health changes published per round")
+    daily_rows_retention_days: int = Field(
+        400, ge=60, description="daily aggregate rows older than this are purged"
+    )
+    history_retention_days: int = Field(
+        730, ge=30, description="score history older than this is purged"
+    )
+
+    @model_validator(mode="after")
+    def _horizons_agree(self) -> ScoringSettings:
+        if self.dedup_horizon_days < self.max_event_age_days:
+            raise ValueError(
+                "SCORING_DEDUP_HORIZON_DAYS must be at least SCORING_MAX_EVENT_AGE_DAYS: an event "
+                "id may be forgotten only once an event that old is refused anyway"
+            )
+        return self
+
+    @property
+    def group(self) -> str:
+        return self.consumer_group or f"{self.topic_prefix}scoring"

@@ -1,0 +1,148 @@
+"""The time-driven sweep: every account rescored as of now, so silence costs health.
+
+Scores decay with time even when no event arrives (days since the last activity grow, the
+7-day window empties), so every ``SCORING_SWEEP_INTERVAL_SECONDS`` (clock time) one instance
+rescores every scored account as of one moment, in chunks of ``SCORING_SWEEP_CHUNK_ACCOUNTS``
+(keyset pagination over ``health.account_id``; each chunk one transaction, facts gathered by
+one set-based query per chunk), then purges what is past its horizon.
+
+Several instances share one schedule through the database: the sweep runs under an advisory
+lock, and only when the last recorded sweep is at least one interval old.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from services.scoring import metrics, store
+from services.scoring.scorer import Scorer
+from shared.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    as_of: datetime
+    accounts: int
+    changes: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Horizons:
+    """How long what is kept: event ids (dedup), daily rows, history."""
+
+    dedup: timedelta
+    daily_rows: timedelta
+    history: timedelta
+
+
+class Sweeper:
+    def __init__(
+        self,
+        scorer: Scorer,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        *,
+        interval_seconds: float,
+        chunk: int,
+        horizons: Horizons,
+        on_changes: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._scorer = scorer
+        self._pool = pool
+        self._clock = clock
+        self._interval = timedelta(seconds=interval_seconds)
+        self._chunk = chunk
+        self._horizons = horizons
+        self._on_changes = on_changes
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def sweep(self, as_of: datetime) -> SweepResult:
+        """Rescore every scored account as of ``as_of``."""
+        started = time.perf_counter()
+        after = ""
+        accounts = changes = 0
+        while not self._stopping.is_set():
+            async with self._pool.acquire() as conn, conn.transaction():
+                ids = await store.scored_accounts_after(conn, after, self._chunk)
+                if not ids:
+                    break
+                done = await self._scorer.rescore(conn, ids, as_of, cause="sweep")
+            after = ids[-1]
+            accounts += done.accounts
+            changes += done.changes
+            if done.changes:
+                self._on_changes()
+        seconds = time.perf_counter() - started
+        metrics.SWEEP_SECONDS.observe(seconds)
+        metrics.SWEEP_ACCOUNTS.set(accounts)
+        async with self._pool.acquire() as conn:
+            for band, count in (await store.accounts_per_band(conn)).items():
+                metrics.ACCOUNTS_PER_BAND.labels(band).set(count)
+        return SweepResult(as_of, accounts, changes, seconds)
+
+    async def purge(self, as_of: datetime) -> dict[str, int]:
+        async with self._pool.acquire() as conn:
+            return await store.purge(
+                conn,
+                dedup_before=as_of - self._horizons.dedup,
+                days_before=(as_of - self._horizons.daily_rows).date(),
+                history_before=as_of - self._horizons.history,
+            )
+
+    async def run_if_due(self) -> SweepResult | None:
+        """Sweep as of now unless another instance is sweeping or swept within the interval."""
+        as_of = self._clock.now()
+        async with self._pool.acquire() as lock:
+            if not await store.try_sweep_lock(lock):
+                return None
+            try:
+                last = await store.last_sweep(lock)
+                if last is not None and as_of - last < self._interval:
+                    return None
+                started_at = self._clock.now()
+                result = await self.sweep(as_of)
+                await store.record_sweep(
+                    lock,
+                    as_of=as_of,
+                    started_at=started_at,
+                    accounts=result.accounts,
+                    seconds=result.seconds,
+                )
+                purged = await self.purge(as_of)
+            finally:
+                await store.sweep_unlock(lock)
+        log.info(
+            "sweep done",
+            extra={
+                "as_of": as_of.isoformat(),
+                "accounts": result.accounts,
+                "changes": result.changes,
+                "seconds": round(result.seconds, 3),
+                "purged": purged,
+            },
+        )
+        return result
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.run_if_due()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.exception("sweep failed; trying again at the next interval")
+            wait = self._clock.real_seconds_for(self._interval.total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), min(max(wait, 0.05), 10.0))
