@@ -101,76 +101,21 @@ _ZENDESK_SHARE = 0.6  # accounts whose tickets arrive as Zendesk webhooks
 _POOLED_STARTER_SHARE = 0.15  # starter accounts without a named CSM (tech touch)
 _NEW_CUSTOMER_SHARE = 0.15  # healthy-looking accounts still onboarding at the start
 
+# fmt: off
 _NAME_FIRST = (
-    "Acme",
-    "Atlas",
-    "Beacon",
-    "Bright",
-    "Cedar",
-    "Cobalt",
-    "Copper",
-    "Delta",
-    "Drift",
-    "Echo",
-    "Ember",
-    "Falcon",
-    "Fjord",
-    "Glacier",
-    "Granite",
-    "Harbor",
-    "Helix",
-    "Indigo",
-    "Iris",
-    "Jasper",
-    "Juniper",
-    "Kestrel",
-    "Keystone",
-    "Lark",
-    "Lumen",
-    "Maple",
-    "Meridian",
-    "Nimbus",
-    "Northwind",
-    "Nova",
-    "Onyx",
-    "Orbit",
-    "Pioneer",
-    "Polar",
-    "Quartz",
-    "Quill",
-    "Redwood",
-    "Ridge",
-    "Sable",
-    "Summit",
-    "Terra",
-    "Tidal",
-    "Vertex",
-    "Willow",
-    "Zephyr",
+    "Acme", "Atlas", "Beacon", "Bright", "Cedar", "Cobalt", "Copper", "Delta", "Drift", "Echo",
+    "Ember", "Falcon", "Fjord", "Glacier", "Granite", "Harbor", "Helix", "Indigo", "Iris",
+    "Jasper", "Juniper", "Kestrel", "Keystone", "Lark", "Lumen", "Maple", "Meridian", "Nimbus",
+    "Northwind", "Nova", "Onyx", "Orbit", "Pioneer", "Polar", "Quartz", "Quill", "Redwood",
+    "Ridge", "Sable", "Summit", "Terra", "Tidal", "Vertex", "Willow", "Zephyr",
 )
 _NAME_MIDDLE = ("", "", "", "Valley", "Peak", "River", "Stone", "Bay", "Field", "Wave", "Bridge")
 _NAME_LAST = (
-    "Labs",
-    "Logistics",
-    "Health",
-    "Analytics",
-    "Systems",
-    "Foods",
-    "Media",
-    "Robotics",
-    "Energy",
-    "Finance",
-    "Retail",
-    "Studios",
-    "Bank",
-    "Insurance",
-    "Works",
-    "Software",
-    "Clinics",
-    "Freight",
-    "Capital",
-    "Learning",
+    "Labs", "Logistics", "Health", "Analytics", "Systems", "Foods", "Media", "Robotics",
+    "Energy", "Finance", "Retail", "Studios", "Bank", "Insurance", "Works", "Software",
+    "Clinics", "Freight", "Capital", "Learning",
 )
+# fmt: on
 
 
 def people(rng: random.Random, midnight: datetime) -> tuple[PersonRecord, ...]:
@@ -274,12 +219,13 @@ def accounts(
 
 
 def _company_name(rng: random.Random, taken: set[str]) -> str:
-    while True:
+    for _ in range(20):
         middle = rng.choice(_NAME_MIDDLE)
         parts = [rng.choice(_NAME_FIRST), middle, rng.choice(_NAME_LAST)]
         name = " ".join(part for part in parts if part)
         if _slug(name) not in taken:
             return name
+    return f"{name} {len(taken) + 1}"  # a big portfolio runs out of names: number them
 
 
 def _slug(name: str) -> str:

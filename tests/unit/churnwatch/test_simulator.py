@@ -178,6 +178,11 @@ def test_the_portfolio_has_three_tiers_with_realistic_seats_and_arr(
     assert 1_000 < arr["starter"] < arr["growth"] < arr["enterprise"] < 500_000
 
 
+def test_account_ids_stay_unique_in_a_portfolio_bigger_than_the_name_list() -> None:
+    simulation = simulate(1, accounts=12_000, days=stories.MIN_DAYS, start=START)
+    assert len({a.account_id for a in simulation.accounts}) == 12_000
+
+
 def test_renewal_dates_are_spread_over_the_year(default_run: Simulation) -> None:
     months = Counter(
         (a.renewal_date - START).days // 30 for a in default_run.accounts if a.renewal_date
