@@ -76,7 +76,8 @@ class _SegmentMessage(msgspec.Struct, kw_only=True, tag_field="type"):
     originalTimestamp: datetime | None = None
     sentAt: datetime | None = None
     context: SegmentContext | None = None
-    properties: msgspec.Raw | None = None  # decoded only when the account must come from it
+    # Values stay undecoded: only the account property is read, and only when needed.
+    properties: dict[str, msgspec.Raw] | None = None
 
 
 class Track(_SegmentMessage, tag="track"):
@@ -97,7 +98,7 @@ class Identify(_SegmentMessage, tag="identify"):
 
 class Group(_SegmentMessage, tag="group"):
     groupId: str | int
-    traits: msgspec.Raw | None = None
+    traits: dict[str, msgspec.Raw] | None = None
 
 
 class Alias(_SegmentMessage, tag="alias"):
@@ -144,6 +145,7 @@ _write_key = msgspec.json.Decoder(_WriteKey)
 _batch = msgspec.json.Decoder(SegmentBatch)
 _any_message: msgspec.json.Decoder[SegmentMessage] = msgspec.json.Decoder(SegmentMessage)
 _group_traits = msgspec.json.Decoder(GroupTraits)
+_scalar_id: msgspec.json.Decoder[str | int | None] = msgspec.json.Decoder(str | int | None)
 
 
 def write_key_in_body(body: bytes) -> str | None:
@@ -193,10 +195,6 @@ class SegmentTranslator:
     def __init__(self, rules: SegmentRules) -> None:
         self._rules = rules
         self._login_events = frozenset(rules.login_events)
-        properties = msgspec.defstruct(
-            "SegmentProperties", [(rules.account_property, str | int | None, None)]
-        )
-        self._properties = msgspec.json.Decoder(properties)
         self._single: dict[str, msgspec.json.Decoder[SegmentMessage]] = {
             kind: msgspec.json.Decoder(cls) for kind, cls in _SINGLE.items()
         }
@@ -333,11 +331,15 @@ class SegmentTranslator:
     ) -> str:
         if message.context is not None and message.context.groupId not in (None, ""):
             return _account_id(message.context.groupId, "context.groupId")
-        if message.properties is not None:
-            properties = self._properties.decode(message.properties)
-            value = getattr(properties, self._rules.account_property)
+        raw = (message.properties or {}).get(self._rules.account_property)
+        if raw is not None:
+            where = f"properties.{self._rules.account_property}"
+            try:
+                value = _scalar_id.decode(raw)
+            except msgspec.ValidationError as exc:
+                raise _Refusal("invalid_message", f"{where}: {exc}") from None
             if value not in (None, ""):
-                return _account_id(value, f"properties.{self._rules.account_property}")
+                return _account_id(value, where)
         account_id = account_of(user_id)
         if account_id is None:
             raise _Refusal(
@@ -352,7 +354,7 @@ class SegmentTranslator:
     ) -> AccountRecord | None:
         if not self._rules.group_updates_accounts or message.traits is None:
             return None
-        traits = _group_traits.decode(message.traits)
+        traits = _group_traits.decode(msgspec.json.encode(message.traits))
         if not traits.name:
             return None
         try:
