@@ -250,11 +250,21 @@ class DeliveryWorker:
             outcome = Permanent(f"gave up after {row['attempts']} attempts: {outcome.reason}")
             metrics.DELIVERIES.labels(channel, "given_up").inc()
         async with self._engine.begin() as conn:
+            if channel == "slack" and config.slack_channel_interval > timedelta(0):
+                # Pace from when this send ended, so Slack sees the interval between receipts.
+                await conn.execute(
+                    text(
+                        "INSERT INTO alerts.pacing AS p (address, next_at) "
+                        "VALUES (:address, :next) ON CONFLICT (address) DO UPDATE "
+                        "SET next_at = GREATEST(p.next_at, EXCLUDED.next_at)"
+                    ),
+                    {"address": row["address"], "next": now + config.slack_channel_interval},
+                )
             if isinstance(outcome, Delivered):
                 result = await conn.execute(
                     text(
                         "UPDATE alerts.outbox SET state = 'sent', sent_at = :now, "
-                        "provider_ref = :ref, claimed_by = NULL, claimed_until = NULL, "
+                        "provider_ref = :ref, claimed_until = NULL, "
                         "last_error = NULL WHERE id = :id AND claimed_by = :me "
                         "AND state = 'sending'"
                     ),
