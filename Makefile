@@ -11,7 +11,8 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: help venv up down status lint format test test-unit test-integration lock schemas clean
+.PHONY: help venv up down status lint format test test-unit test-integration lock schemas clean \
+	deploy-tools deploy-check deploy-tools-lock
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -43,7 +44,7 @@ format: $(INSTALLED) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint ## lint, then every test; starts (and stops) its own Kafka and PostgreSQL
+test: lint deploy-tools ## lint, then every test; starts (and stops) its own Kafka and PostgreSQL
 	$(PY) -m pytest
 
 test-unit: $(INSTALLED) ## unit tests only: no infrastructure
@@ -51,6 +52,16 @@ test-unit: $(INSTALLED) ## unit tests only: no infrastructure
 
 test-integration: $(INSTALLED) ## integration tests only
 	$(PY) -m pytest -m integration
+
+deploy-tools: ## the manifest checks' tools (kustomize, kubernetes-validate, checkov, hadolint), cached
+	$(PYTHON) deploy/tools/tools.py install
+
+deploy-check: $(INSTALLED) deploy-tools ## render, validate and scan deploy/k8s and the Dockerfile (tests/deploy)
+	$(PY) -m pytest tests/deploy
+
+deploy-tools-lock: $(INSTALLED) ## re-resolve deploy/tools/requirements.in into its hashed lock
+	@test -x $(VENV)/bin/uv || $(PY) -m pip install -q uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip compile -q deploy/tools/requirements.in --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o deploy/tools/requirements.lock
 
 lock: ## re-resolve pyproject.toml into requirements.lock / requirements-dev.lock
 	@test -x $(VENV)/bin/uv || $(PY) -m pip install -q uv==$(UV_VERSION)
