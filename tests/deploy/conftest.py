@@ -96,3 +96,13 @@ def pod_spec(doc: Doc) -> Doc:
 
 def workloads(rendered: Rendered) -> list[Doc]:
     return rendered.of_kind("Deployment") + rendered.of_kind("Job")
+
+
+def settings_config_map(rendered: Rendered) -> Doc:
+    """The ConfigMap of settings every process reads (its name carries a content hash)."""
+    (found,) = [
+        doc
+        for doc in rendered.of_kind("ConfigMap")
+        if doc["metadata"]["name"].startswith("churnwatch-config-")
+    ]
+    return found

@@ -3,6 +3,7 @@ SREs were promised, each linked to its runbook entry, on metrics that exist."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from prometheus_client import REGISTRY
@@ -99,3 +100,30 @@ def test_the_service_monitor_scrapes_every_service_on_its_metrics_port(overlay: 
             assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
     assert sorted(scraped) == sorted(overlay.names("Service"))
     assert [e["path"] for e in monitor["spec"]["endpoints"]] == ["/metrics"]
+
+
+def test_the_dashboard_is_provisioned_and_charts_only_metrics_the_code_exports(
+    overlay: Rendered,
+) -> None:
+    (configmap,) = [
+        doc
+        for doc in overlay.of_kind("ConfigMap")
+        if doc["metadata"]["name"] == "churnwatch-dashboard"
+    ]
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(configmap["data"]["churnwatch.json"])
+    assert dashboard["uid"] == "churnwatch-overview"
+    exported = exported_metric_names()
+    exprs = [
+        target["expr"]
+        for panel in dashboard["panels"]
+        if panel["type"] != "row"
+        for target in panel["targets"]
+    ]
+    assert exprs
+    for expr in exprs:
+        used = set(re.findall(r"\bchurnwatch_[a-z0-9_]+", expr))
+        assert used, expr
+        assert used <= exported, f"unknown metrics {used - exported}"
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))

@@ -7,7 +7,7 @@ from typing import Any
 
 from shared.events import Topics
 from shared.kafka import _topic_config
-from tests.deploy.conftest import Rendered
+from tests.deploy.conftest import Rendered, settings_config_map
 
 
 def test_kafka_topics_match_topic_specs_exactly(overlay: Rendered) -> None:
@@ -34,7 +34,7 @@ def test_topics_name_the_strimzi_cluster_and_live_in_its_namespace(overlay: Rend
 
 
 def test_the_configured_brokers_are_the_strimzi_cluster_the_topics_name(overlay: Rendered) -> None:
-    config = overlay.of_kind("ConfigMap")[0]["data"]
+    config = settings_config_map(overlay)["data"]
     for doc in overlay.of_kind("KafkaTopic"):
         cluster = doc["metadata"]["labels"]["strimzi.io/cluster"]
         namespace = doc["metadata"]["namespace"]

@@ -8,7 +8,15 @@ from typing import Any
 
 from shared.migrations import SERVICES_WITH_TABLES
 from shared.settings import ServiceSettings
-from tests.deploy.conftest import ROOT, SERVICES, Doc, Rendered, pod_spec, workloads
+from tests.deploy.conftest import (
+    ROOT,
+    SERVICES,
+    Doc,
+    Rendered,
+    pod_spec,
+    settings_config_map,
+    workloads,
+)
 
 PORTS = {"ingest": 8000, "scoring": 8001, "alerts": 8002}
 
@@ -95,7 +103,7 @@ def test_every_container_has_requests_and_limits_and_a_restricted_security_conte
 def test_configuration_comes_from_the_shared_configmap_and_the_workloads_own_secret(
     overlay: Rendered,
 ) -> None:
-    (configmap,) = overlay.of_kind("ConfigMap")
+    configmap = settings_config_map(overlay)
     for workload in workloads(overlay):
         own = f"churnwatch-{component(workload)}"
         for container in all_containers(workload):
