@@ -6,7 +6,7 @@ import itertools
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from services.scoring.handler import Inbound
+from services.scoring.handler import Inbound, Tombstone
 from shared.events import (
     AccountRecord,
     AccountTeam,
@@ -147,3 +147,8 @@ def steady_usage(
         for u in range(users):
             out.append(usage(account, at=at, user=f"user-{u}", feature=f"f{(d + u) % features}"))
     return out
+
+
+def tombstone(key: str, kind: str = "account") -> list[Record[Inbound]]:
+    """A null value on the accounts (or people) topic, keyed by the record's id."""
+    return [Record("t", 0, 0, key.encode(), Tombstone(kind), b"", 0)]  # type: ignore[arg-type]
