@@ -170,6 +170,7 @@ class SlackSink:
         self._ts = 0
         self.control: Any = None  # set by the entry point: handles /_sink/ paths
         self._connections: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     # -- programming -------------------------------------------------------------------------
 
@@ -229,6 +230,8 @@ class SlackSink:
             self._server.close()
             for writer in list(self._connections):
                 writer.close()
+            for task in list(self._handlers):
+                task.cancel()  # replies held back ("slow") end with the sink
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
             self._server = None
@@ -241,6 +244,9 @@ class SlackSink:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._connections.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
         try:
             while True:
                 request = await _read_request(reader)
@@ -251,7 +257,11 @@ class SlackSink:
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             return
+        except asyncio.CancelledError:
+            return
         finally:
+            if task is not None:
+                self._handlers.discard(task)
             self._connections.discard(writer)
             with contextlib.suppress(Exception):
                 writer.close()

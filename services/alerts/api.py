@@ -6,8 +6,6 @@ carry a machine-readable ``code``. Links need no key: the signed token is the au
 only ``POST`` acts (``GET`` shows a confirmation page).
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -45,7 +43,7 @@ class MatcherBody(BaseModel):
     value: str = Field(max_length=512)
 
     @model_validator(mode="after")
-    def _regex_compiles(self) -> MatcherBody:
+    def _regex_compiles(self) -> "MatcherBody":
         if self.op in ("=~", "!~"):
             import re
 
@@ -74,7 +72,7 @@ class SnoozeBody(BaseModel):
     by: str | None = Field(None, max_length=256)
 
     @model_validator(mode="after")
-    def _one_of(self) -> SnoozeBody:
+    def _one_of(self) -> "SnoozeBody":
         if (self.seconds is None) == (self.until is None):
             raise ValueError("give exactly one of `seconds` or `until`")
         return self
@@ -362,7 +360,7 @@ def router(
             headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
         )
 
-    @api.post("/links/{token}", summary="Act on a one-click link")
+    @api.post("/links/{token}", response_model=None, summary="Act on a one-click link")
     async def link_act(token: str, request: Request) -> HTMLResponse | JSONResponse:
         link = verify(token)
         if isinstance(link, HTMLResponse):

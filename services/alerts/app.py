@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from services.alerts import api, delivery, handler, links, rules, scheduler
@@ -126,6 +127,7 @@ class Running:
     """The background parts, for readiness and shutdown."""
 
     loop: ConsumerLoop[handler.Message] | None = None
+    producer: AIOKafkaProducer | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -139,13 +141,14 @@ def build_app(settings: AlertsSettings, draining: Draining) -> FastAPI:
     engine = db.create_engine(settings, application_name="churnwatch-alerts")
     topics = Topics(settings.topic_prefix)
     running = Running()
-    producer = make_producer(settings)
     worker_name = f"{socket.gethostname()}:{id(running):x}"
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if settings.create_topics:
             await ensure_topics(settings, topics.all())
+        producer = make_producer(settings)
+        running.producer = producer
         await producer.start()
         consumer = make_consumer(settings, settings.consumer_group)
         await consumer.start()
@@ -215,12 +218,13 @@ def build_app(settings: AlertsSettings, draining: Draining) -> FastAPI:
             await http.aclose()
             await producer.stop()
             await engine.dispose()
+            log.info("alerts service stopped: consumer committed, workers finished")
 
     async def database_ready() -> bool:
         return await db.ping(engine)
 
     async def kafka_ready() -> bool:
-        return await producer_ready(producer)
+        return running.producer is not None and await producer_ready(running.producer)
 
     async def consumer_ready() -> bool:
         loop = running.loop

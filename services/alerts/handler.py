@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -161,12 +161,11 @@ async def apply(
     replies: list[dict[str, Any]] = []
     for d in decisions:
         state = states[d.account_id]
+        view = replace(state, health=d.health or state.health).view()
         for notification in d.notifications:
             members = [by_account[d.account_id][r] for r in notification.rules]
             notification = decide.with_ids(notification, by_account[d.account_id])
-            payload = messages.alert_payload(
-                notification, state.view(), members, config.content, now
-            )
+            payload = messages.alert_payload(notification, view, members, config.content, now)
             options = routing.destinations(
                 notification.recipient, config.channels, config.team_channel
             )
@@ -236,10 +235,12 @@ class BatchHandler:
         people: dict[str, dict[str, Any] | None] = {}
         account_rows: dict[str, dict[str, Any] | None] = {}
         changes: dict[str, HealthChange] = {}
+        consumed_changes = 0
         for record in records:  # offset order per partition: the last value of a key wins
             value = record.value
             key = record.key.decode() if record.key else None
             if isinstance(value, HealthChange):
+                consumed_changes += 1
                 changes.setdefault(value.change_id, value)
             elif isinstance(value, PersonRecord):
                 people[value.person_id] = self._person_row(value, now)
@@ -253,7 +254,7 @@ class BatchHandler:
             fresh = await store.claim_changes(
                 conn, [(c.change_id, c.account_id) for c in changes.values()]
             )
-            metrics.HEALTH_CHANGES.labels("duplicate").inc(len(changes) - len(fresh))
+            metrics.HEALTH_CHANGES.labels("duplicate").inc(consumed_changes - len(fresh))
             per_account: dict[str, list[HealthChange]] = defaultdict(list)
             for change in changes.values():
                 if change.change_id in fresh:
