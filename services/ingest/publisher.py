@@ -116,6 +116,7 @@ class KafkaPublisher:
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
+            log.info("Kafka producer flushed and stopped")
 
     async def ready(self) -> bool:
         return self._producer is not None and await producer_ready(self._producer)
