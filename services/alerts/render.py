@@ -98,9 +98,10 @@ def slack_message(payload: Mapping[str, Any], *, mention: str | None = None) -> 
     reasons = [f"• {r}" for r in payload.get("reasons", [])]
     tail_blocks = 3  # reasons, context, actions
     budget = MAX_BLOCKS - len(blocks) - tail_blocks
-    for i, chunk in enumerate(_chunks(lines, SECTION_LIMIT)):
-        if i == budget - 1 and i < len(_chunks(lines, SECTION_LIMIT)) - 1:
-            rest = sum(len(c) for c in _chunks(lines, SECTION_LIMIT)[i:])
+    chunks = _chunks(lines, SECTION_LIMIT, view)
+    for i, chunk in enumerate(chunks):
+        if i == budget - 1 and i < len(chunks) - 1:
+            rest = sum(len(c) for c in chunks[i:])
             blocks.append(_section(f"… and {rest} more — <{view}|see all>", view))
             break
         blocks.append(_section("\n".join(chunk), view))
@@ -156,11 +157,11 @@ def _section(text: str, more_url: str | None) -> dict[str, Any]:
     }
 
 
-def _chunks(lines: Sequence[str], limit: int) -> list[list[str]]:
+def _chunks(lines: Sequence[str], limit: int, more_url: str | None) -> list[list[str]]:
     chunks: list[list[str]] = []
     size = 0
     for line in lines:
-        line = fit(line, limit)
+        line = fit(line, limit, more_url)
         if chunks and size + len(line) + 1 <= limit:
             chunks[-1].append(line)
             size += len(line) + 1
