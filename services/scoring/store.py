@@ -595,7 +595,8 @@ s AS (
         sum(csat_sum) AS csat_sum,
         sum(csat_answers) AS csat_answers
     FROM scoring.survey_days
-    WHERE account_id = ANY($1::text[]) AND day > $2::date - {SENTIMENT_WINDOW_DAYS} AND day <= $2::date
+    WHERE account_id = ANY($1::text[])
+        AND day > $2::date - {SENTIMENT_WINDOW_DAYS} AND day <= $2::date
     GROUP BY account_id)
 SELECT ids.account_id,
     a.known_since,

@@ -3,6 +3,7 @@ whatever the batching, the arrival order and the redeliveries — on the real da
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -58,8 +59,7 @@ async def reset(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await conn.execute(
             "TRUNCATE scoring.health, scoring.health_history, scoring.outbox, "
-            "scoring.dirty_accounts, scoring.accounts, "
-            + ", ".join(f"scoring.{t}" for t in TABLES)
+            "scoring.dirty_accounts, scoring.accounts, " + ", ".join(f"scoring.{t}" for t in TABLES)
         )
 
 
@@ -114,6 +114,6 @@ async def test_same_events_give_the_same_scores_whatever_the_batching_order_and_
         )
     )
     bounds = [0, *cuts, len(arrivals)]
-    batches = [arrivals[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+    batches = [arrivals[a:b] for a, b in itertools.pairwise(bounds) if a < b]
 
     assert await run(pool, scorer, clock, batches) == reference

@@ -17,15 +17,15 @@ from services.scoring.model import Model
 from services.scoring.scorer import Scorer
 from services.scoring.sweep import Horizons, Sweeper
 from shared.clock import FixedClock
-from shared.events import HealthChange, HealthSnapshot
+from shared.events import Event, HealthChange, HealthSnapshot
 from tests.unit.scoring.builders import (
     NOW,
     account,
     records,
     steady_usage,
-    tombstone,
     survey,
     ticket,
+    tombstone,
     usage,
 )
 
@@ -86,7 +86,7 @@ async def test_silence_turns_a_green_account_yellow_then_red_with_no_new_events(
 async def test_contributions_add_up_to_the_score_and_every_component_is_explained(
     pool: asyncpg.Pool, handler: BatchHandler, scorer: Scorer, clock: FixedClock
 ) -> None:
-    events = [
+    events: list[Event] = [
         *steady_usage("acme", days=40, users=3),
         ticket("acme", ticket_id="t1", at=NOW - timedelta(days=2)),
         ticket("acme", ticket_id="t2", at=NOW - timedelta(days=1), priority="high"),
@@ -124,9 +124,7 @@ async def test_a_late_event_lands_in_its_own_day_and_rescoring_reflects_it(
     await scorer.drain_queue(pool, clock.now())
 
     async with pool.acquire() as conn:
-        days = await conn.fetch(
-            "SELECT day, usage_events FROM scoring.account_days ORDER BY day"
-        )
+        days = await conn.fetch("SELECT day, usage_events FROM scoring.account_days ORDER BY day")
     assert [(r["day"], r["usage_events"]) for r in days] == [(late_day, 1), (NOW.date(), 1)]
     after = await current(pool)
     assert next(c for c in after.components if c.name == "activity").raw == 2.0
@@ -206,6 +204,4 @@ async def test_a_score_is_recorded_in_history_on_changes_and_once_a_day(
     assert [r["as_of"] for r in rows] == [NOW, clock.now()]
     assert {r["model_version"] for r in rows} == {model.version}
     changes = await outbox(pool)
-    assert changes[0].change_id == health.change_id(
-        "acme", NOW, model.version, changes[0].after
-    )
+    assert changes[0].change_id == health.change_id("acme", NOW, model.version, changes[0].after)

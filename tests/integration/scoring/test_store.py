@@ -23,9 +23,7 @@ async def test_a_steady_account_is_scored_green_with_every_component_explained(
     assert row["band"] == "green", row["snapshot"]
 
 
-async def test_duplicate_event_ids_count_once(
-    pool: asyncpg.Pool, handler: BatchHandler
-) -> None:
+async def test_duplicate_event_ids_count_once(pool: asyncpg.Pool, handler: BatchHandler) -> None:
     first = usage("acme", event_id="same", at=NOW - timedelta(hours=2))
     again = usage("acme", event_id="same", at=NOW - timedelta(hours=2))
     await handler(records(first, again))
