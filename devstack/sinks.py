@@ -111,6 +111,7 @@ class SlackRequest:
     received_at: float
     reply: Reply = field(default_factory=Reply)
     answered: bool = False  # False while held (slow) or when dropped
+    ts: str | None = None  # the ts answered to a successful chat.postMessage
 
     @property
     def channel(self) -> str | None:
@@ -319,10 +320,11 @@ class SlackSink:
         else:
             self._ts += 1
             status = 200
+            request.ts = f"{int(time.time())}.{self._ts:06d}"
             answer = {
                 "ok": True,
                 "channel": request.channel,
-                "ts": f"{int(time.time())}.{self._ts:06d}",
+                "ts": request.ts,
                 "message": {"text": request.text},
             }
         request.answered = True

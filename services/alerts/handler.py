@@ -197,7 +197,7 @@ async def apply(
             ),
             {"keys": keys},
         )
-        pending: dict[str, int] = dict(latest.tuples().all())
+        pending: dict[str, int] = {key: last for key, last in latest}
         for row in replies:
             row["depends_on"] = pending.get(row["thread_key"])
         written += len(await store.enqueue(conn, replies))

@@ -368,9 +368,8 @@ def plan(
         due = _escalation_due(a, timing)
         if due is not None and due <= now:
             route = escalate(a)
-            recipients = route.recipients
-            notifications += _per_recipient("escalation", [a], _constant(recipients), now)
-            result[i] = replace(a, escalated_at=now, escalation_path=route.path)
+            a = result[i] = replace(a, escalated_at=now, escalation_path=route.path)
+            notifications += _per_recipient("escalation", [a], _constant(route.recipients), now)
 
     # Resolved notices, to whoever was last notified.
     resolved = [a for a in result if a.state == "resolved" and a.resolve_notice_due]
