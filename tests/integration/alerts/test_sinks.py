@@ -35,6 +35,7 @@ async def test_the_sinks_entry_point_records_to_a_directory_and_can_be_programme
             return json.loads(text.splitlines()[0]) if text.strip() else None
 
         info = await eventually(started, what="the sinks to start")
+        assert info is not None
         api = str(info["slack_api_url"])
         base = api.removesuffix("/api")
         async with httpx.AsyncClient() as client:
