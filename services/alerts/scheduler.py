@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_ACCOUNTS_PER_PASS = 200
 DIGESTS_PER_PASS = 100
+PASSES_PER_TICK = 10
 PURGE_EVERY = timedelta(hours=1)
 KEEP = timedelta(days=30)
 
@@ -77,10 +78,14 @@ class Scheduler:
 
     async def tick(self) -> None:
         now = self._clocks.now()
-        while await self.flush_due(now) >= FLUSH_ACCOUNTS_PER_PASS:
-            pass
-        while await self.send_digests(now) >= DIGESTS_PER_PASS:
-            pass
+        # A backlog is worked through in a few passes; what is left waits for the next tick
+        # (accounts another replica holds stay due, and must not make this loop spin).
+        for _ in range(PASSES_PER_TICK):
+            if await self.flush_due(now) < FLUSH_ACCOUNTS_PER_PASS:
+                break
+        for _ in range(PASSES_PER_TICK):
+            if await self.send_digests(now) < DIGESTS_PER_PASS:
+                break
         if time.monotonic() - self._last_metrics >= self._metrics_every:
             await self.refresh_metrics()
             self._last_metrics = time.monotonic()
