@@ -120,8 +120,8 @@ def _days_since(then: datetime | None, as_of: datetime) -> float | None:
 
 
 def _ratio(recent: float, baseline: float) -> float:
-    """Recent vs baseline, smoothed by one so a zero baseline gives a finite ratio."""
-    return (recent + 1.0) / (baseline + 1.0)
+    """Recent vs baseline; against a zero baseline, as if the baseline were one."""
+    return recent / baseline if baseline > 0 else recent + 1.0
 
 
 def _covers(start: datetime | None, as_of: datetime, days: int) -> bool:
@@ -237,7 +237,7 @@ _NEVER_SEEN: Mapping[Input, str] = {
 }
 
 _TOO_OLD: Mapping[Input, str] = {
-    "usage": "no product usage for {days} days",
+    "usage": "no activity for {days} days",  # the same words as recency's: said once
     "features": "no feature used for {days} days",
     "surveys": "no NPS or CSAT answer in {days} days",
     "tickets": "an open high/urgent ticket has had no update for {days} days",
@@ -257,7 +257,11 @@ def _last_seen(facts: Facts, source: Input) -> datetime | None:
 def input_status(
     component: Component, facts: Facts, as_of: datetime
 ) -> tuple[Status, Input | None, float | None]:
-    """Whether the component's inputs are there and fresh: (status, which input, its age)."""
+    """Whether the component's inputs are there and fresh: (status, which input, its age).
+
+    A missing input outweighs a stale one: "we never had it" is the stronger statement.
+    """
+    stale: tuple[Status, Input | None, float | None] = ("ok", None, None)
     for source in component.inputs:
         if source == "seats":
             if not facts.seats:
@@ -265,15 +269,13 @@ def input_status(
             continue
         if source == "tickets":
             age = _days_since(facts.oldest_open_high_urgent_update, as_of)
-            if age is not None and age > component.max_data_age_days:
-                return "stale", source, age
-            continue
-        age = _days_since(_last_seen(facts, source), as_of)
-        if age is None:
-            return "missing", source, None
-        if age > component.max_data_age_days:
-            return "stale", source, age
-    return "ok", None, None
+        else:
+            age = _days_since(_last_seen(facts, source), as_of)
+            if age is None:
+                return "missing", source, None
+        if age is not None and age > component.max_data_age_days and stale[0] == "ok":
+            stale = ("stale", source, age)
+    return stale
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,17 +283,31 @@ def input_status(
 
 
 @dataclass(frozen=True, slots=True)
-class _Reason:
-    loss: float  # score points this finding costs
+class _Finding:
+    """Something that costs the score points; said in words only if it becomes a reason."""
+
+    loss: float  # score points it costs
     points: float  # the points of the measure (or component) it is about
     data_driven: bool  # False for "never seen" inputs: said only when there is room
-    text: str
+    text: str | None = None  # fixed words, or…
+    measure: str = ""  # …the measure whose sentence says it
+    value: float = 0.0
+
+    def sentence(self, facts: Facts) -> str:
+        return self.text if self.text is not None else SENTENCES[self.measure](self.value, facts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    score: ComponentScore
+    loss: float  # what the whole component costs the score
+    findings: list[_Finding]  # biggest loss first
 
 
 def _component(
     component: Component, facts: Facts, values: Mapping[str, float | None], as_of: datetime
-) -> tuple[ComponentScore, list[_Reason]]:
-    """Score one component; returns it and the findings that could become reasons."""
+) -> _Scored:
+    """Score one component, with the findings that could become reasons."""
     status, source, age = input_status(component, facts, as_of)
     raw = next(
         (
@@ -319,30 +335,33 @@ def _component(
 
     total_share = sum(m.share for m, _, _ in present)
     points = sum(m.share * p for m, _, p in present) / total_share
-    reasons = [
-        _Reason(
-            component.weight * (m.share / total_share) * (100.0 - p) / 100.0,
-            p,
-            True,
-            SENTENCES[m.name](v, facts),
+    findings = [
+        _Finding(
+            loss=component.weight * (m.share / total_share) * (100.0 - p) / 100.0,
+            points=p,
+            data_driven=True,
+            measure=m.name,
+            value=v,
         )
         for m, v, p in present
         if p < 100.0
     ]
-    worst, worst_value, worst_points = min(present, key=lambda item: item[2])
-    note = SENTENCES[worst.name](worst_value, facts) if worst_points < 100.0 else None
+    findings.sort(key=lambda f: -f.loss)  # stable: ties keep the model's order
+    note = findings[0].sentence(facts) if findings else None
     if status == "stale":  # counted anyway (absence is zero), but said to be old
         note = _TOO_OLD["tickets"].format(days=round(age or 0))
-    return _score(component, raw, points, status, note), reasons
+    loss = component.weight * (100.0 - points) / 100.0
+    return _Scored(_score(component, raw, points, status, note), loss, findings)
 
 
 def _unscored(
     component: Component, raw: float | None, status: Status, text: str, *, data_driven: bool
-) -> tuple[ComponentScore, list[_Reason]]:
+) -> _Scored:
     """A component whose input is missing or too old: ``missing_points``, said why."""
     points = component.missing_points
     loss = component.weight * (100.0 - points) / 100.0
-    return _score(component, raw, points, status, text), [_Reason(loss, points, data_driven, text)]
+    finding = _Finding(loss, points, data_driven, text)
+    return _Scored(_score(component, raw, points, status, text), loss, [finding])
 
 
 def _score(
@@ -364,22 +383,9 @@ def evaluate(model: Model, facts: Facts, as_of: datetime) -> Evaluation:
     """Score one account as of ``as_of`` with the profile of its segment."""
     profile: Profile = model.profile_for(facts.tier, facts.lifecycle_stage)
     values = measure_values(facts, as_of)
-    components: list[ComponentScore] = []
-    candidates: list[_Reason] = []
-    for component in profile.components:
-        scored, findings = _component(component, facts, values, as_of)
-        components.append(scored)
-        candidates.extend(findings)
+    scored = [_component(component, facts, values, as_of) for component in profile.components]
+    components = [s.score for s in scored]
     score = round(sum(c.contribution for c in components), 1)
-    worth_saying = [r for r in candidates if r.points < model.reason_below_points and r.loss > 0]
-    worth_saying.sort(key=lambda r: (not r.data_driven, -r.loss, r.text))
-    reasons: list[str] = []
-    for reason in worth_saying:
-        if reason.text not in reasons:
-            reasons.append(reason.text)
-        if len(reasons) == model.top_reasons:
-            break
-    days_since = values["days_since_activity"]
     return Evaluation(
         snapshot=HealthSnapshot(
             score=score,
@@ -389,21 +395,51 @@ def evaluate(model: Model, facts: Facts, as_of: datetime) -> Evaluation:
             stale=any(c.status == "stale" for c in components),
             missing=[c.name for c in components if c.status == "missing"],
             stale_inputs=[c.name for c in components if c.status == "stale"],
-            reasons=reasons,
-            signals=Signals(
-                days_since_activity=round(days_since, 1) if days_since is not None else None,
-                active_users_7d=facts.active_users_7d,
-                seats=facts.seats,
-                seat_utilisation=(
-                    round(facts.active_users_30d / facts.seats, 3) if facts.seats else None
-                ),
-                open_high_urgent_tickets=facts.open_high_urgent,
-                high_urgent_opened_7d=facts.high_urgent_opened_7d,
-                nps_latest=facts.nps_latest,
-                renewal_date=facts.renewal_date,
-            ),
+            reasons=top_reasons(model, scored, facts),
+            signals=signals(facts, values["days_since_activity"]),
         ),
         profile=profile.name,
+    )
+
+
+def top_reasons(model: Model, scored: list[_Scored], facts: Facts) -> list[str]:
+    """The model's ``top_reasons`` findings in words, so that each says something new.
+
+    First each component's biggest finding, the most costly component first; then the other
+    findings by what they cost; findings about data never received come last. Only measures
+    under ``reason_below_points`` are said.
+    """
+    firsts = sorted(
+        ((s.loss, s.findings[0]) for s in scored if s.findings), key=lambda item: -item[0]
+    )
+    others = sorted((f for s in scored for f in s.findings[1:]), key=lambda f: -f.loss)
+    ranked = [f for _, f in firsts if f.data_driven] + [f for f in others if f.data_driven]
+    ranked += sorted(
+        (f for s in scored for f in s.findings if not f.data_driven), key=lambda f: -f.loss
+    )
+    reasons: list[str] = []
+    for finding in ranked:
+        if finding.points >= model.reason_below_points or finding.loss <= 0:
+            continue
+        text = finding.sentence(facts)
+        if text not in reasons:
+            reasons.append(text)
+        if len(reasons) == model.top_reasons:
+            break
+    return reasons
+
+
+def signals(facts: Facts, days_since: float | None) -> Signals:
+    """The plain facts alert rules read (``days_in_band`` is filled once the band is settled)."""
+    return Signals(
+        days_since_activity=round(days_since, 1) if days_since is not None else None,
+        active_users_7d=facts.active_users_7d,
+        seats=facts.seats,
+        seat_utilisation=round(facts.active_users_30d / facts.seats, 3) if facts.seats else None,
+        open_high_urgent_tickets=facts.open_high_urgent,
+        high_urgent_opened_7d=facts.high_urgent_opened_7d,
+        nps_latest=facts.nps_latest,
+        renewal_date=facts.renewal_date,
     )
 
 
