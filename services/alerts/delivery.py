@@ -86,6 +86,7 @@ class DeliveryWorker:
         self.name = name
         self._now = now
         self._rng = rng
+        self.idle = False  # waiting for a NOTIFY or its poll
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -101,7 +102,11 @@ class DeliveryWorker:
             if handled:
                 continue  # more may be due right away
             wakeup.clear()
-            await _wait_any(stopping, wakeup, await self._sleep_seconds())
+            self.idle = True
+            try:
+                await _wait_any(stopping, wakeup, await self._sleep_seconds())
+            finally:
+                self.idle = False
 
     async def _sleep_seconds(self) -> float:
         """Until the next due row, at most the poll interval."""

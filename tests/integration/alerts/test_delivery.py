@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.sinks import Reply, SlackSink, SmtpSink
-from services.alerts.delivery import DeliveryWorker
+from services.alerts.delivery import DeliveryWorker, OutboxListener
 from shared import db
 from tests.integration.alerts.support import (
     T0,
@@ -204,3 +204,29 @@ async def test_messages_to_one_slack_channel_are_paced(
     assert len(times) == 3
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= interval.total_seconds() - 0.01
+
+
+async def test_an_idle_worker_is_woken_by_the_outbox_notify_not_its_poll(
+    harness: Harness, slack: SlackSink, http: httpx.AsyncClient, migrated: str
+) -> None:
+    stopping, wakeup = asyncio.Event(), asyncio.Event()
+    listener = OutboxListener(migrated.replace("postgresql+asyncpg://", "postgresql://"), wakeup)
+    await listener.start()
+    idle = worker(harness, http, slack, None, poll_seconds=600)
+    task = asyncio.create_task(idle.run(stopping, wakeup))
+    try:
+        await eventually(lambda: _idle(idle), what="the worker asleep for its long poll")
+        await alerts_for(harness, 1)
+        await eventually(lambda: _delivered(slack), timeout_s=5, what="a prompt delivery")
+    finally:
+        stopping.set()
+        await task
+        await listener.stop()
+
+
+async def _delivered(slack: SlackSink) -> bool:
+    return bool(slack.delivered())
+
+
+async def _idle(worker: DeliveryWorker) -> bool:
+    return worker.idle
