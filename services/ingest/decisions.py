@@ -16,8 +16,7 @@ from datetime import timedelta
 import msgspec
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(msgspec.Struct, frozen=True, gc=False):
     """One Kafka message: where it goes, its key, its encoded value."""
 
     topic: str
@@ -25,8 +24,7 @@ class Message:
     value: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Refused:
+class Refused(msgspec.Struct, frozen=True, gc=False):
     """An item the core refuses: which one, why, and its original bytes for the DLQ."""
 
     index: int

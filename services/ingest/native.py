@@ -126,6 +126,7 @@ class SurveyEventIn(_EventIn, tag="survey"):
 
 EventIn = UsageEventIn | TicketEventIn | SurveyEventIn
 _event_in: msgspec.json.Decoder[EventIn] = msgspec.json.Decoder(EventIn)
+_encoder = msgspec.json.Encoder()
 
 
 class AccountTeamIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -181,13 +182,15 @@ def decide_events(body: bytes, *, now: datetime, limits: Limits, topics: Topics)
         SurveyEventIn: topics.surveys,
     }
     horizon = now + limits.max_future
+    max_bytes = limits.max_event_bytes
+    decode, encode_event = _event_in.decode, _encoder.encode  # the hot loop: no lookups
     for index, raw in enumerate(items):
-        problem = too_large(raw, limits)
-        if problem is not None:
+        if len(raw) > max_bytes:
+            problem = too_large(raw, limits) or ""
             refused.append(Refused(index, "event_too_large", problem, bytes(raw)))
             continue
         try:
-            item = _event_in.decode(raw)
+            item = decode(raw)
         except msgspec.ValidationError as exc:
             refused.append(Refused(index, "invalid_event", str(exc), bytes(raw)))
             continue
@@ -201,7 +204,7 @@ def decide_events(body: bytes, *, now: datetime, limits: Limits, topics: Topics)
         except ValueError as exc:
             refused.append(Refused(index, "invalid_event", str(exc), bytes(raw), key))
             continue
-        messages.append(Message(topic_of[type(item)], key, encode(event)))
+        messages.append(Message(topic_of[type(item)], key, encode_event(event)))
     decision.accepted = len(messages)
     return decision
 

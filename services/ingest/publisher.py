@@ -161,19 +161,25 @@ class KafkaPublisher:
         origin: str,
         headers: Mapping[str, str],
     ) -> list[asyncio.Future[Any]]:
+        # Group by partition. The hot loop: a request's messages mostly share a topic and
+        # repeat keys, so both are looked up once.
         groups: dict[tuple[str, int], list[Message]] = {}
-        partitions: dict[str, list[int]] = {}
+        by_topic: dict[str, tuple[list[int], dict[bytes, list[Message]]]] = {}
+        topic: str | None = None
+        partitions: list[int] = []
+        by_key: dict[bytes, list[Message]] = {}
         for message in messages:
-            topic = message.topic
-            known = partitions.get(topic)
-            if known is None:
-                known = partitions[topic] = await _partitions(producer, topic)
-            partition = known[partition_index(message.key, len(known))]
-            group = groups.get((topic, partition))
+            if message.topic != topic:
+                topic = message.topic
+                known = by_topic.get(topic)
+                if known is None:
+                    known = by_topic[topic] = (await _partitions(producer, topic), {})
+                partitions, by_key = known
+            group = by_key.get(message.key)
             if group is None:
-                groups[(topic, partition)] = [message]
-            else:
-                group.append(message)
+                partition = partitions[partition_index(message.key, len(partitions))]
+                group = by_key[message.key] = groups.setdefault((topic, partition), [])
+            group.append(message)
 
         targets = [TopicPartition(topic, partition) for topic, partition in groups]
         if refused:
@@ -212,11 +218,13 @@ class KafkaPublisher:
         futures: list[asyncio.Future[Any]] = []
         async with self._batch_locks[TopicPartition(topic, partition)]:
             batch = producer.create_batch()
+            append = batch.append
             for message in group:
-                if batch.append(key=message.key, value=message.value, timestamp=None) is None:
+                if append(key=message.key, value=message.value, timestamp=None) is None:
                     futures.append(await producer.send_batch(batch, topic, partition=partition))
                     batch = producer.create_batch()
-                    if batch.append(key=message.key, value=message.value, timestamp=None) is None:
+                    append = batch.append
+                    if append(key=message.key, value=message.value, timestamp=None) is None:
                         raise KafkaUnavailable("a message is larger than the producer's batch")
             batch.close()  # complete: no need to linger for more messages
             futures.append(await producer.send_batch(batch, topic, partition=partition))
