@@ -316,9 +316,7 @@ def router(intake: Intake) -> APIRouter:
             now=now,
             max_age=config.max_signature_age,
         )
-        decision = zendesk.decide(
-            body, now=now, limits=limits, topics=topics, organizations=config.organizations
-        )
+        decision = zendesk.decide(body, now=now, topics=topics, organizations=config.organizations)
         applied = await intake.handler.apply(
             decision, source="zendesk", route="POST /v1/webhooks/zendesk", caller=caller.name
         )

@@ -31,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from services.ingest.decisions import Decision, Limits, Message, Refused, RequestRefused
+from services.ingest.decisions import Decision, Message, Refused, RequestRefused
 from shared.events import TicketAction, TicketEvent, TicketPriority, TicketStatus, Topics, encode
 
 ZENDESK_SOURCE = "zendesk"
@@ -175,17 +175,14 @@ def decide(
     body: bytes,
     *,
     now: datetime,
-    limits: Limits,
     topics: Topics,
     organizations: Mapping[str, str],
 ) -> Decision:
-    """One delivery → one ticket event (or nothing, or a refusal for an unmapped org)."""
-    if len(body) > limits.max_event_bytes:
-        raise RequestRefused(
-            413,
-            "event_too_large",
-            f"the delivery is {len(body)} bytes; at most {limits.max_event_bytes} are accepted",
-        )
+    """One delivery → one ticket event (or nothing, or a refusal for an unmapped org).
+
+    A delivery is one event whatever its size (a ticket's description can be long): only the
+    body limit applies, not the per-item one.
+    """
     try:
         payload = _webhook.decode(body)
     except msgspec.ValidationError as exc:
@@ -210,6 +207,9 @@ def decide(
             )
         )
         return decision
+    ticket_id = str(payload.detail.id)
+    if not 1 <= len(ticket_id) <= 256:
+        raise RequestRefused(422, "invalid_webhook", "detail.id must be 1 to 256 characters")
     occurred_at = payload.time if payload.time.tzinfo else payload.time.replace(tzinfo=UTC)
     event = TicketEvent(
         event_id=event_id(payload),
@@ -217,7 +217,7 @@ def decide(
         occurred_at=occurred_at,
         received_at=now,
         source=ZENDESK_SOURCE,
-        ticket_id=str(payload.detail.id)[:256] or "?",
+        ticket_id=ticket_id,
         action=change.action,
         priority=change.priority,
         status=change.status,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -15,6 +17,7 @@ from fastapi.testclient import TestClient
 from services.ingest import zendesk
 from services.ingest.memberships import InMemoryMemberships
 from shared import events
+from shared.logs import JsonFormatter
 from tests.unit.ingest.fakes import KEYS, NOW, Clock, RecordingPublisher, app, bearer
 
 USAGE = {
@@ -430,3 +433,27 @@ def test_every_intake_operation_is_documented_with_examples(client: TestClient) 
     assert {"UsageEventIn", "AccountIn", "PersonIn", "SegmentBatch", "ZendeskWebhook"} <= set(
         schemas
     )
+
+
+def test_a_requests_logs_carry_its_request_id_and_never_the_key(client: TestClient) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("ingest"))
+    logger = logging.getLogger("services.ingest")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        post_events(client, [USAGE, {"event_type": "usage"}], **{"x-request-id": "req-42"})
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    [refused] = [line for line in lines if line["msg"] == "items refused and dead-lettered"]
+    assert refused["request_id"] == "req-42"
+    assert (refused["source"], refused["refused"], refused["codes"]) == (
+        "native",
+        1,
+        ["invalid_event"],
+    )
+    assert KEYS["events"] not in stream.getvalue()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from services.ingest import zendesk
-from services.ingest.decisions import Decision, Limits, RequestRefused
+from services.ingest.decisions import Decision, RequestRefused
 from shared import events
 from shared.events import Topics
 from tests.unit.ingest.fakes import NOW
@@ -44,7 +44,6 @@ def decide(payload: dict[str, Any], organizations: dict[str, str] = ORGS) -> Dec
     return zendesk.decide(
         json.dumps(payload).encode(),
         now=NOW,
-        limits=Limits(),
         topics=Topics("t."),
         organizations=organizations,
     )
@@ -208,7 +207,19 @@ def test_a_ticket_without_organization_is_unmapped_too() -> None:
 
 def test_a_body_that_is_not_a_zendesk_event_is_422() -> None:
     with pytest.raises(RequestRefused) as refused:
-        zendesk.decide(
-            b'{"hello": "world"}', now=NOW, limits=Limits(), topics=Topics(), organizations={}
-        )
+        zendesk.decide(b'{"hello": "world"}', now=NOW, topics=Topics(), organizations={})
     assert (refused.value.status, refused.value.code) == (422, "invalid_webhook")
+
+
+def test_a_delivery_without_a_ticket_id_is_422() -> None:
+    payload = delivery("ticket.created")
+    payload["detail"]["id"] = ""
+    with pytest.raises(RequestRefused) as refused:
+        decide(payload)
+    assert (refused.value.status, refused.value.code) == (422, "invalid_webhook")
+
+
+def test_a_long_delivery_is_one_event_whatever_its_size() -> None:
+    payload = delivery("ticket.created")
+    payload["detail"]["description"] = "x" * 100_000
+    assert decide(payload).accepted == 1
