@@ -239,9 +239,21 @@ async def _partitions(producer: AIOKafkaProducer, topic: str) -> list[int]:
 
 
 async def _require_leaders(producer: AIOKafkaProducer, targets: Sequence[TopicPartition]) -> None:
-    """Refuse before queueing anything when a partition's leader is unknown or unreachable."""
-    cluster = producer.client.cluster
-    leaders = {cluster.leader_for_partition(tp) for tp in targets}
-    for leader in leaders:
-        if leader is None or leader < 0 or not await producer.client.ready(leader):
-            raise KafkaUnavailable(f"Kafka broker {leader} (a partition leader) is unreachable")
+    """Refuse before queueing anything when a partition's leader is unknown or unreachable.
+
+    The metadata may be stale (a leader moved while its old broker restarts): refresh it once
+    before giving up, so a rolling restart is not a stream of 503s.
+    """
+    client = producer.client
+    for attempt in range(2):
+        leaders = {client.cluster.leader_for_partition(tp) for tp in targets}
+        unreachable = [
+            leader
+            for leader in leaders
+            if leader is None or leader < 0 or not await client.ready(leader)
+        ]
+        if not unreachable:
+            return
+        if attempt == 0:
+            await client.force_metadata_update()
+    raise KafkaUnavailable(f"Kafka broker(s) {unreachable} leading the partitions are unreachable")
