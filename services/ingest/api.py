@@ -7,7 +7,6 @@ Every route reads its raw body once and decodes it with msgspec; nothing is pars
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -335,7 +334,7 @@ def _basic_user(request: Request) -> str | None:
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8
         return None
     user = decoded.split(":", 1)[0]
     return user or None

@@ -57,7 +57,7 @@ async def read_body(request: Request, limits: Limits, content_types: Collection[
         )
     limit = limits.max_body_bytes
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _body_too_large(limit)
     chunks: list[bytes] = []
     size = 0

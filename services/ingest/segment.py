@@ -281,7 +281,12 @@ class SegmentTranslator:
             return []
         user_id = _user(message)
         original = _utc(message.originalTimestamp or message.timestamp)
-        occurred_at = event_time(original, _utc(message.sentAt) or batch_sent_at, now)
+        try:
+            occurred_at = event_time(original, _utc(message.sentAt) or batch_sent_at, now)
+        except OverflowError:
+            raise _Refusal(
+                "invalid_message", "timestamp and sentAt are too far apart to correct"
+            ) from None
         if occurred_at > now + limits.max_future:
             hours = (occurred_at - now).total_seconds() / 3600
             raise _Refusal(

@@ -123,10 +123,22 @@ def test_the_right_scope_is_let_in(
 @pytest.mark.parametrize(("method", "path", "scope", "body"), ROUTES)
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer nope"}, {"X-API-Key": "nope"}, {"Authorization": "Basic !!"}],
+    [
+        {},
+        {"Authorization": "Bearer nope"},
+        {"X-API-Key": "nope"},
+        {"Authorization": "Basic !!"},
+        {"Authorization": "Basic w7w="},  # base64 of bytes that are not UTF-8
+        {"Authorization": "Basic \u00e9t\u00e9".encode("latin-1")},  # not even ASCII
+    ],
 )
 def test_a_missing_or_unknown_key_is_401(
-    client: TestClient, method: str, path: str, scope: str, body: Any, headers: dict[str, str]
+    client: TestClient,
+    method: str,
+    path: str,
+    scope: str,
+    body: Any,
+    headers: dict[str, str | bytes],
 ) -> None:
     answer = client.request(method, path, json=body, headers=headers)
     assert answer.status_code == 401

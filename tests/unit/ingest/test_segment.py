@@ -230,3 +230,10 @@ def test_a_batch_without_its_batch_array_is_422() -> None:
     with pytest.raises(RequestRefused) as refused:
         translate({"messages": []})
     assert (refused.value.status, refused.value.code) == (422, "invalid_body")
+
+
+def test_times_too_far_apart_to_correct_refuse_the_message_not_the_request() -> None:
+    item = track(timestamp="0001-01-01T00:00:00Z", sentAt="9999-12-31T23:59:59Z")
+    decision = translate({"batch": [item, track(messageId="m-2")]})
+    assert decision.accepted == 1
+    assert [(r.index, r.code) for r in decision.refused] == [(0, "invalid_message")]
