@@ -271,7 +271,42 @@ def install(app: FastAPI) -> None:
                     "(or `writeKey` in the body)",
                 },
             }
+            _describe_operations(document)
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _describe_operations(document: dict[str, Any]) -> None:
+    """Examples for the shared operational endpoints too."""
+    examples = {
+        "/healthz": (200, "application/json", {"status": "ok"}),
+        "/readyz": (
+            200,
+            "application/json",
+            {"ready": True, "checks": {"kafka": True, "memberships": True}, "shutting_down": False},
+        ),
+        "/metrics": (
+            200,
+            "text/plain",
+            'churnwatch_ingest_items_accepted_total{source="native"} 42.0',
+        ),
+    }
+    for path, (status, media_type, example) in examples.items():
+        operation = document.get("paths", {}).get(path, {}).get("get")
+        if operation is None:
+            continue
+        answer = operation.setdefault("responses", {}).setdefault(str(status), {})
+        answer.setdefault("description", "OK")
+        answer.setdefault("content", {}).setdefault(media_type, {})["example"] = example
+    readyz = document.get("paths", {}).get("/readyz", {}).get("get")
+    if readyz is not None:
+        not_ready = readyz["responses"].setdefault("503", {"description": "Not ready"})
+        not_ready.setdefault("content", {})["application/json"] = {
+            "example": {
+                "ready": False,
+                "checks": {"kafka": False, "memberships": True},
+                "shutting_down": False,
+            }
+        }

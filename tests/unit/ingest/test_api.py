@@ -441,6 +441,9 @@ def test_every_intake_operation_is_documented_with_examples(client: TestClient) 
         assert answers[success]["content"]["application/json"]["example"] is not None, where
         assert {"401", "413", "415", "503"} <= set(answers), where
         assert operation["security"], where
+    for path in ("/healthz", "/readyz", "/metrics"):
+        content = document["paths"][path]["get"]["responses"]["200"]["content"]
+        assert all("example" in media for media in content.values()), path
     schemas = document["components"]["schemas"]
     assert {"UsageEventIn", "AccountIn", "PersonIn", "SegmentBatch", "ZendeskWebhook"} <= set(
         schemas
