@@ -7,8 +7,9 @@
         produces N usage events, times a raw aiokafka consume-and-decode of them, then the
         scoring consumer (loop + handler + rescoring) draining the same events.
 
-``DATABASE_URL`` must name a database the bench may fill (the schema is migrated and its
-tables emptied first); ``KAFKA_BOOTSTRAP_SERVERS`` a broker (drain only).
+``DATABASE_URL`` names the PostgreSQL server: the bench creates a scratch database there and
+drops it at the end. ``KAFKA_BOOTSTRAP_SERVERS`` names a broker (drain only; the bench
+creates topics under a random prefix).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import os
 import resource
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -42,20 +45,26 @@ from shared.kafka import (
 )
 from shared.settings import DatabaseSettings, KafkaSettings
 
-TABLES = (
-    "processed_events, account_days, survey_days, account_users, account_features, tickets, "
-    "activity, accounts, people, dirty_accounts, health, health_history, outbox, sweeps"
-)
 
-
-async def prepare(url: str) -> asyncpg.Pool:
-    await asyncio.to_thread(command.upgrade, migrations.config("scoring", url), "head")
-    pool = await store.create_pool(url, size=4, application_name="scoring-bench")
-    async with pool.acquire() as conn:
-        await conn.execute(
-            "TRUNCATE " + ", ".join(f"scoring.{t.strip()}" for t in TABLES.split(","))
-        )
-    return pool
+@asynccontextmanager
+async def scratch_database(server_url: str) -> AsyncIterator[str]:
+    """A fresh database on the server of ``server_url``, migrated; dropped afterwards."""
+    name = f"scoring_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(store.asyncpg_dsn(server_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = f"{server_url.rpartition('/')[0]}/{name}"
+    try:
+        await asyncio.to_thread(command.upgrade, migrations.config("scoring", url), "head")
+        yield url
+    finally:
+        admin = await asyncpg.connect(store.asyncpg_dsn(server_url))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 SEED = """
@@ -63,59 +72,64 @@ INSERT INTO scoring.accounts (account_id, name, tier, seats, arr, renewal_date,
     lifecycle_stage, csm, updated_at)
 SELECT 'acct-' || lpad(i::text, 7, '0'), 'Account ' || i,
     CASE WHEN i % 10 = 0 THEN 'enterprise' ELSE 'pro' END, 10 + i % 40, 10000 + i % 90000,
-    $2::date + (i % 365), CASE WHEN i % 25 = 0 THEN 'onboarding' ELSE 'mature' END,
-    'csm-' || (i % 500), $1::timestamptz
-FROM generate_series(1, $3::int) AS i;
+    {today} + (i % 365), CASE WHEN i % 25 = 0 THEN 'onboarding' ELSE 'mature' END,
+    'csm-' || (i % 500), {now}
+FROM generate_series(1, {accounts}) AS i;
 
 INSERT INTO scoring.activity (account_id, known_since, first_usage_at, last_usage_at,
     first_feature_at, last_feature_at, last_ticket_at, last_survey_at, nps_latest)
-SELECT 'acct-' || lpad(i::text, 7, '0'), $1::timestamptz - interval '120 days',
-    $1::timestamptz - interval '120 days', $1::timestamptz - (i % 21) * interval '1 day',
-    $1::timestamptz - interval '120 days', $1::timestamptz - (i % 21) * interval '1 day',
-    CASE WHEN i % 5 = 0 THEN $1::timestamptz - interval '3 days' END,
-    CASE WHEN i % 3 = 0 THEN $1::timestamptz - interval '20 days' END,
+SELECT 'acct-' || lpad(i::text, 7, '0'), {now} - interval '120 days',
+    {now} - interval '120 days', {now} - (i % 21) * interval '1 day',
+    {now} - interval '120 days', {now} - (i % 21) * interval '1 day',
+    CASE WHEN i % 5 = 0 THEN {now} - interval '3 days' END,
+    CASE WHEN i % 3 = 0 THEN {now} - interval '20 days' END,
     CASE WHEN i % 3 = 0 THEN i % 11 END
-FROM generate_series(1, $3::int) AS i;
+FROM generate_series(1, {accounts}) AS i;
 
 INSERT INTO scoring.account_days (account_id, day, usage_events, usage_quantity,
     tickets_opened, high_urgent_opened, escalations, reopens)
-SELECT 'acct-' || lpad(i::text, 7, '0'), $2::date - d, 5 + (i + d) % 40, 5 + (i + d) % 40,
+SELECT 'acct-' || lpad(i::text, 7, '0'), {today} - d, 5 + (i + d) % 40, 5 + (i + d) % 40,
     CASE WHEN (i + d) % 29 = 0 THEN 1 ELSE 0 END, CASE WHEN (i + d) % 97 = 0 THEN 1 ELSE 0 END,
     0, 0
-FROM generate_series(1, $3::int) AS i, generate_series(i % 21, 34) AS d
+FROM generate_series(1, {accounts}) AS i, generate_series(i % 21, 34) AS d
 WHERE (i + d) % 7 <> 0;
 
 INSERT INTO scoring.account_users (account_id, user_id, anchor_day, days)
-SELECT 'acct-' || lpad(i::text, 7, '0'), 'user-' || u, $4::int - i % 21,
+SELECT 'acct-' || lpad(i::text, 7, '0'), 'user-' || u, {anchor} - i % 21,
     (4611686018427387903 # (i * 2654435761 + u * 40503)) & 4611686018427387903
-FROM generate_series(1, $3::int) AS i, generate_series(1, 4 + i % 9) AS u;
+FROM generate_series(1, {accounts}) AS i, generate_series(1, 4 + i % 9) AS u;
 
 INSERT INTO scoring.account_features (account_id, feature, anchor_day, days)
-SELECT 'acct-' || lpad(i::text, 7, '0'), 'feature-' || f, $4::int - i % 21,
+SELECT 'acct-' || lpad(i::text, 7, '0'), 'feature-' || f, {anchor} - i % 21,
     (i * 7919 + f * 104729) & 4611686018427387903
-FROM generate_series(1, $3::int) AS i, generate_series(1, 2 + i % 6) AS f;
+FROM generate_series(1, {accounts}) AS i, generate_series(1, 2 + i % 6) AS f;
 
 INSERT INTO scoring.tickets (account_id, ticket_id, priority, status, last_action,
     updated_at, event_id)
 SELECT 'acct-' || lpad(i::text, 7, '0'), 'ticket-' || t,
-    CASE WHEN t = 1 THEN 'urgent' ELSE 'normal' END, CASE WHEN t % 2 = 0 THEN 'solved' ELSE 'open' END,
-    'opened', $1::timestamptz - interval '3 days', 'e-' || i || '-' || t
-FROM generate_series(1, $3::int, 5) AS i, generate_series(1, 3) AS t;
+    CASE WHEN t = 1 THEN 'urgent' ELSE 'normal' END,
+    CASE WHEN t % 2 = 0 THEN 'solved' ELSE 'open' END,
+    'opened', {now} - interval '3 days', 'e-' || i || '-' || t
+FROM generate_series(1, {accounts}, 5) AS i, generate_series(1, 3) AS t;
 
 INSERT INTO scoring.survey_days (account_id, day, nps_sum, nps_answers, nps_promoters,
     nps_detractors, csat_sum, csat_answers)
-SELECT 'acct-' || lpad(i::text, 7, '0'), $2::date - 20, i % 11, 1,
+SELECT 'acct-' || lpad(i::text, 7, '0'), {today} - 20, i % 11, 1,
     CASE WHEN i % 11 >= 9 THEN 1 ELSE 0 END, CASE WHEN i % 11 <= 6 THEN 1 ELSE 0 END, 0, 0
-FROM generate_series(1, $3::int, 3) AS i;
+FROM generate_series(1, {accounts}, 3) AS i;
 """
 
 
 async def seed(pool: asyncpg.Pool, accounts: int, now: datetime) -> dict[str, int]:
     today = now.date()
     async with pool.acquire() as conn:
-        for statement in SEED.split(";\n"):
-            if statement.strip():
-                await conn.execute(statement, now, today, accounts, today.toordinal())
+        script = SEED.format(
+            now=f"timestamptz '{now.isoformat()}'",
+            today=f"date '{today.isoformat()}'",
+            accounts=int(accounts),
+            anchor=today.toordinal(),
+        )
+        await conn.execute(script)
         await conn.execute("ANALYZE")
         counts = {}
         for table in ("account_days", "account_users", "account_features", "tickets"):
@@ -127,19 +141,28 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def bench_sweep(url: str, accounts: int, chunk: int) -> None:
+async def bench_sweep(url: str, accounts: int, chunk: int, concurrency: int) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    pool = await prepare(url)
+    pool = await store.create_pool(url, size=4, application_name="scoring-bench")
     started = time.perf_counter()
     counts = await seed(pool, accounts, now)
     print(f"seeded {accounts} accounts in {time.perf_counter() - started:.1f}s: {counts}")
     clock = FixedClock(now)
     scorer = Scorer(health_model.load(health_model.DEFAULT_MODEL_FILE), score_delta=10)
     horizons = Horizons(timedelta(days=8), timedelta(days=400), timedelta(days=730))
-    sweeper = Sweeper(scorer, pool, clock, interval_seconds=300, chunk=chunk, horizons=horizons)
+    sweeper = Sweeper(
+        scorer,
+        pool,
+        clock,
+        interval_seconds=300,
+        chunk=chunk,
+        horizons=horizons,
+        concurrency=concurrency,
+    )
     async with pool.acquire() as conn:  # the accounts become known to the sweep when scored
         await conn.execute(
-            "INSERT INTO scoring.dirty_accounts (account_id) SELECT account_id FROM scoring.accounts"
+            "INSERT INTO scoring.dirty_accounts (account_id) "
+            "SELECT account_id FROM scoring.accounts"
         )
     started = time.perf_counter()
     first = await scorer.drain_queue(pool, now, chunk=chunk)
@@ -155,9 +178,16 @@ async def bench_sweep(url: str, accounts: int, chunk: int) -> None:
         ("1 day 5 minutes later (same day again)", now + timedelta(days=1, minutes=5)),
     ):
         result = await sweeper.sweep(as_of)
+        async with pool.acquire() as conn:
+            triggers = await conn.fetch(
+                "SELECT convert_from(payload, 'UTF8')::json->>'triggers' AS t, count(*) "
+                "FROM scoring.outbox GROUP BY 1 ORDER BY 2 DESC"
+            )
+            await conn.execute("TRUNCATE scoring.outbox")
         print(
             f"sweep {label}: {result.accounts} accounts in {result.seconds:.2f}s "
-            f"({result.accounts / result.seconds:,.0f} accounts/s), {result.changes} changes"
+            f"({result.accounts / result.seconds:,.0f} accounts/s), {result.changes} changes "
+            + str({r["t"]: r["count"] for r in triggers})
         )
     print(f"peak RSS of this process: {rss_mb():.0f} MB")
     await pool.close()
@@ -210,7 +240,7 @@ async def bench_drain(url: str, total: int, accounts: int, batch: int) -> None:
     await raw.stop()
     print(f"raw aiokafka consume+decode: {total / raw_seconds:,.0f} events/s")
 
-    pool = await prepare(url)
+    pool = await store.create_pool(url, size=4, application_name="scoring-bench")
     clock = SystemClock()
     scorer = Scorer(health_model.load(health_model.DEFAULT_MODEL_FILE), score_delta=10)
     handler = BatchHandler(
@@ -261,16 +291,22 @@ def main() -> None:
     sweep = sub.add_parser("sweep")
     sweep.add_argument("--accounts", type=int, default=100_000)
     sweep.add_argument("--chunk", type=int, default=2000)
+    sweep.add_argument("--concurrency", type=int, default=2)
     drain = sub.add_parser("drain")
     drain.add_argument("--events", type=int, default=200_000)
     drain.add_argument("--accounts", type=int, default=10_000)
     drain.add_argument("--batch", type=int, default=2000)
     args = parser.parse_args()
-    url = os.environ.get("DATABASE_URL") or DatabaseSettings().database_url.get_secret_value()
-    if args.what == "sweep":
-        asyncio.run(bench_sweep(url, args.accounts, args.chunk))
-    else:
-        asyncio.run(bench_drain(url, args.events, args.accounts, args.batch))
+    server = os.environ.get("DATABASE_URL") or DatabaseSettings().database_url.get_secret_value()
+
+    async def run() -> None:
+        async with scratch_database(server) as url:
+            if args.what == "sweep":
+                await bench_sweep(url, args.accounts, args.chunk, args.concurrency)
+            else:
+                await bench_drain(url, args.events, args.accounts, args.batch)
+
+    asyncio.run(run())
 
 
 if __name__ == "__main__":

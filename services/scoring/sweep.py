@@ -56,6 +56,7 @@ class Sweeper:
         interval_seconds: float,
         chunk: int,
         horizons: Horizons,
+        concurrency: int = 2,
         on_changes: Callable[[], None] = lambda: None,
     ) -> None:
         self._scorer = scorer
@@ -63,6 +64,7 @@ class Sweeper:
         self._clock = clock
         self._interval = timedelta(seconds=interval_seconds)
         self._chunk = chunk
+        self._concurrency = concurrency
         self._horizons = horizons
         self._on_changes = on_changes
         self._stopping = asyncio.Event()
@@ -71,21 +73,40 @@ class Sweeper:
         self._stopping.set()
 
     async def sweep(self, as_of: datetime) -> SweepResult:
-        """Rescore every scored account as of ``as_of``."""
+        """Rescore every scored account as of ``as_of``.
+
+        Chunks are read in key order and rescored by ``concurrency`` workers, each chunk in
+        its own transaction: while one worker waits for PostgreSQL, another computes scores.
+        """
         started = time.perf_counter()
-        after = ""
-        accounts = changes = 0
-        while not self._stopping.is_set():
-            async with self._pool.acquire() as conn, conn.transaction():
-                ids = await store.scored_accounts_after(conn, after, self._chunk)
-                if not ids:
-                    break
-                done = await self._scorer.rescore(conn, ids, as_of, cause="sweep")
-            after = ids[-1]
-            accounts += done.accounts
-            changes += done.changes
-            if done.changes:
-                self._on_changes()
+        chunks: asyncio.Queue[list[str] | None] = asyncio.Queue(maxsize=self._concurrency)
+        totals = [0, 0]
+
+        async def read_chunks() -> None:
+            after = ""
+            try:
+                while not self._stopping.is_set():
+                    async with self._pool.acquire() as conn:
+                        ids = await store.scored_accounts_after(conn, after, self._chunk)
+                    if not ids:
+                        break
+                    await chunks.put(ids)
+                    after = ids[-1]
+            finally:
+                for _ in range(self._concurrency):
+                    await chunks.put(None)
+
+        async def rescore_chunks() -> None:
+            while (ids := await chunks.get()) is not None:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    done = await self._scorer.rescore(conn, ids, as_of, cause="sweep")
+                totals[0] += done.accounts
+                totals[1] += done.changes
+                if done.changes:
+                    self._on_changes()
+
+        await asyncio.gather(read_chunks(), *(rescore_chunks() for _ in range(self._concurrency)))
+        accounts, changes = totals
         seconds = time.perf_counter() - started
         metrics.SWEEP_SECONDS.observe(seconds)
         metrics.SWEEP_ACCOUNTS.set(accounts)

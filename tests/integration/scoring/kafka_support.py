@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from shared import events
 from shared.auth import digest
 from shared.settings import KafkaSettings
-from tests.support import ServiceProcess, eventually
+from tests.support import eventually
 
 READ_KEY = "cw_test_read_key"
 
@@ -32,10 +31,6 @@ def service_env(settings: KafkaSettings, database_url: str, **extra: str) -> dic
         "SCORING_RELAY_POLL_SECONDS": "0.2",
         **extra,
     }
-
-
-def scoring(env: dict[str, str], log_dir: Path) -> ServiceProcess:
-    return ServiceProcess("scoring", env, log_dir)
 
 
 async def produce(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,15 +29,31 @@ from tests.integration.scoring.kafka_support import (
     count,
     produce,
     read_topic,
-    scoring,
     service_env,
 )
-from tests.support import eventually
+from tests.support import ServiceProcess, eventually
 from tests.unit.scoring.builders import account, usage
 
 SOURCE_TOPICS = ("usage", "tickets", "surveys", "accounts", "people")
 # uvicorn re-raises the SIGTERM it handled once the shutdown is complete: -15 is graceful too.
 GRACEFUL = (0, -signal.SIGTERM)
+
+
+Launch = Callable[[dict[str, str]], ServiceProcess]
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Launch]:
+    """Make scoring processes; any still running when the test ends is killed."""
+    made: list[ServiceProcess] = []
+
+    def make(env: dict[str, str]) -> ServiceProcess:
+        made.append(ServiceProcess("scoring", env, tmp_path))
+        return made[-1]
+
+    yield make
+    for process in made:
+        process.kill()
 
 
 @pytest.fixture
@@ -91,14 +107,14 @@ async def test_duplicates_count_once_and_changes_are_published_from_the_outbox(
     producer: AIOKafkaProducer,
     scoring_url: str,
     pool: asyncpg.Pool,
-    tmp_path: Path,
+    launch: Launch,
 ) -> None:
     batch = workload(accounts=5, events_per_account=40)
     await produce(producer, topics.accounts, [account(f"acct-{a:03d}") for a in range(5)])
     await produce(producer, topics.usage, batch)
     await produce(producer, topics.usage, batch[::3])  # the same event ids again
 
-    async with scoring(service_env(kafka_settings, scoring_url), tmp_path) as service:
+    async with launch(service_env(kafka_settings, scoring_url)) as service:
 
         async def scored() -> bool:
             return await count(pool, "SELECT count(*) FROM scoring.health") == 5
@@ -141,7 +157,7 @@ async def test_undecodable_and_too_old_messages_go_to_the_dlq_and_the_partition_
     producer: AIOKafkaProducer,
     scoring_url: str,
     pool: asyncpg.Pool,
-    tmp_path: Path,
+    launch: Launch,
 ) -> None:
     now = datetime.now(UTC)
     before = [usage("acme", event_id=f"before-{i}", at=now - timedelta(hours=i)) for i in range(3)]
@@ -150,7 +166,7 @@ async def test_undecodable_and_too_old_messages_go_to_the_dlq_and_the_partition_
     messages: list[Any] = [*before, b"{not json", too_old, b'{"event_type": "usage"}', *after]
     await produce(producer, topics.usage, messages, key="acme", partition=0)
 
-    async with scoring(service_env(kafka_settings, scoring_url), tmp_path):
+    async with launch(service_env(kafka_settings, scoring_url)):
 
         async def flowed() -> bool:
             return await usage_per_account(pool) == {"acme": 6}
@@ -173,14 +189,14 @@ async def test_replaying_every_partition_from_offset_zero_changes_nothing(
     producer: AIOKafkaProducer,
     scoring_url: str,
     pool: asyncpg.Pool,
-    tmp_path: Path,
+    launch: Launch,
 ) -> None:
     batch = workload(accounts=6, events_per_account=50)
     await produce(producer, topics.accounts, [account(f"acct-{a:03d}") for a in range(6)])
     await produce(producer, topics.usage, batch)
     env = service_env(kafka_settings, scoring_url)
 
-    async with scoring(env, tmp_path):
+    async with launch(env):
 
         async def done() -> bool:
             return (
@@ -194,7 +210,7 @@ async def test_replaying_every_partition_from_offset_zero_changes_nothing(
 
     # A new consumer group starts every partition at offset 0: a full replay.
     replay_group = f"{kafka_settings.topic_prefix}replay"
-    async with scoring({**env, "SCORING_CONSUMER_GROUP": replay_group}, tmp_path):
+    async with launch({**env, "SCORING_CONSUMER_GROUP": replay_group}):
 
         async def replayed() -> bool:
             return await all_consumed(kafka_settings, topics, replay_group)
@@ -227,14 +243,14 @@ async def test_sigkill_mid_batch_and_restart_loses_nothing_and_counts_nothing_tw
     producer: AIOKafkaProducer,
     scoring_url: str,
     pool: asyncpg.Pool,
-    tmp_path: Path,
+    launch: Launch,
 ) -> None:
     batch = workload(accounts=40, events_per_account=400, seed=11)  # 16 000 events
     await produce(producer, topics.usage, batch)
     await produce(producer, topics.usage, batch[:2000])  # and a burst of duplicates
     env = service_env(kafka_settings, scoring_url, SCORING_MAX_BATCH_RECORDS="100")
 
-    service = scoring(env, tmp_path)
+    service = launch(env)
     for kill in range(2):
         await service.start()
 
@@ -268,7 +284,7 @@ async def test_two_instances_sharing_partitions_through_rebalances_count_everyth
     producer: AIOKafkaProducer,
     scoring_url: str,
     pool: asyncpg.Pool,
-    tmp_path: Path,
+    launch: Launch,
 ) -> None:
     waves = [workload(accounts=30, events_per_account=100, seed=s) for s in (1, 2, 3)]
     for n, wave in enumerate(waves):  # distinct ids per wave
@@ -276,8 +292,8 @@ async def test_two_instances_sharing_partitions_through_rebalances_count_everyth
             e.event_id = f"w{n}-{e.event_id}"
     env = service_env(kafka_settings, scoring_url, SCORING_MAX_BATCH_RECORDS="200")
 
-    first = scoring(env, tmp_path)
-    second = scoring(env, tmp_path)
+    first = launch(env)
+    second = launch(env)
     await first.start()
     try:
         await produce(producer, topics.usage, waves[0])
@@ -330,11 +346,11 @@ async def test_sigterm_finishes_the_batch_commits_and_exits_cleanly(
     producer: AIOKafkaProducer,
     scoring_url: str,
     pool: asyncpg.Pool,
-    tmp_path: Path,
+    launch: Launch,
 ) -> None:
     batch = workload(accounts=3, events_per_account=30)
     await produce(producer, topics.usage, batch)
-    service = scoring(service_env(kafka_settings, scoring_url), tmp_path)
+    service = launch(service_env(kafka_settings, scoring_url))
     await service.start()
 
     async def counted() -> bool:

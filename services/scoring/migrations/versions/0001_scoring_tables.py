@@ -120,6 +120,7 @@ CREATE TABLE scoring.dirty_accounts (
     marked_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- fillfactor 50 leaves room for in-place (HOT) updates: every sweep rewrites each row.
 CREATE TABLE scoring.health (
     account_id text PRIMARY KEY,
     model_version text NOT NULL,
@@ -132,8 +133,7 @@ CREATE TABLE scoring.health (
     stale boolean NOT NULL,
     top_reason text,
     snapshot json NOT NULL
-);
-CREATE INDEX ix_scoring_health_band ON scoring.health (band);
+) WITH (fillfactor = 50);
 
 CREATE TABLE scoring.health_history (
     account_id text NOT NULL,
