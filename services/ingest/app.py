@@ -166,6 +166,7 @@ def build(settings: IngestSettings, draining: Draining) -> FastAPI:
             await asyncio.gather(publisher.connect(stopping), memberships.run(stopping))
 
         task = asyncio.create_task(start_kafka())
+        task.add_done_callback(_log_failure)
         try:
             yield
         finally:
@@ -181,6 +182,11 @@ def build(settings: IngestSettings, draining: Draining) -> FastAPI:
         draining=draining,
         lifespan=lifespan,
     )
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the Kafka start-up task failed", exc_info=task.exception())
 
 
 async def _create_topics(settings: IngestSettings, topics: Topics, stopping: asyncio.Event) -> None:
