@@ -309,35 +309,33 @@ def _component(
 ) -> _Scored:
     """Score one component, with the findings that could become reasons."""
     status, source, age = input_status(component, facts, as_of)
-    raw = next(
-        (
-            values[m.name]
-            for m in component.measures
-            if m.kind == "absolute" and values[m.name] is not None
-        ),
-        None,
-    )
+    raw: float | None = None
+    present: list[tuple[Measure, float, float]] = []
+    share = weighted = 0.0
+    for measure in component.measures:
+        value = values[measure.name]
+        if value is None:
+            continue
+        if raw is None and measure.kind == "absolute":
+            raw = value
+        points_of = measure.points(value)
+        present.append((measure, value, points_of))
+        share += measure.share
+        weighted += measure.share * points_of
     if status != "ok" and not (status == "stale" and component.absence_is_zero):
         assert source is not None
         if status == "missing":
             return _unscored(component, raw, status, _NEVER_SEEN[source], data_driven=False)
         text = _TOO_OLD[source].format(days=round(age or 0))
         return _unscored(component, raw, status, text, data_driven=True)
-
-    present: list[tuple[Measure, float, float]] = []
-    for measure in component.measures:
-        value = values[measure.name]
-        if value is not None:
-            present.append((measure, value, measure.points(value)))
-    if not any(m.kind == "absolute" for m, _, _ in present):
+    if raw is None:  # no absolute measure has a value
         text = f"no {component.name.replace('_', ' ')} data"
         return _unscored(component, raw, "missing", text, data_driven=False)
 
-    total_share = sum(m.share for m, _, _ in present)
-    points = sum(m.share * p for m, _, p in present) / total_share
+    points = weighted / share
     findings = [
         _Finding(
-            loss=component.weight * (m.share / total_share) * (100.0 - p) / 100.0,
+            loss=component.weight * (m.share / share) * (100.0 - p) / 100.0,
             points=p,
             data_driven=True,
             measure=m.name,
@@ -346,8 +344,12 @@ def _component(
         for m, v, p in present
         if p < 100.0
     ]
-    findings.sort(key=lambda f: -f.loss)  # stable: ties keep the model's order
-    note = findings[0].sentence(facts) if findings else None
+    note = None
+    if findings:
+        findings.sort(key=lambda f: -f.loss)  # stable: ties keep the model's order
+        first = findings[0]
+        note = SENTENCES[first.measure](first.value, facts)
+        findings[0] = _Finding(first.loss, first.points, True, note)  # said once, kept
     if status == "stale":  # counted anyway (absence is zero), but said to be old
         note = _TOO_OLD["tickets"].format(days=round(age or 0))
     loss = component.weight * (100.0 - points) / 100.0

@@ -94,7 +94,9 @@ class Measure:
     def points(self, value: float) -> float:
         """0 at ``bad``, 100 at ``good``, linear between, clamped (either direction)."""
         fraction = (value - self.bad) / (self.good - self.bad)
-        return 100.0 * min(1.0, max(0.0, fraction))
+        if fraction <= 0.0:
+            return 0.0
+        return 100.0 if fraction >= 1.0 else 100.0 * fraction
 
 
 @dataclass(frozen=True, slots=True)
