@@ -192,18 +192,25 @@ def _fold(out: Coalesced, event: Event) -> None:
     account = event.account_id
     at = event.occurred_at
     day = at.astimezone(UTC).date()
-    seen = Activity(known_since=at)
+    seen = out.activity.get(account)
+    if seen is None:
+        seen = out.activity[account] = Activity(known_since=at)
+    elif at < seen.known_since:
+        seen.known_since = at
     if isinstance(event, UsageEvent):
-        counts = out.days.setdefault((account, day), DayCounts())
+        counts = _day(out, account, day)
         counts.usage_events += 1
         counts.usage_quantity += event.quantity
-        _merge_mask(out.users, (account, event.user_id), DayMask.of(day))
-        seen.first_usage_at = seen.last_usage_at = at
+        number = day.toordinal()
+        _mark(out.users, (account, event.user_id), number)
+        seen.first_usage_at = _least(seen.first_usage_at, at)
+        seen.last_usage_at = _greatest(seen.last_usage_at, at)
         if event.feature:
-            _merge_mask(out.features, (account, event.feature), DayMask.of(day))
-            seen.first_feature_at = seen.last_feature_at = at
+            _mark(out.features, (account, event.feature), number)
+            seen.first_feature_at = _least(seen.first_feature_at, at)
+            seen.last_feature_at = _greatest(seen.last_feature_at, at)
     elif isinstance(event, TicketEvent):
-        counts = out.days.setdefault((account, day), DayCounts())
+        counts = _day(out, account, day)
         if event.action == "opened":
             counts.tickets_opened += 1
             if event.priority in HIGH_URGENT:
@@ -217,26 +224,34 @@ def _fold(out: Coalesced, event: Event) -> None:
         current = out.tickets.get(key)
         if current is None or state.newer_than(current):
             out.tickets[key] = state
-        seen.last_ticket_at = at
+        seen.last_ticket_at = _greatest(seen.last_ticket_at, at)
     elif isinstance(event, SurveyEvent):
-        survey = out.surveys.setdefault((account, day), SurveyCounts())
+        survey = out.surveys.get((account, day))
+        if survey is None:
+            survey = out.surveys[(account, day)] = SurveyCounts()
         if event.kind == "nps":
             survey.nps_sum += event.score
             survey.nps_answers += 1
             survey.nps_promoters += event.score >= 9
             survey.nps_detractors += event.score <= 6
-            seen.nps_latest = (at, event.event_id, event.score)
+            seen.nps_latest = _greatest(seen.nps_latest, (at, event.event_id, event.score))
         else:
             survey.csat_sum += event.score
             survey.csat_answers += 1
-        seen.last_survey_at = at
-    current_activity = out.activity.get(account)
-    if current_activity is None:
-        out.activity[account] = seen
-    else:
-        current_activity.merge(seen)
+        seen.last_survey_at = _greatest(seen.last_survey_at, at)
 
 
-def _merge_mask(masks: dict[tuple[str, str], DayMask], key: tuple[str, str], day: DayMask) -> None:
+def _day(out: Coalesced, account: str, day: date) -> DayCounts:
+    counts = out.days.get((account, day))
+    if counts is None:
+        counts = out.days[(account, day)] = DayCounts()
+    return counts
+
+
+def _mark(masks: dict[tuple[str, str], DayMask], key: tuple[str, str], day: int) -> None:
+    """Set ``day`` in the mask of ``key`` (most events repeat a day already set)."""
     current = masks.get(key)
-    masks[key] = day if current is None else current.merge(day)
+    if current is None:
+        masks[key] = DayMask(day, 1)
+    elif current.anchor != day or not current.bits & 1:
+        masks[key] = current.merge(DayMask(day, 1))

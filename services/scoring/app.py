@@ -76,6 +76,7 @@ def build_app(settings: ScoringSettings, model: Model, clock: Clock, draining: D
             poll_seconds=settings.rescore_poll_seconds,
             chunk=settings.rescore_chunk_accounts,
             on_changes=relay.wake,
+            min_interval_seconds=settings.rescore_interval_seconds,
         )
         sweeper = Sweeper(
             scorer,
@@ -83,6 +84,7 @@ def build_app(settings: ScoringSettings, model: Model, clock: Clock, draining: D
             clock,
             interval_seconds=settings.sweep_interval_seconds,
             chunk=settings.sweep_chunk_accounts,
+            concurrency=settings.sweep_concurrency,
             horizons=Horizons(
                 dedup=timedelta(days=settings.dedup_horizon_days),
                 daily_rows=timedelta(days=settings.daily_rows_retention_days),

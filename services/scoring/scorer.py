@@ -148,7 +148,8 @@ def _rows(
 
 
 class RescoreWorker:
-    """Runs :meth:`Scorer.drain_queue` whenever the consumer queued accounts (or every poll)."""
+    """Runs :meth:`Scorer.drain_queue` when the consumer queued accounts (or every poll), at
+    most once per ``min_interval_seconds``."""
 
     def __init__(
         self,
@@ -159,6 +160,7 @@ class RescoreWorker:
         poll_seconds: float,
         chunk: int,
         on_changes: Callable[[], None],
+        min_interval_seconds: float = 1.0,
     ) -> None:
         self._scorer = scorer
         self._pool = pool
@@ -166,6 +168,7 @@ class RescoreWorker:
         self._poll_seconds = poll_seconds
         self._chunk = chunk
         self._on_changes = on_changes
+        self._min_interval = min_interval_seconds
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -199,3 +202,7 @@ class RescoreWorker:
             backoff = 0.5
             if done.changes:
                 self._on_changes()
+            # Let the queue gather before the next round: under a stream of events an account
+            # is rescored at most once per interval, however many batches touch it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._min_interval)

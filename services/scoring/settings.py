@@ -46,6 +46,10 @@ class ScoringSettings(
     rescore_poll_seconds: float = Field(
         1.0, gt=0, description="how often the rescoring queue is checked when nobody wakes it"
     )
+    rescore_interval_seconds: float = Field(
+        1.0, ge=0, description="at least this long between two rescoring rounds (coalescing)"
+    )
+    sweep_concurrency: int = Field(2, ge=1, description="sweep chunks rescored at once")
     relay_poll_seconds: float = Field(
         1.0, gt=0, description="how often the outbox is checked when nobody wakes the relay"
     )

@@ -23,6 +23,8 @@ CREATE TABLE scoring.processed_events (
 CREATE INDEX processed_events_occurred_at ON scoring.processed_events
     USING brin (occurred_at);
 
+-- Tables updated in place batch after batch keep 20% of each page free, so an update can
+-- stay on its page without touching the index (a HOT update).
 CREATE TABLE scoring.account_days (
     account_id text NOT NULL,
     day date NOT NULL,
@@ -33,7 +35,7 @@ CREATE TABLE scoring.account_days (
     escalations integer NOT NULL,
     reopens integer NOT NULL,
     PRIMARY KEY (account_id, day)
-);
+) WITH (fillfactor = 80);
 
 CREATE TABLE scoring.survey_days (
     account_id text NOT NULL,
@@ -45,7 +47,7 @@ CREATE TABLE scoring.survey_days (
     csat_sum integer NOT NULL,
     csat_answers integer NOT NULL,
     PRIMARY KEY (account_id, day)
-);
+) WITH (fillfactor = 80);
 
 CREATE TABLE scoring.account_users (
     account_id text NOT NULL,
@@ -53,7 +55,7 @@ CREATE TABLE scoring.account_users (
     anchor_day integer NOT NULL,
     days bigint NOT NULL,
     PRIMARY KEY (account_id, user_id)
-);
+) WITH (fillfactor = 80);
 
 CREATE TABLE scoring.account_features (
     account_id text NOT NULL,
@@ -61,7 +63,7 @@ CREATE TABLE scoring.account_features (
     anchor_day integer NOT NULL,
     days bigint NOT NULL,
     PRIMARY KEY (account_id, feature)
-);
+) WITH (fillfactor = 80);
 
 CREATE TABLE scoring.tickets (
     account_id text NOT NULL,
@@ -72,7 +74,7 @@ CREATE TABLE scoring.tickets (
     updated_at timestamptz NOT NULL,
     event_id text NOT NULL,
     PRIMARY KEY (account_id, ticket_id)
-);
+) WITH (fillfactor = 80);
 
 CREATE TABLE scoring.activity (
     account_id text PRIMARY KEY,
@@ -86,7 +88,7 @@ CREATE TABLE scoring.activity (
     nps_latest smallint,
     nps_latest_at timestamptz,
     nps_latest_event_id text
-);
+) WITH (fillfactor = 80);
 
 CREATE TABLE scoring.accounts (
     account_id text PRIMARY KEY,
