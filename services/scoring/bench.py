@@ -63,7 +63,12 @@ async def scratch_database(server_url: str) -> AsyncIterator[str]:
     finally:
         admin = await asyncpg.connect(store.asyncpg_dsn(server_url))
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for _ in range(30):  # an autovacuum worker on it makes the drop wait
+                try:
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    break
+                except asyncpg.InsufficientPrivilegeError:
+                    await asyncio.sleep(1)
         finally:
             await admin.close()
 
