@@ -70,6 +70,17 @@ class ScoringSettings(
             )
         return self
 
+    @model_validator(mode="after")
+    def _enough_connections(self) -> ScoringSettings:
+        # consumer + rescorer + relay + the sweep's lock, reader and workers + the API
+        needed = 5 + self.sweep_concurrency
+        if self.database_pool_size < needed:
+            raise ValueError(
+                f"DATABASE_POOL_SIZE must be at least {needed} "
+                f"(5 + SCORING_SWEEP_CONCURRENCY) for the consumer, rescorer, relay, sweep and API"
+            )
+        return self
+
     @property
     def group(self) -> str:
         return self.consumer_group or f"{self.topic_prefix}scoring"

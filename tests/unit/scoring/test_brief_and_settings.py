@@ -122,3 +122,13 @@ def test_the_dedup_horizon_may_not_be_shorter_than_the_accepted_event_age(
     monkeypatch.setenv("SCORING_DEDUP_HORIZON_DAYS", "6")
     with pytest.raises(ValidationError):
         ScoringSettings()  # and never under 7 days
+
+
+def test_the_pool_must_hold_a_connection_for_every_background_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_POOL_SIZE", "6")
+    with pytest.raises(ValidationError, match="DATABASE_POOL_SIZE must be at least 7"):
+        ScoringSettings()
+    monkeypatch.setenv("SCORING_SWEEP_CONCURRENCY", "1")
+    assert ScoringSettings().database_pool_size == 6
