@@ -28,7 +28,6 @@ from shared.kafka import Rejection
 MASK_DAYS = 62  # bit i of a mask is the day `anchor - i`; older days fall off
 _FULL = (1 << MASK_DAYS) - 1
 HIGH_URGENT = frozenset({"high", "urgent"})
-CLOSED = frozenset({"solved", "closed"})
 
 T = TypeVar("T", datetime, tuple[datetime, str, int])
 

@@ -14,6 +14,8 @@ Pure: dataclasses and functions, no I/O; ``as_of`` is always passed in.
 - :func:`decide_change` says whether the move from the previous score is worth publishing
   (band changed, score moved by at least the delta, a component crossed its threshold) and
   builds the :class:`~shared.events.HealthChange` with a deterministic ``change_id``.
+- :func:`assess` is the whole decision for one account: evaluate, settle, decide, and whether
+  the score goes into the history.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ the file decides how much each counts and where "bad" and "good" lie.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import tomllib
@@ -409,19 +410,9 @@ def _override(
     component: Component, weight: float, thresholds: Mapping[str, _Threshold]
 ) -> Component:
     measures = tuple(
-        Measure(m.name, m.kind, thresholds[m.name].bad, thresholds[m.name].good, m.share)
+        dataclasses.replace(m, bad=thresholds[m.name].bad, good=thresholds[m.name].good)
         if m.name in thresholds
         else m
         for m in component.measures
     )
-    return Component(
-        name=component.name,
-        weight=weight,
-        direction=component.direction,
-        max_data_age_days=component.max_data_age_days,
-        threshold_points=component.threshold_points,
-        missing_points=component.missing_points,
-        measures=measures,
-        inputs=component.inputs,
-        absence_is_zero=component.absence_is_zero,
-    )
+    return dataclasses.replace(component, weight=weight, measures=measures)

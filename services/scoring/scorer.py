@@ -53,23 +53,15 @@ class Scorer:
         ids = sorted(set(account_ids))
         if not ids:
             return Rescored(0, 0)
-        stored = await store.lock_health(conn, ids)
+        stored = await store.lock_health(conn, ids)  # gather
         facts = await store.gather_facts(conn, ids, as_of)
-        assessments = [
-            a
-            for f in facts
-            if (
-                a := health.assess(
-                    self.model,
-                    f,
-                    _previous(stored.get(f.account_id)),
-                    as_of,
-                    score_delta=self._score_delta,
-                )
-            )
-            is not None
-        ]
-        current, history, changes = _rows(self.model, assessments, as_of)
+        assessments: list[health.Assessment] = []  # decide
+        for f in facts:
+            previous = _previous(stored.get(f.account_id))
+            assessed = health.assess(self.model, f, previous, as_of, score_delta=self._score_delta)
+            if assessed is not None:
+                assessments.append(assessed)
+        current, history, changes = _rows(self.model, assessments, as_of)  # apply
         await store.write_health(conn, current, history, changes)
         metrics.ACCOUNTS_SCORED.labels(cause).inc(len(assessments))
         for assessment in assessments:
