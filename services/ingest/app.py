@@ -176,7 +176,12 @@ def build(settings: IngestSettings, draining: Draining) -> FastAPI:
             await publisher.close()  # flushes what is queued
 
     return create_app(
-        intake_from(settings, publisher=publisher, memberships=memberships),
+        intake_from(
+            settings,
+            publisher=publisher,
+            memberships=memberships,
+            clock=settings.build_clock().now,
+        ),
         checks={"kafka": publisher.ready, "memberships": memberships.ready},
         retry_after_seconds=settings.retry_after_seconds,
         draining=draining,

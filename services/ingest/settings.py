@@ -5,10 +5,11 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from shared.clock import ClockSettings
 from shared.settings import ApiKeySettings, KafkaSettings, ServiceSettings
 
 
-class IngestSettings(ServiceSettings, KafkaSettings, ApiKeySettings):
+class IngestSettings(ServiceSettings, KafkaSettings, ApiKeySettings, ClockSettings):
     """Built once in ``__main__`` from the environment and passed down."""
 
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
