@@ -69,11 +69,12 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Runs in the signal handler: only plain assignments here; on_tick does the rest.
+        # Unlike plain uvicorn, the signal is not re-raised after the graceful shutdown: a
+        # service that shut down cleanly exits with status 0.
         if self._draining.active and sig == signal.SIGINT:
-            super().handle_exit(sig, frame)  # second Ctrl-C: stop now
+            self.force_exit = True  # second Ctrl-C: stop now
+            self.should_exit = True
             return
-        if not self._draining.active:
-            self._captured_signals.append(sig)
         self._draining.begin()
 
     async def on_tick(self, counter: int) -> bool:
