@@ -176,7 +176,7 @@ async def test_a_health_change_reaches_its_owner_once_and_the_ack_link_works(
         assert await metric(alerts.url, sent) == 1.0
         assert await metric(alerts.url, "churnwatch_alerts_outbox_oldest_age_seconds") == 0.0
     assert alerts.proc is not None
-    assert alerts.proc.returncode in (0, -15)  # uvicorn re-raises the SIGTERM it handled
+    assert alerts.proc.returncode == 0  # a clean shutdown exits 0
     assert "alerts service stopped: consumer committed, workers finished" in alerts.logs()
 
 

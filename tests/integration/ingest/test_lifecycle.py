@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import httpx
@@ -54,8 +53,7 @@ async def test_sigterm_stops_cleanly_after_answering(
             headers=bearer("events"),
         )
         assert answer.status_code == 202
-    # uvicorn re-raises the SIGTERM it handled once shut down: -15 is the graceful end.
-    assert await service.stop() in (0, -signal.SIGTERM)
+    assert await service.stop() == 0  # a clean shutdown exits 0
     lines = [json.loads(line) for line in service.logs().splitlines() if line.startswith("{")]
     assert "Kafka producer flushed and stopped" in [line["msg"] for line in lines]
     # (aiokafka may log an error while a just-created topic elects its leaders: not ours.)
