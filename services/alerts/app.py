@@ -150,11 +150,11 @@ def build_app(settings: AlertsSettings, draining: Draining) -> FastAPI:
         producer = make_producer(settings)
         running.producer = producer
         await producer.start()
-        consumer = make_consumer(settings, settings.consumer_group)
+        consumer = make_consumer(settings, settings.group)
         await consumer.start()
         loop: ConsumerLoop[handler.Message] = ConsumerLoop(
             consumer,
-            group=settings.consumer_group,
+            group=settings.group,
             topics=[topics.health, topics.accounts, topics.people],
             decode=handler.make_decoder(topics),
             handle=handler.BatchHandler(engine, config, clocks, digest_hour=settings.digest_hour),

@@ -26,7 +26,9 @@ class AlertsSettings(
 
     port: int = Field(8002, ge=1, le=65535)
     rules_file: Path = DEFAULT_RULES_FILE
-    consumer_group: str = "churnwatch-alerts"
+    consumer_group: str | None = Field(
+        None, description="Kafka consumer group; default: TOPIC_PREFIX + 'alerts'"
+    )
     consumer_max_records: int = Field(500, ge=1)
 
     # -- timing (clock time) -------------------------------------------------------------------
@@ -100,6 +102,10 @@ class AlertsSettings(
                 f"({longest_send}s) by more than a second, or a slow send could be repeated"
             )
         return self
+
+    @property
+    def group(self) -> str:
+        return self.consumer_group or f"{self.topic_prefix}alerts"
 
     def previous_secrets(self) -> list[str]:
         if self.link_previous_signing_secrets is None:
