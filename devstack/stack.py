@@ -2,16 +2,28 @@
 
 Kafka on 127.0.0.1:9092 and PostgreSQL on 127.0.0.1:15432 unless ``KAFKA_BOOTSTRAP_SERVERS`` or
 ``DATABASE_URL`` point at existing infrastructure (then that part is not started); then the
-topics, the migrations, and every service that exists in ``services/`` on its port
+topics, the migrations, the Slack and SMTP sinks (``devstack.sinks``: 127.0.0.1:8003 and
+127.0.0.1:2525, ``LOCAL_SLACK_PORT`` / ``LOCAL_SMTP_PORT`` override; they record what they
+receive under ``.local/sinks/``), and every service that exists in ``services/`` on its port
 (ingest 8000, scoring 8001, alerts 8002; ``INGEST_PORT``… override).
+
+The services are configured to use what runs here: alerts delivers to the sinks, with a link
+signing secret kept in ``.local/link-signing-secret``; ingest verifies Zendesk webhooks with the
+secret in ``.local/zendesk-signing-secret`` and maps Zendesk organizations with
+``.local/zendesk-organizations.json`` (``make demo`` writes it). Every variable can still be
+overridden from the environment.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import signal
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,10 +61,24 @@ def local_dir() -> Path:
 
 
 class Stack:
-    def __init__(self, home: Path | None = None) -> None:
+    """The local stack. ``overrides`` are service variables that win over everything else (the
+    demo's clock, topic prefix and tunings); ``database_name`` gives the services a database of
+    their own on the local server (created when missing)."""
+
+    def __init__(
+        self,
+        home: Path | None = None,
+        *,
+        overrides: Mapping[str, str] | None = None,
+        database_name: str | None = None,
+    ) -> None:
         self.home = home or local_dir()
+        self.overrides = dict(overrides or {})
+        self.database_name = database_name
         self.external_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         self.external_db = os.environ.get("DATABASE_URL")
+        self.slack_port = int(os.environ.get("LOCAL_SLACK_PORT", 8003))
+        self.smtp_port = int(os.environ.get("LOCAL_SMTP_PORT", 2525))
         self.kafka = KafkaBroker(
             self.home / "kafka",
             port=int(os.environ.get("LOCAL_KAFKA_PORT", 9092)),
@@ -68,35 +94,95 @@ class Stack:
 
     @property
     def database_url(self) -> str:
-        return self.external_db or self.postgres.url
+        if self.external_db:
+            return self.external_db
+        if self.database_name:
+            return self.postgres.url.rpartition("/")[0] + "/" + self.database_name
+        return self.postgres.url
+
+    @property
+    def topic_prefix(self) -> str:
+        return self.overrides.get("TOPIC_PREFIX") or os.environ.get("TOPIC_PREFIX") or "churnwatch."
+
+    @property
+    def sinks_dir(self) -> Path:
+        return self.home / "sinks"
+
+    @property
+    def slack_sink_url(self) -> str:
+        return f"http://127.0.0.1:{self.slack_port}"
 
     def dev_api_key(self) -> str:
         """A key with every scope for local use, made on the first `make up` and kept."""
         from shared.auth import new_key
 
-        path = self.home / "dev-api-key"
+        return self._kept("dev-api-key", new_key)
+
+    def link_signing_secret(self) -> str:
+        """The alerts service's link signing key, kept so links stay valid across restarts."""
+        return self._kept("link-signing-secret", lambda: secrets.token_urlsafe(32))
+
+    def zendesk_signing_secret(self) -> str:
+        """The secret a (simulated) Zendesk signs its webhooks with."""
+        return self._kept("zendesk-signing-secret", lambda: secrets.token_urlsafe(32))
+
+    def slack_bot_token(self) -> str:
+        """The bot token alerts presents to the Slack sink (which refuses any other)."""
+        return self._kept("slack-bot-token", lambda: "xoxb-local-" + secrets.token_hex(12))
+
+    def zendesk_organizations(self) -> str:
+        """``.local/zendesk-organizations.json`` (organization id → account id), else ``{}``."""
+        path = self.home / "zendesk-organizations.json"
+        return path.read_text().strip() if path.exists() else "{}"
+
+    def _kept(self, name: str, make: Callable[[], str]) -> str:
+        path = self.home / name
         if not path.exists():
             self.home.mkdir(parents=True, exist_ok=True)
-            path.write_text(new_key() + "\n")
+            path.write_text(make() + "\n")
             path.chmod(0o600)
         return path.read_text().strip()
 
     def service_env(self) -> dict[str, str]:
+        """The services' environment: local defaults < the caller's environment < overrides."""
         from shared.auth import SCOPES, digest
 
         keys = [{"name": "local-dev", "sha256": digest(self.dev_api_key()), "scopes": SCOPES}]
+        defaults = {
+            "ALERTS_SLACK_API_URL": f"{self.slack_sink_url}/api",
+            "ALERTS_SLACK_BOT_TOKEN": self.slack_bot_token(),
+            "ALERTS_SMTP_HOST": "127.0.0.1",
+            "ALERTS_SMTP_PORT": str(self.smtp_port),
+            "ALERTS_SMTP_SECURITY": "none",
+            "ALERTS_PUBLIC_URL": service_url("alerts"),
+            "ALERTS_BRIEF_URL_TEMPLATE": service_url("scoring")
+            + "/v1/accounts/{account_id}/brief?format=text",
+            "ALERTS_LINK_SIGNING_SECRET": self.link_signing_secret(),
+            "INGEST_ZENDESK_SIGNING_SECRET": self.zendesk_signing_secret(),
+            "INGEST_ZENDESK_ORGANIZATIONS": self.zendesk_organizations(),
+        }
         return {
+            **defaults,
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "DATABASE_URL": self.database_url,
             "API_KEYS": os.environ.get("API_KEYS") or json.dumps(keys),
             "PYTHONUNBUFFERED": "1",
+            **self.overrides,
         }
 
     # -- commands ---------------------------------------------------------------------------
 
     def up(self) -> None:
         started = time.monotonic()
+        self.start_infrastructure()
+        self.start_sinks()
+        self.start_services()
+        print(f"devstack: up in {time.monotonic() - started:.1f}s")
+        self.status()
+
+    def start_infrastructure(self) -> None:
+        """Kafka and PostgreSQL (unless external), ready; the topics; the migrations."""
         if not self.external_kafka:
             self.kafka.start()
         if not self.external_db:
@@ -106,6 +192,47 @@ class Stack:
         if not self.external_db:
             self.postgres.wait_ready()
         self._prepare()
+
+    def start_sinks(self) -> None:
+        """The Slack and SMTP sinks, recording into ``.local/sinks/``; waits for both ports."""
+        pid_file = self.sinks_dir / "sinks.pid"
+        if process.read_pid(pid_file) is not None:
+            return
+        for port in (self.slack_port, self.smtp_port):
+            if process.port_in_use(port):
+                raise RuntimeError(f"port {port} is taken: cannot start the sinks on it")
+        process.spawn(
+            [
+                sys.executable,
+                "-m",
+                "devstack.sinks",
+                "--dir",
+                str(self.sinks_dir),
+                "--slack-port",
+                str(self.slack_port),
+                "--smtp-port",
+                str(self.smtp_port),
+                "--slack-token",
+                self.slack_bot_token(),
+            ],
+            log_file=self.sinks_dir / "sinks.log",
+            pid_file=pid_file,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            cwd=ROOT,
+        )
+
+        def listening() -> bool:
+            if process.read_pid(pid_file) is None:
+                raise RuntimeError(
+                    f"the sinks exited:\n{process.tail(self.sinks_dir / 'sinks.log')}"
+                )
+            return process.port_in_use(self.slack_port) and process.port_in_use(self.smtp_port)
+
+        if not process.wait_until(listening, timeout_s=30, interval_s=0.1):
+            raise RuntimeError("the sinks are not listening after 30s")
+
+    def start_services(self) -> None:
+        """Every service that exists, ready; then ``.local/env``."""
         for service in SERVICES:
             if service.exists():
                 self._start_service(service)
@@ -113,13 +240,23 @@ class Stack:
             if service.exists():
                 self._wait_service(service)
         self._write_env_file()
-        print(f"devstack: up in {time.monotonic() - started:.1f}s")
-        self.status()
+
+    def stop_services(self) -> None:
+        """SIGTERM every service (all at once) and wait for them to finish."""
+        running = [s for s in SERVICES if process.read_pid(self._pid_file(s)) is not None]
+        for service in running:
+            pid = process.read_pid(self._pid_file(service))
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        for service in running:
+            process.stop(self._pid_file(service), timeout_s=30)
+            print(f"devstack: stopped {service.name}")
 
     def down(self) -> None:
-        for service in reversed(SERVICES):
-            if process.stop(self._pid_file(service), timeout_s=30):
-                print(f"devstack: stopped {service.name}")
+        self.stop_services()
+        if process.stop(self.sinks_dir / "sinks.pid", timeout_s=10):
+            print("devstack: stopped the sinks")
         if self.postgres.stop():
             print("devstack: stopped PostgreSQL")
         if self.kafka.stop():
@@ -149,6 +286,12 @@ class Stack:
         for service in SERVICES:
             if service.exists():
                 row(service.name, process.read_pid(self._pid_file(service)), service.url)
+        row(
+            "sinks",
+            process.read_pid(self.sinks_dir / "sinks.pid"),
+            f"slack {self.slack_sink_url}/api · smtp 127.0.0.1:{self.smtp_port} · "
+            f"recordings {self.sinks_dir}",
+        )
         width = max(len(name) for name, _, _ in rows)
         for name, state, endpoint in rows:
             print(f"  {name:<{width}}  {state:<22}  {endpoint}")
@@ -167,10 +310,14 @@ class Stack:
         from shared.migrations import upgrade_all
         from shared.settings import KafkaSettings
 
-        settings = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=self.bootstrap_servers)
+        settings = KafkaSettings(
+            KAFKA_BOOTSTRAP_SERVERS=self.bootstrap_servers, TOPIC_PREFIX=self.topic_prefix
+        )
         created = process.run_async(ensure_topics(settings, Topics(settings.topic_prefix).all()))
         if created:
-            print(f"devstack: created topics {', '.join(sorted(created))}")
+            print(f"devstack: created {len(created)} topics under {settings.topic_prefix!r}")
+        if self.database_name and not self.external_db:
+            process.run_async(_ensure_database(self.postgres.url, self.database_name))
         upgrade_all(self.database_url)
 
     def _pid_file(self, service: Service) -> Path:
@@ -206,10 +353,32 @@ class Stack:
         lines = [
             f"export KAFKA_BOOTSTRAP_SERVERS={self.bootstrap_servers}",
             f"export DATABASE_URL='{self.database_url}'",
+            f"export TOPIC_PREFIX={self.topic_prefix}",
             f"export CHURNWATCH_API_KEY={self.dev_api_key()}",
         ]
         lines += [f"export {s.name.upper()}_URL={s.url}" for s in SERVICES if s.exists()]
+        lines += [
+            f"export SLACK_SINK_URL={self.slack_sink_url}",
+            f"export SINKS_DIR={self.sinks_dir}",
+        ]
         (self.home / "env").write_text("\n".join(lines) + "\n")
+
+
+def service_url(name: str) -> str:
+    """Where the local stack serves ``name`` (``<NAME>_PORT`` overrides the default port)."""
+    return next(s.url for s in SERVICES if s.name == name)
+
+
+async def _ensure_database(maintenance_url: str, name: str) -> None:
+    """Create database ``name`` on the server of ``maintenance_url`` when it does not exist."""
+    import asyncpg
+
+    conn = await asyncpg.connect(maintenance_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
 
 
 def _redact(url: str) -> str:
