@@ -348,22 +348,15 @@ class Driver:
         self._day = 0
         self.max_lag_seconds = 0.0
 
-    async def send_initial_records(self) -> None:
-        """The people and accounts as on the start date: sent first, before any event."""
-        people = record_calls(self.simulation.people, self.credentials.api_key)
-        accounts = record_calls(self.simulation.accounts, self.credentials.api_key)
-        await self._send_all(people)
-        await self._send_all(accounts)
-
     async def run(self, days: Iterable[SimulatedDay] | None = None) -> Counts:
-        """Drive every day (records of day 0 are assumed sent by ``send_initial_records``)."""
+        """Drive every day: its people and accounts at midnight (when they take effect; day 0
+        carries them all), then its events, each at its time."""
         for day in days if days is not None else self.simulation:
             self._day = day.index
             midnight = datetime.combine(day.date, datetime.min.time(), UTC)
             await self._wait_for(midnight)
-            if day.index > 0:
-                await self._send_all(record_calls(day.people, self.credentials.api_key))
-                await self._send_all(record_calls(day.accounts, self.credentials.api_key))
+            await self._send_all(record_calls(day.people, self.credentials.api_key))
+            await self._send_all(record_calls(day.accounts, self.credentials.api_key))
             await self._drive_events(day.events)
         self._report(force=True)
         return self.counts

@@ -63,7 +63,8 @@ def local_dir() -> Path:
 class Stack:
     """The local stack. ``overrides`` are service variables that win over everything else (the
     demo's clock, topic prefix and tunings); ``database_name`` gives the services a database of
-    their own on the local server (created when missing)."""
+    their own on the local server (created when missing; dropped and created again first with
+    ``fresh_database``)."""
 
     def __init__(
         self,
@@ -71,10 +72,12 @@ class Stack:
         *,
         overrides: Mapping[str, str] | None = None,
         database_name: str | None = None,
+        fresh_database: bool = False,
     ) -> None:
         self.home = home or local_dir()
         self.overrides = dict(overrides or {})
         self.database_name = database_name
+        self.fresh_database = fresh_database
         self.external_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         self.external_db = os.environ.get("DATABASE_URL")
         self.slack_port = int(os.environ.get("LOCAL_SLACK_PORT", 8003))
@@ -317,7 +320,9 @@ class Stack:
         if created:
             print(f"devstack: created {len(created)} topics under {settings.topic_prefix!r}")
         if self.database_name and not self.external_db:
-            process.run_async(_ensure_database(self.postgres.url, self.database_name))
+            process.run_async(
+                _ensure_database(self.postgres.url, self.database_name, fresh=self.fresh_database)
+            )
         upgrade_all(self.database_url)
 
     def _pid_file(self, service: Service) -> Path:
@@ -369,12 +374,15 @@ def service_url(name: str) -> str:
     return next(s.url for s in SERVICES if s.name == name)
 
 
-async def _ensure_database(maintenance_url: str, name: str) -> None:
-    """Create database ``name`` on the server of ``maintenance_url`` when it does not exist."""
+async def _ensure_database(maintenance_url: str, name: str, *, fresh: bool = False) -> None:
+    """Create database ``name`` on the server of ``maintenance_url`` when it does not exist
+    (after dropping it, with ``fresh``)."""
     import asyncpg
 
     conn = await asyncpg.connect(maintenance_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
+        if fresh:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             await conn.execute(f'CREATE DATABASE "{name}"')
     finally:

@@ -1,0 +1,595 @@
+"""``make demo``: the whole pipeline on this machine, a simulated portfolio played in minutes.
+
+1. **Set-up** — what ``make up`` does (Kafka, PostgreSQL, topics, migrations, the Slack and
+   SMTP sinks), with a database of the demo's own (``churnwatch_demo``, created afresh) and a
+   topic prefix of this run's own, so neither an earlier demo nor ``make up``'s data is mixed in.
+2. **Fast clock** — ingest, scoring and alerts start with the shared scaled clock
+   (``CLOCK_SIM_START`` / ``CLOCK_REAL_ANCHOR`` / ``CLOCK_SPEED``, see ``shared/clock.py``): the
+   120 simulated days pass in ``--drive-minutes`` real minutes; sweeps, group waits, repeats,
+   escalations and the 09:00 digests all run in simulated time.
+3. **Drive** — people and accounts through ingest's API, then every simulated event through the
+   channel its product uses (native API, Segment, signed Zendesk webhooks), each once the clock
+   reaches its time (``churnwatch.driver``), with a progress line.
+4. **Settle** — at the end of the run the services are restarted with a clock that runs at
+   normal speed from the run's last moment (so what you explore afterwards is the portfolio as
+   the run left it, not months of silence later), and the demo waits — with deadlines — until
+   scoring and alerts have consumed, scored, published and delivered everything.
+5. **Outputs** — gathered from the services and the sinks (``churnwatch.collect``): a terminal
+   summary, ``reports/demo.html``, ``reports/demo-summary.txt`` and ``reports/demo-run.json``.
+
+The stack is left running for exploration (``make down`` stops it) unless ``--no-keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from churnwatch import collect, report
+from churnwatch.client import Client, Endpoints
+from churnwatch.driver import Counts, Credentials, Driver, Progress
+from churnwatch.simulator import Simulation, simulate
+from devstack import process
+from devstack.stack import Stack, service_url
+from shared.clock import ScaledClock
+
+DEMO_DATABASE = "churnwatch_demo"
+DEMO_START = date(2026, 7, 1)
+TEAM_SLACK_CHANNEL = "C0CSTEAM"
+TEAM_EMAIL = "customer-success@example.com"
+
+
+@dataclass(frozen=True)
+class Options:
+    seed: int = 7
+    accounts: int = 300
+    days: int = 120
+    start: date = DEMO_START
+    intensity: float = 1.0
+    drive_seconds: float = 240.0  # real seconds in which the simulated days pass
+    lead_seconds: float = 20.0  # real seconds between starting the services and day 0
+    settle_timeout_seconds: float = 180.0
+    onboarding_days: int = 14  # alerts silenced and not counted while baselines are built
+    keep: bool = True
+    out: Path = Path("reports")
+    quiet: bool = False
+
+    @property
+    def speed(self) -> float:
+        """Simulated seconds per real second."""
+        return self.days * 86_400 / self.drive_seconds
+
+    @property
+    def sim_start(self) -> datetime:
+        return datetime.combine(self.start, clock_time(), UTC)
+
+    @property
+    def sim_end(self) -> datetime:
+        return self.sim_start + timedelta(days=self.days)
+
+
+def run_settings(options: Options, prefix: str, anchor: float) -> dict[str, str]:
+    """The services' variables while the run plays (fast clock).
+
+    Durations in clock time are simulated; the tunings keep the volume of work sensible when a
+    simulated day lasts a couple of real seconds.
+    """
+    speed = options.speed
+    return {
+        "CLOCK_SIM_START": options.sim_start.isoformat().replace("+00:00", "Z"),
+        "CLOCK_REAL_ANCHOR": f"{anchor:.3f}",
+        "CLOCK_SPEED": f"{speed:.3f}",
+        **_common_settings(prefix),
+        # a sweep every 6 simulated hours (every few hundred real milliseconds)
+        "SCORING_SWEEP_INTERVAL_SECONDS": str(6 * 3600),
+        # an unchanged open alert is repeated weekly, not daily: a CSM reads this for months
+        "ALERTS_REPEAT_INTERVAL_SECONDS": str(7 * 86_400),
+        # a signature is fresh for a minute of real time
+        "INGEST_ZENDESK_MAX_SIGNATURE_AGE_SECONDS": f"{60 * speed:.0f}",
+    }
+
+
+def explore_settings(options: Options, prefix: str, anchor: float) -> dict[str, str]:
+    """The services' variables after the run: the clock goes on at normal speed from its end."""
+    return {
+        "CLOCK_SIM_START": options.sim_end.isoformat().replace("+00:00", "Z"),
+        "CLOCK_REAL_ANCHOR": f"{anchor:.3f}",
+        "CLOCK_SPEED": "1",
+        **_common_settings(prefix),
+        "ALERTS_REPEAT_INTERVAL_SECONDS": str(7 * 86_400),
+        # what the last events of the run bring is sent at once, not after a group wait
+        "ALERTS_GROUP_WAIT_SECONDS": "0",
+    }
+
+
+def _common_settings(prefix: str) -> dict[str, str]:
+    return {
+        "TOPIC_PREFIX": prefix,
+        "SCORING_CONSUMER_GROUP": f"{prefix}scoring",
+        "ALERTS_CONSUMER_GROUP": f"{prefix}alerts",
+        "ALERTS_TEAM_SLACK_CHANNEL": TEAM_SLACK_CHANNEL,
+        "ALERTS_TEAM_EMAIL": TEAM_EMAIL,
+        "ALERTS_SLACK_CHANNEL_INTERVAL_SECONDS": "0",  # the sink has no rate limit
+        "ALERTS_METRICS_REFRESH_SECONDS": "1",
+        "INGEST_SHUTDOWN_DRAIN_SECONDS": "0",
+        "SCORING_SHUTDOWN_DRAIN_SECONDS": "0",
+        "ALERTS_SHUTDOWN_DRAIN_SECONDS": "0",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+
+
+class Display:
+    """One progress line, rewritten in place on a terminal, every few seconds otherwise."""
+
+    def __init__(self, out: TextIO, *, quiet: bool = False) -> None:
+        self._out = out
+        self._tty = out.isatty()
+        self._quiet = quiet
+        self._last_plain = 0.0
+        self._width = 0
+        self.alerts = 0
+
+    def progress(self, p: Progress) -> None:
+        if self._quiet:
+            return
+        c = p.counts
+        rejected = f" rejected {c.total_rejected:,}" if c.total_rejected else " rejected 0"
+        line = (
+            f"  {p.now:%Y-%m-%d %H:%M} · day {min(p.day + 1, p.days):>3}/{p.days} · "
+            f"events sent {c.total_sent:,} accepted {c.total_accepted:,}{rejected} · "
+            f"alerts {self.alerts:,} · behind {p.lag_seconds / 3600:4.1f} h"
+        )
+        if self._tty:
+            self._width = max(self._width, len(line))
+            self._out.write("\r" + line.ljust(self._width))
+            self._out.flush()
+        elif time.monotonic() - self._last_plain >= 10 or p.day + 1 >= p.days:
+            self._last_plain = time.monotonic()
+            self._out.write(line + "\n")
+            self._out.flush()
+
+    def done(self) -> None:
+        if self._tty and self._width and not self._quiet:
+            self._out.write("\n")
+            self._out.flush()
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Settling: wait until scoring and alerts have caught up (conditions with deadlines)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    scoring_lag: int
+    alerts_lag: int
+    rescore_queue: int
+    scoring_outbox: int
+    alerts_outbox: int
+
+    @property
+    def empty(self) -> bool:
+        return not any(
+            (
+                self.scoring_lag,
+                self.alerts_lag,
+                self.rescore_queue,
+                self.scoring_outbox,
+                self.alerts_outbox,
+            )
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"scoring lag {self.scoring_lag}, rescoring queue {self.rescore_queue}, "
+            f"health changes to publish {self.scoring_outbox}, alerts lag {self.alerts_lag}, "
+            f"notifications to deliver {self.alerts_outbox}"
+        )
+
+
+async def backlog(stack: Stack, prefix: str) -> Backlog:
+    """What is still to be done: consumer lag of both groups, and the work queued in the
+    databases (rescoring queue, scoring's outbox, alerts' undelivered notifications)."""
+    import asyncpg
+
+    from shared.events import Topics
+
+    topics = Topics(prefix)
+    scoring = await group_lag(
+        stack,
+        f"{prefix}scoring",
+        [topics.usage, topics.tickets, topics.surveys, topics.accounts, topics.people],
+    )
+    alerts = await group_lag(
+        stack, f"{prefix}alerts", [topics.health, topics.accounts, topics.people]
+    )
+    dsn = stack.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        queue = await conn.fetchval("SELECT count(*) FROM scoring.dirty_accounts")
+        outbox = await conn.fetchval("SELECT count(*) FROM scoring.outbox")
+        undelivered = await conn.fetchval(
+            "SELECT count(*) FROM alerts.outbox WHERE state IN ('pending', 'sending')"
+        )
+    finally:
+        await conn.close()
+    return Backlog(scoring, alerts, int(queue), int(outbox), int(undelivered))
+
+
+async def group_lag(stack: Stack, group: str, topic_names: list[str]) -> int:
+    """Messages of ``topic_names`` not yet committed by ``group`` (all of them if it has not
+    committed anything yet)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from shared.kafka import client_options
+    from shared.settings import KafkaSettings
+
+    options = client_options(KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=stack.bootstrap_servers))
+    admin = AIOKafkaAdminClient(**options)
+    consumer = AIOKafkaConsumer(**options)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topic_names
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = await consumer.end_offsets(partitions)
+        lag = 0
+        for tp in partitions:
+            done = committed.get(tp)
+            lag += max(0, ends[tp] - (done.offset if done is not None else 0))
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def settle(
+    stack: Stack, prefix: str, timeout_s: float, *, on_wait: Callable[[Backlog], None]
+) -> Backlog:
+    """Wait until the backlog is empty twice in a row, or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    empty_in_a_row = 0
+    while True:
+        current = await backlog(stack, prefix)
+        empty_in_a_row = empty_in_a_row + 1 if current.empty else 0
+        if empty_in_a_row >= 2 or time.monotonic() >= deadline:
+            return current
+        on_wait(current)
+        await asyncio.sleep(1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+class Demo:
+    def __init__(self, options: Options, stack: Stack) -> None:
+        self.options = options
+        self.stack = stack
+        self.prefix = f"demo{int(time.time())}."
+        self.timings: dict[str, float] = {}
+        self.display = Display(sys.stdout, quiet=options.quiet)
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def set_up(self, simulation: Simulation) -> ScaledClock:
+        """Infrastructure, a fresh database and topics, the sinks, and the services on the fast
+        clock; returns that clock."""
+        stack, options = self.stack, self.options
+        stack.stop_services()  # they restart with the demo's clock
+        process.stop(stack.sinks_dir / "sinks.pid", timeout_s=10)
+        shutil.rmtree(stack.sinks_dir, ignore_errors=True)  # this run's recordings only
+        stack.home.mkdir(parents=True, exist_ok=True)
+        organizations = {str(k): v for k, v in sorted(simulation.zendesk_organizations.items())}
+        (stack.home / "zendesk-organizations.json").write_text(json.dumps(organizations) + "\n")
+        stack.overrides = _common_settings(self.prefix)
+        stack.start_infrastructure()
+        self._forget_previous_topics()
+        stack.start_sinks()
+        anchor = time.time() + options.lead_seconds
+        stack.overrides = run_settings(options, self.prefix, anchor)
+        stack.start_services()
+        if time.time() > anchor:
+            say(
+                f"  (the services took longer than {options.lead_seconds:.0f} s to start: the run "
+                "begins late and catches up)"
+            )
+        return ScaledClock(options.sim_start, anchor, options.speed)
+
+    def _forget_previous_topics(self) -> None:
+        """Delete the topics of the previous demo run (local Kafka only), keep this run's."""
+        marker = self.stack.home / "demo-topic-prefix"
+        previous = marker.read_text().strip() if marker.exists() else ""
+        marker.write_text(self.prefix + "\n")
+        if previous and previous != self.prefix and not self.stack.external_kafka:
+            with contextlib.suppress(Exception):
+                process.run_async(_delete_topics(self.stack.bootstrap_servers, previous))
+
+    def restart_for_exploration(self) -> None:
+        """Stop the services and start them again with a normal-speed clock from the run's end."""
+        self.stack.stop_services()
+        self.stack.overrides = explore_settings(self.options, self.prefix, time.time())
+        self.stack.start_services()
+
+    # -- drive, settle, collect ---------------------------------------------------------------
+
+    async def drive_and_collect(
+        self, simulation: Simulation, clock: ScaledClock
+    ) -> collect.RunData:
+        stack, options = self.stack, self.options
+        endpoints = Endpoints(
+            api_key=stack.dev_api_key(),
+            urls={
+                "ingest": service_url("ingest"),
+                "scoring": service_url("scoring"),
+                "alerts": service_url("alerts"),
+            },
+        )
+        async with httpx.AsyncClient(timeout=30) as http:
+            client = Client(http, endpoints)
+            driver = Driver(
+                simulation,
+                client,
+                clock,
+                Credentials(stack.dev_api_key(), stack.zendesk_signing_secret()),
+                on_progress=self.display.progress,
+            )
+            await self.onboarding_silence(client)
+            say(
+                f"  day 0 starts in {max(0.0, clock.real_seconds_for(-_ahead(clock))):.0f} s; "
+                f"alerts are silenced for the first {options.onboarding_days} days "
+                "(onboarding: the accounts' baselines are being built)"
+            )
+            poller = asyncio.create_task(self._poll_alerts(client))
+            started = time.monotonic()
+            try:
+                counts = await driver.run()
+            finally:
+                poller.cancel()
+                self.display.done()
+            self.timings["drive_seconds"] = time.monotonic() - started
+            say(
+                f"  drove {simulation.days} days in {self.timings['drive_seconds']:.0f} s; "
+                f"at most {driver.max_lag_seconds / 3600:.1f} simulated hours behind"
+            )
+
+            say("\nSettling: normal-speed clock from the end of the run, waiting for the backlog")
+            started = time.monotonic()
+            await asyncio.to_thread(self.restart_for_exploration)
+            left = await settle(
+                stack,
+                self.prefix,
+                options.settle_timeout_seconds,
+                on_wait=lambda b: None if options.quiet else say(f"  waiting: {b}"),
+            )
+            self.timings["settle_seconds"] = time.monotonic() - started
+            if left.empty:
+                say(f"  caught up in {self.timings['settle_seconds']:.0f} s")
+            else:
+                say(f"  gave up waiting after {options.settle_timeout_seconds:.0f} s: {left}")
+
+            started = time.monotonic()
+            run = collect.from_simulation(
+                simulation,
+                _rules(),
+                speed=options.speed,
+                onboarding_days=options.onboarding_days,
+                bands=_bands(),
+            )
+            run.ingest = _ingest_counts(counts)
+            await collect.gather(run, client, stack.sinks_dir)
+            self.timings["collect_seconds"] = time.monotonic() - started
+            return run
+
+    async def onboarding_silence(self, client: Client) -> None:
+        """Silence every rule until the onboarding days are over, as a team switching
+        churnwatch on would: the first scores have no history to compare with."""
+        options = self.options
+        ends = options.sim_start + timedelta(days=options.onboarding_days)
+        body = {
+            "matchers": [{"label": "rule", "op": "=~", "value": ".+"}],
+            "ends_at": ends.isoformat().replace("+00:00", "Z"),
+            "comment": "onboarding: baselines are still being built",
+            "created_by": "demo",
+        }
+        await client.post_json("alerts", "/v1/silences", json.dumps(body).encode())
+
+    async def _poll_alerts(self, client: Client) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                page = await client.get_json("alerts", "/v1/alerts", {"limit": 1})
+                if page["alerts"]:
+                    self.display.alerts = int(page["alerts"][0]["id"])
+            await asyncio.sleep(2.0)
+
+
+def _ahead(clock: ScaledClock) -> float:
+    """Clock seconds from now back to the run's start (negative while it has not begun)."""
+    return (clock.now() - clock.sim_start).total_seconds()
+
+
+def _rules() -> list[tuple[str, str]]:
+    from services.alerts import rules
+    from services.alerts.settings import DEFAULT_RULES_FILE
+
+    path = Path(os.environ.get("ALERTS_RULES_FILE") or DEFAULT_RULES_FILE)
+    return [(r.name, r.motion) for r in rules.load(path).rules]
+
+
+def _bands() -> list[tuple[str, float, float]]:
+    from services.scoring import model
+    from services.scoring.model import DEFAULT_MODEL_FILE
+
+    path = Path(os.environ.get("SCORING_MODEL_FILE") or DEFAULT_MODEL_FILE)
+    return [(b.name, b.lower, b.upper) for b in model.load(path).default.bands]
+
+
+def _ingest_counts(counts: Counts) -> dict[str, Any]:
+    return {
+        "sent": dict(counts.sent),
+        "accepted": dict(counts.accepted),
+        "ignored": dict(counts.ignored),
+        "rejected": dict(counts.rejected),
+        "examples": dict(counts.examples),
+        "requests": counts.requests,
+        "failed_requests": counts.failed_requests,
+    }
+
+
+async def _delete_topics(bootstrap_servers: str, prefix: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from shared.kafka import client_options
+    from shared.settings import KafkaSettings
+
+    admin = AIOKafkaAdminClient(
+        **client_options(KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers))
+    )
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+def write_outputs(run: collect.RunData, out: Path) -> dict[str, Path]:
+    """``demo.html``, ``demo-summary.txt`` and ``demo-run.json`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "report": out / "demo.html",
+        "summary": out / "demo-summary.txt",
+        "data": out / "demo-run.json",
+    }
+    collect.save(run, paths["data"])
+    paths["report"].write_text(report.render_html(run), encoding="utf-8")
+    paths["summary"].write_text(report.summary(run), encoding="utf-8")
+    return paths
+
+
+def run(options: Options, stack: Stack | None = None) -> collect.RunData:
+    """The whole demo; returns what the pipeline produced (also written to ``options.out``)."""
+    began = time.monotonic()
+    stack = stack or Stack(database_name=DEMO_DATABASE, fresh_database=True)
+    demo = Demo(options, stack)
+    simulation = simulate(
+        options.seed,
+        accounts=options.accounts,
+        days=options.days,
+        start=options.start,
+        intensity=options.intensity,
+    )
+    say(
+        f"churnwatch demo: {options.accounts} accounts, {len(simulation.people)} people, "
+        f"{options.days} days from {options.start} (seed {options.seed}); a simulated day "
+        f"lasts {options.drive_seconds / options.days:.1f} s"
+    )
+    say("\nSetting up: Kafka, PostgreSQL, the sinks and the three services (fast clock)")
+    clock = demo.set_up(simulation)
+    demo.timings["setup_seconds"] = time.monotonic() - began
+    say(f"  ready in {demo.timings['setup_seconds']:.0f} s")
+    say("\nDriving the simulation through ingest (native, Segment, Zendesk)")
+    data = asyncio.run(demo.drive_and_collect(simulation, clock))
+    started = time.monotonic()
+    data.timings = dict(demo.timings)
+    paths = write_outputs(data, options.out)
+    data.timings["report_seconds"] = time.monotonic() - started
+    data.timings["total_seconds"] = time.monotonic() - began
+    collect.save(data, paths["data"])
+    paths["summary"].write_text(report.summary(data), encoding="utf-8")
+    say("")
+    say(report.summary(data))
+    say(
+        "Outputs:\n"
+        f"  report   {paths['report'].resolve()}\n"
+        f"  summary  {paths['summary'].resolve()}\n"
+        f"  data     {paths['data'].resolve()}\n"
+        f"  Slack    {stack.sinks_dir / 'slack.jsonl'}\n"
+        f"  email    {stack.sinks_dir / 'mail'}/*.eml"
+    )
+    if options.keep:
+        say(
+            "\nThe stack keeps running for exploration (its clock goes on from the end of the "
+            "run at normal speed):\n"
+            f"  source {stack.home / 'env'}     # CHURNWATCH_API_KEY, INGEST_URL, ...\n"
+            "  churnwatch alerts list; churnwatch health <account>; churnwatch brief <account>\n"
+            "  docs/demo.md has more. Stop everything with: make down"
+        )
+    else:
+        stack.down()
+    say(f"\ndemo finished in {data.timings['total_seconds']:.0f} s")
+    return data
+
+
+def parse(argv: list[str], env: Mapping[str, str]) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m churnwatch.demo", description=__doc__)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--accounts", type=int, default=300)
+    parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--intensity", type=float, default=1.0, help="usage volume (0–10]")
+    parser.add_argument(
+        "--drive-minutes",
+        type=float,
+        default=4.0,
+        help="real minutes in which the simulated days pass (default 4)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("reports"))
+    keep = parser.add_mutually_exclusive_group()
+    keep.add_argument("--keep", dest="keep", action="store_true", default=None)
+    keep.add_argument("--no-keep", dest="keep", action="store_false", help="stop everything")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    args = parser.parse_args(argv)
+    if args.drive_minutes <= 0:
+        parser.error("--drive-minutes must be positive")
+    keep_env = env.get("DEMO_KEEP", "1").strip().lower() not in ("0", "false", "no")
+    return Options(
+        onboarding_days=min(14, args.days // 5),
+        seed=args.seed,
+        accounts=args.accounts,
+        days=args.days,
+        intensity=args.intensity,
+        drive_seconds=args.drive_minutes * 60,
+        keep=keep_env if args.keep is None else args.keep,
+        out=args.out,
+        quiet=args.quiet,
+    )
+
+
+def main(argv: list[str]) -> int:
+    options = parse(argv, os.environ)
+    try:
+        run(options)
+    except KeyboardInterrupt:
+        say("\ninterrupted; what was started is still running: `make down` stops it")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
