@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for every churnwatch process; the command picks which one runs:
 #   python -m services.ingest | services.scoring | services.alerts | shared.migrations
+#   (and python -m deploy.dlq, the dead-letter tool of the runbook)
 # Build: docker build -t churnwatch:<version> .
 # (Docker is not available where the project's CI runs: CI lints this file with hadolint and
 # checkov instead of building it — see docs/operations.md.)
@@ -24,6 +25,8 @@ RUN python -m venv /opt/venv \
 COPY alembic.ini /app/
 COPY shared /app/shared
 COPY services /app/services
+# The runbook's dead-letter tool: `python -m deploy.dlq` inside a pod (docs/operations.md).
+COPY deploy/dlq.py /app/deploy/dlq.py
 # Byte-compile once here: the root filesystem is read-only at run time. unchecked-hash keeps
 # the .pyc files valid whatever timestamps the copy below gives the sources.
 RUN python -m compileall -q --invalidation-mode unchecked-hash /app /opt/venv
