@@ -21,6 +21,7 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
 import pytest
+import yaml  # type: ignore[import-untyped]  # no stubs in the lock
 from pydantic import AliasChoices, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
@@ -152,6 +153,18 @@ def test_every_configmap_key_is_a_setting_some_process_reads(overlay: Rendered) 
     keys = set(settings_config_map(overlay)["data"])
     assert keys
     assert keys <= known, f"not a setting of any service: {sorted(keys - known)}"
+
+
+def test_compose_gives_each_process_only_settings_it_reads() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    classes = service_settings()
+    readers = {name: set(env_names(cls)) for name, cls in classes.items()}
+    readers["migrate"] = set(env_names(shared.settings.DatabaseSettings))
+    for name, reads in readers.items():
+        given = set(compose[name]["environment"])
+        assert given <= reads, f"{name} does not read {sorted(given - reads)}"
+    assert "DATABASE_URL" in compose["scoring"]["environment"]
+    assert "DATABASE_URL" not in compose["ingest"]["environment"]
 
 
 def test_each_service_starts_with_its_pods_environment_listening_on_every_address(
