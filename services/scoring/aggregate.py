@@ -8,7 +8,9 @@ coalesced per key so the store writes every table with one set-based statement:
   62-day bitmask (:class:`DayMask`) — merged by union, so the same user on the same day counts
   once however often the event comes (distinct users stay exact under redelivery);
 - per ticket: its latest state, last writer wins by ``(occurred_at, event_id)``;
-- per account: first/last seen times (least/greatest) and the latest NPS answer.
+- per account: first seen times (least), the *day* of the newest usage and feature use
+  (greatest; the exact newest time is kept in that day's row) and the latest NPS answer — so
+  a steady stream of usage changes an account's row at most once a day.
 
 Every merge here is commutative and associative, and the SQL upserts in ``store`` apply the
 same merges, so the aggregates — and the scores computed from them — do not depend on how
@@ -29,7 +31,7 @@ MASK_DAYS = 62  # bit i of a mask is the day `anchor - i`; older days fall off
 _FULL = (1 << MASK_DAYS) - 1
 HIGH_URGENT = frozenset({"high", "urgent"})
 
-T = TypeVar("T", datetime, tuple[datetime, str, int])
+T = TypeVar("T", datetime, date, tuple[datetime, str, int])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,6 +83,10 @@ class DayMask:
     def days(self) -> set[int]:
         return {self.anchor - i for i in range(MASK_DAYS) if self.bits >> i & 1}
 
+    def covers(self, other: DayMask) -> bool:
+        """Whether merging ``other`` into this would change nothing."""
+        return self.merge(other) == self
+
 
 def _shift(mask: DayMask, anchor: int) -> int:
     by = anchor - mask.anchor
@@ -99,6 +105,8 @@ class DayCounts:
     high_urgent_opened: int = 0
     escalations: int = 0
     reopens: int = 0
+    last_usage_at: datetime | None = None  # the newest usage of the day
+    last_feature_at: datetime | None = None  # the newest feature use of the day
 
 
 @dataclass(slots=True)
@@ -125,13 +133,14 @@ class TicketState:
 
 @dataclass(slots=True)
 class Activity:
-    """Per account: when it was first and last seen, and its latest NPS answer."""
+    """Per account: when it was first seen, the days of its newest usage and feature use, and
+    its latest NPS answer. Every field merges monotonically (least or greatest)."""
 
     known_since: datetime
     first_usage_at: datetime | None = None
-    last_usage_at: datetime | None = None
+    last_usage_day: date | None = None
     first_feature_at: datetime | None = None
-    last_feature_at: datetime | None = None
+    last_feature_day: date | None = None
     last_ticket_at: datetime | None = None
     last_survey_at: datetime | None = None
     nps_latest: tuple[datetime, str, int] | None = None  # (occurred_at, event_id, score)
@@ -139,12 +148,40 @@ class Activity:
     def merge(self, other: Activity) -> None:
         self.known_since = min(self.known_since, other.known_since)
         self.first_usage_at = _least(self.first_usage_at, other.first_usage_at)
-        self.last_usage_at = _greatest(self.last_usage_at, other.last_usage_at)
+        self.last_usage_day = _greatest(self.last_usage_day, other.last_usage_day)
         self.first_feature_at = _least(self.first_feature_at, other.first_feature_at)
-        self.last_feature_at = _greatest(self.last_feature_at, other.last_feature_at)
+        self.last_feature_day = _greatest(self.last_feature_day, other.last_feature_day)
         self.last_ticket_at = _greatest(self.last_ticket_at, other.last_ticket_at)
         self.last_survey_at = _greatest(self.last_survey_at, other.last_survey_at)
         self.nps_latest = _greatest(self.nps_latest, other.nps_latest)
+
+    def covers(self, other: Activity) -> bool:
+        """Whether merging ``other`` into this would change nothing."""
+        return (
+            self.known_since <= other.known_since
+            and _at_or_before(self.first_usage_at, other.first_usage_at)
+            and _le(other.last_usage_day, self.last_usage_day)
+            and _at_or_before(self.first_feature_at, other.first_feature_at)
+            and _le(other.last_feature_day, self.last_feature_day)
+            and _le(other.last_ticket_at, self.last_ticket_at)
+            and _le(other.last_survey_at, self.last_survey_at)
+            and _le(other.nps_latest, self.nps_latest)
+        )
+
+
+def _le(low: T | None, high: T | None) -> bool:
+    """For a greatest-merged field: whether ``low`` adds nothing to ``high`` (None adds nothing,
+    and adds to nothing)."""
+    if low is None:
+        return True
+    return high is not None and low <= high
+
+
+def _at_or_before(held: T | None, other: T | None) -> bool:
+    """For a least-merged field: whether ``other`` adds nothing to ``held``."""
+    if other is None:
+        return True
+    return held is not None and held <= other
 
 
 def _least(a: T | None, b: T | None) -> T | None:
@@ -180,14 +217,54 @@ class Coalesced:
 
 
 def coalesce(events: Iterable[Event]) -> Coalesced:
-    """Fold (already deduplicated) events into per-key rows."""
+    """Fold (already deduplicated) events into per-key rows.
+
+    The hot loop of consumption: usage events (nearly all of them) take the first branch with
+    every lookup bound to a local.
+    """
     out = Coalesced()
+    days, users, features, activity = out.days, out.users, out.features, out.activity
     for event in events:
-        _fold(out, event)
+        if type(event) is not UsageEvent:
+            _fold_other(out, event)
+            continue
+        account = event.account_id
+        at = event.occurred_at
+        day = (at if at.tzinfo is UTC else at.astimezone(UTC)).date()
+        counts = days.get((account, day))
+        if counts is None:
+            counts = days[(account, day)] = DayCounts()
+        counts.usage_events += 1
+        counts.usage_quantity += event.quantity
+        if counts.last_usage_at is None or at > counts.last_usage_at:
+            counts.last_usage_at = at
+        seen = activity.get(account)
+        if seen is None:
+            seen = activity[account] = Activity(
+                known_since=at, first_usage_at=at, last_usage_day=day
+            )
+        else:
+            if at < seen.known_since:
+                seen.known_since = at
+            if seen.first_usage_at is None or at < seen.first_usage_at:
+                seen.first_usage_at = at
+            if seen.last_usage_day is None or day > seen.last_usage_day:
+                seen.last_usage_day = day
+        number = day.toordinal()
+        _mark(users, (account, event.user_id), number)
+        if event.feature:
+            _mark(features, (account, event.feature), number)
+            if counts.last_feature_at is None or at > counts.last_feature_at:
+                counts.last_feature_at = at
+            if seen.first_feature_at is None or at < seen.first_feature_at:
+                seen.first_feature_at = at
+            if seen.last_feature_day is None or day > seen.last_feature_day:
+                seen.last_feature_day = day
     return out
 
 
-def _fold(out: Coalesced, event: Event) -> None:
+def _fold_other(out: Coalesced, event: Event) -> None:
+    """Tickets and surveys."""
     account = event.account_id
     at = event.occurred_at
     day = at.astimezone(UTC).date()
@@ -196,19 +273,7 @@ def _fold(out: Coalesced, event: Event) -> None:
         seen = out.activity[account] = Activity(known_since=at)
     elif at < seen.known_since:
         seen.known_since = at
-    if isinstance(event, UsageEvent):
-        counts = _day(out, account, day)
-        counts.usage_events += 1
-        counts.usage_quantity += event.quantity
-        number = day.toordinal()
-        _mark(out.users, (account, event.user_id), number)
-        seen.first_usage_at = _least(seen.first_usage_at, at)
-        seen.last_usage_at = _greatest(seen.last_usage_at, at)
-        if event.feature:
-            _mark(out.features, (account, event.feature), number)
-            seen.first_feature_at = _least(seen.first_feature_at, at)
-            seen.last_feature_at = _greatest(seen.last_feature_at, at)
-    elif isinstance(event, TicketEvent):
+    if isinstance(event, TicketEvent):
         counts = _day(out, account, day)
         if event.action == "opened":
             counts.tickets_opened += 1

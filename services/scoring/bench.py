@@ -82,11 +82,11 @@ SELECT 'acct-' || lpad(i::text, 7, '0'), 'Account ' || i,
     'csm-' || (i % 500), {now}
 FROM generate_series(1, {accounts}) AS i;
 
-INSERT INTO scoring.activity (account_id, known_since, first_usage_at, last_usage_at,
-    first_feature_at, last_feature_at, last_ticket_at, last_survey_at, nps_latest)
+INSERT INTO scoring.activity (account_id, known_since, first_usage_at, last_usage_day,
+    first_feature_at, last_feature_day, last_ticket_at, last_survey_at, nps_latest)
 SELECT 'acct-' || lpad(i::text, 7, '0'), {now} - interval '120 days',
-    {now} - interval '120 days', {now} - (i % 21) * interval '1 day',
-    {now} - interval '120 days', {now} - (i % 21) * interval '1 day',
+    {now} - interval '120 days', {today} - i % 21,
+    {now} - interval '120 days', {today} - i % 21,
     CASE WHEN i % 5 = 0 THEN {now} - interval '3 days' END,
     CASE WHEN i % 3 = 0 THEN {now} - interval '20 days' END,
     CASE WHEN i % 3 = 0 THEN i % 11 END

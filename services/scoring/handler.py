@@ -7,7 +7,9 @@
 2. **gather**: claim the event ids in ``processed_events`` — the ones already there are
    duplicates (redelivery, replay, a client retry) and are dropped;
 3. **apply** the new events, coalesced per account and day (``aggregate.coalesce``), with one
-   set-based upsert per table, the records, and queue the touched accounts for rescoring.
+   set-based merge per table — leaving out mask and activity rows that what this process
+   already wrote covers (``known``) — the records, and queue the touched accounts for
+   rescoring.
 
 The transaction commits before the loop commits the offsets, so a crash anywhere means the
 batch is delivered again and step 2 makes the second pass a no-op for what was committed.
@@ -26,6 +28,7 @@ import asyncpg
 import msgspec
 
 from services.scoring import aggregate, metrics, store
+from services.scoring.known import KnownRows
 from shared import events
 from shared.clock import Clock
 from shared.events import AccountRecord, Event, PersonRecord, Topics
@@ -84,12 +87,31 @@ def plan(
     """What the batch asks for, before looking at the database."""
     out = Plan()
     seen: set[str] = set()
+    oldest, newest = now - max_age, now + future_tolerance
+    kept = out.events
     for record in records:
         value = record.value
-        if isinstance(value, AccountRecord):
-            out.accounts[value.account_id] = value
-        elif isinstance(value, PersonRecord):
-            out.people[value.person_id] = value
+        kind = type(value)
+        if kind in _KINDS:
+            event: Event = value  # type: ignore[assignment]
+            if not oldest <= event.occurred_at <= newest:
+                rejection = aggregate.admit(
+                    event, now, max_age=max_age, future_tolerance=future_tolerance
+                )
+                if rejection is not None:
+                    out.rejected.append((record, rejection))
+                    continue
+            if event.event_id in seen:
+                out.duplicates += 1
+            else:
+                seen.add(event.event_id)
+                kept.append(event)
+        elif kind is AccountRecord:
+            account: AccountRecord = value  # type: ignore[assignment]
+            out.accounts[account.account_id] = account
+        elif kind is PersonRecord:
+            person: PersonRecord = value  # type: ignore[assignment]
+            out.people[person.person_id] = person
         elif isinstance(value, Tombstone):
             key = (record.key or b"").decode(errors="replace")
             if not key:
@@ -98,17 +120,6 @@ def plan(
                 out.accounts[key] = None
             else:
                 out.people[key] = None
-        else:
-            rejection = aggregate.admit(
-                value, now, max_age=max_age, future_tolerance=future_tolerance
-            )
-            if rejection is not None:
-                out.rejected.append((record, rejection))
-            elif value.event_id in seen:
-                out.duplicates += 1
-            else:
-                seen.add(value.event_id)
-                out.events.append(value)
     return out
 
 
@@ -123,34 +134,49 @@ class BatchHandler:
         max_event_age: timedelta,
         future_tolerance: timedelta,
         on_queued: Callable[[], None] = lambda: None,
+        known: KnownRows | None = None,
     ) -> None:
         self._pool = pool
         self._clock = clock
         self._max_age = max_event_age
         self._future_tolerance = future_tolerance
         self._on_queued = on_queued
+        self._known = known if known is not None else KnownRows()
 
     async def __call__(
         self, records: Sequence[Record[Inbound]]
     ) -> list[tuple[Record[Inbound], Rejection]]:
         started = time.perf_counter()
-        decided = plan(
+        decided = plan(  # decide what comes in
             records,
             self._clock.now(),
             max_age=self._max_age,
             future_tolerance=self._future_tolerance,
         )
+        hashes = [store.event_hash(e.event_id) for e in decided.events]
+        claims = [(h, e.occurred_at) for h, e in zip(hashes, decided.events, strict=True)]
+        known = self._known
         async with self._pool.acquire() as conn, conn.transaction():
-            new_ids = await store.claim_events(
-                conn, [(e.event_id, e.occurred_at) for e in decided.events]
+            new_ids = await store.claim_events(conn, claims)  # gather: which are new
+            fresh = (
+                decided.events
+                if new_ids is None
+                else [e for h, e in zip(hashes, decided.events, strict=True) if h in new_ids]
             )
-            fresh = [e for e in decided.events if e.event_id in new_ids]
-            batch = aggregate.coalesce(fresh)
-            await store.apply_aggregates(conn, batch)
+            batch = aggregate.coalesce(fresh)  # decide: the rows
+            users, features = known.new_users(batch.users), known.new_features(batch.features)
+            activity = known.new_activity(batch.activity)
+            written = len(claims)  # apply
+            written += await store.apply_aggregates(
+                conn, batch, masks=(users, features), activity=activity
+            )
             await store.apply_accounts(conn, decided.accounts)
             await store.apply_people(conn, decided.people)
-            await store.mark_dirty(conn, [*batch.accounts, *decided.accounts])
+            written += len(decided.accounts) + len(decided.people)
+            written += await store.mark_dirty(conn, [*batch.activity, *decided.accounts])
+        known.remember(users, features, activity)  # durable now
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.ROWS_WRITTEN.inc(written)
         metrics.EVENTS_DUPLICATE.inc(decided.duplicates + len(decided.events) - len(fresh))
         for kind, count in Counter(_KINDS[type(e)] for e in fresh).items():
             metrics.EVENTS_CONSUMED.labels(kind).inc(count)

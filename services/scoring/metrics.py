@@ -28,6 +28,10 @@ DEAD_LETTERED = Counter(
     "Messages sent to the scoring dead-letter topic, by reason code",
     ["code"],
 )
+ROWS_WRITTEN = Counter(
+    "churnwatch_scoring_rows_written_total",
+    "Rows the consumer handed to the database (dedup ids, aggregates, records, rescoring queue)",
+)
 BATCH_SECONDS = Histogram(
     "churnwatch_scoring_batch_seconds",
     "Time to make one consumed batch durable (one database transaction)",

@@ -6,12 +6,13 @@ table (``INSERT … SELECT FROM unnest(…) ON CONFLICT …``) over rows already
 
 What each table holds:
 
-- ``processed_events``: the dedup horizon — every event id taken, kept while its
-  ``occurred_at`` is inside the horizon (the events older than that are refused anyway);
+- ``processed_events``: the dedup horizon — a 16-byte digest of every event id taken, kept
+  while its ``occurred_at`` is inside the horizon (the events older than that are refused);
 - ``account_days`` / ``survey_days``: counters per account and day of ``occurred_at``;
 - ``account_users`` / ``account_features``: per account and user (feature), a 62-day bitmask
   of the days it was active (see ``aggregate.DayMask``) — distinct counts stay exact;
-- ``tickets``: each ticket's latest state; ``activity``: first/last seen per account;
+- ``tickets``: each ticket's latest state; ``activity``: per account, when it was first seen
+  and the day it was last active (the exact time is that day's ``account_days`` row);
 - ``accounts`` / ``people``: the latest account and person records (compacted topics);
 - ``dirty_accounts``: accounts whose aggregates changed and wait to be rescored;
 - ``health``: the current score per account; ``health_history``: every published change and
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from hashlib import blake2b
 from typing import Any
 
 import asyncpg
@@ -51,17 +53,18 @@ from shared.events import AccountRecord, PersonRecord
 metadata = MetaData(schema="scoring")
 
 TZ = DateTime(timezone=True)
+KEY = Text(collation="C")  # keys compare byte-wise, like Python sorts them
 
 processed_events = Table(
     "processed_events",
     metadata,
-    Column("event_id", Text, primary_key=True),
+    Column("event_hash", LargeBinary, primary_key=True),
     Column("occurred_at", TZ, nullable=False),
 )
 account_days = Table(
     "account_days",
     metadata,
-    Column("account_id", Text, primary_key=True),
+    Column("account_id", KEY, primary_key=True),
     Column("day", Date, primary_key=True),
     Column("usage_events", Integer, nullable=False),
     Column("usage_quantity", Float, nullable=False),
@@ -69,11 +72,13 @@ account_days = Table(
     Column("high_urgent_opened", Integer, nullable=False),
     Column("escalations", Integer, nullable=False),
     Column("reopens", Integer, nullable=False),
+    Column("last_usage_at", TZ),
+    Column("last_feature_at", TZ),
 )
 survey_days = Table(
     "survey_days",
     metadata,
-    Column("account_id", Text, primary_key=True),
+    Column("account_id", KEY, primary_key=True),
     Column("day", Date, primary_key=True),
     Column("nps_sum", Integer, nullable=False),
     Column("nps_answers", Integer, nullable=False),
@@ -85,24 +90,24 @@ survey_days = Table(
 account_users = Table(
     "account_users",
     metadata,
-    Column("account_id", Text, primary_key=True),
-    Column("user_id", Text, primary_key=True),
+    Column("account_id", KEY, primary_key=True),
+    Column("user_id", KEY, primary_key=True),
     Column("anchor_day", Integer, nullable=False),
     Column("days", BigInteger, nullable=False),
 )
 account_features = Table(
     "account_features",
     metadata,
-    Column("account_id", Text, primary_key=True),
-    Column("feature", Text, primary_key=True),
+    Column("account_id", KEY, primary_key=True),
+    Column("feature", KEY, primary_key=True),
     Column("anchor_day", Integer, nullable=False),
     Column("days", BigInteger, nullable=False),
 )
 tickets = Table(
     "tickets",
     metadata,
-    Column("account_id", Text, primary_key=True),
-    Column("ticket_id", Text, primary_key=True),
+    Column("account_id", KEY, primary_key=True),
+    Column("ticket_id", KEY, primary_key=True),
     Column("priority", Text, nullable=False),
     Column("status", Text, nullable=False),
     Column("last_action", Text, nullable=False),
@@ -112,12 +117,12 @@ tickets = Table(
 activity = Table(
     "activity",
     metadata,
-    Column("account_id", Text, primary_key=True),
+    Column("account_id", KEY, primary_key=True),
     Column("known_since", TZ, nullable=False),
     Column("first_usage_at", TZ),
-    Column("last_usage_at", TZ),
+    Column("last_usage_day", Date),
     Column("first_feature_at", TZ),
-    Column("last_feature_at", TZ),
+    Column("last_feature_day", Date),
     Column("last_ticket_at", TZ),
     Column("last_survey_at", TZ),
     Column("nps_latest", SmallInteger),
@@ -127,7 +132,7 @@ activity = Table(
 accounts = Table(
     "accounts",
     metadata,
-    Column("account_id", Text, primary_key=True),
+    Column("account_id", KEY, primary_key=True),
     Column("name", Text, nullable=False),
     Column("tier", Text),
     Column("seats", Integer),
@@ -153,13 +158,13 @@ people = Table(
 dirty_accounts = Table(
     "dirty_accounts",
     metadata,
-    Column("account_id", Text, primary_key=True),
+    Column("account_id", KEY, primary_key=True),
     Column("marked_at", TZ, nullable=False, server_default=func.now()),
 )
 health = Table(
     "health",
     metadata,
-    Column("account_id", Text, primary_key=True),
+    Column("account_id", KEY, primary_key=True),
     Column("model_version", Text, nullable=False),
     Column("profile", Text, nullable=False),
     Column("as_of", TZ, nullable=False),
@@ -175,7 +180,7 @@ health = Table(
 health_history = Table(
     "health_history",
     metadata,
-    Column("account_id", Text, primary_key=True),
+    Column("account_id", KEY, primary_key=True),
     Column("as_of", TZ, primary_key=True),
     Column("model_version", Text, nullable=False),
     Column("score", Float, nullable=False),
@@ -230,54 +235,142 @@ async def create_pool(url: str, *, size: int, application_name: str) -> asyncpg.
 # Consuming: dedup, aggregates, records, the rescoring queue
 
 
+def event_hash(event_id: str) -> bytes:
+    """The dedup key of an event id: 16 bytes of BLAKE2b (collisions: ~n²/2¹²⁹, never)."""
+    return blake2b(event_id.encode(), digest_size=16).digest()
+
+
 async def claim_events(
-    conn: asyncpg.Connection, events: Sequence[tuple[str, datetime]]
-) -> set[str]:
-    """Record event ids as processed; returns the ids that were new (the others are duplicates)."""
+    conn: asyncpg.Connection, events: Sequence[tuple[bytes, datetime]]
+) -> set[bytes] | None:
+    """Record event ids (:func:`event_hash`) as processed; call inside a transaction.
+
+    Returns ``None`` when every one was new — the common case, taken with one ``COPY`` into
+    the table, which the unique index refuses as a whole if any id is already there — or else
+    the set of the new ones (a second, slower statement that skips the known ids). A concurrent
+    transaction claiming the same id makes the other wait for it, then see it: exact either way.
+    """
     if not events:
-        return set()
+        return None
     ordered = sorted(events)
+    try:
+        async with conn.transaction():  # a savepoint: a refused COPY leaves the rest intact
+            await conn.copy_records_to_table(
+                "processed_events", schema_name="scoring", records=ordered
+            )
+        return None
+    except asyncpg.UniqueViolationError:
+        pass
     rows = await conn.fetch(
         """
-        INSERT INTO scoring.processed_events (event_id, occurred_at)
-        SELECT * FROM unnest($1::text[], $2::timestamptz[])
-        ON CONFLICT (event_id) DO NOTHING
-        RETURNING event_id
+        INSERT INTO scoring.processed_events (event_hash, occurred_at)
+        SELECT * FROM unnest($1::bytea[], $2::timestamptz[])
+        ON CONFLICT (event_hash) DO NOTHING
+        RETURNING event_hash
         """,
-        [e for e, _ in ordered],
+        [h for h, _ in ordered],
         [at for _, at in ordered],
     )
     return {row[0] for row in rows}
 
 
-async def apply_aggregates(conn: asyncpg.Connection, batch: aggregate.Coalesced) -> None:
-    """Write one batch's coalesced effects: one statement per table, rows in key order."""
+# Per-connection staging tables: a batch's rows go in with one binary COPY each (cheap to
+# encode, cheap for the server to read) and are merged into the real table by one statement.
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS stage_days (LIKE scoring.account_days) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_users (LIKE scoring.account_users) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_features (LIKE scoring.account_features)
+    ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_activity (LIKE scoring.activity) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_accounts (account_id text COLLATE "C" NOT NULL)
+    ON COMMIT DELETE ROWS;
+"""
+
+_MERGE_DAYS = """
+INSERT INTO scoring.account_days AS d SELECT * FROM stage_days ORDER BY account_id, day
+ON CONFLICT (account_id, day) DO UPDATE SET
+    usage_events = d.usage_events + excluded.usage_events,
+    usage_quantity = d.usage_quantity + excluded.usage_quantity,
+    tickets_opened = d.tickets_opened + excluded.tickets_opened,
+    high_urgent_opened = d.high_urgent_opened + excluded.high_urgent_opened,
+    escalations = d.escalations + excluded.escalations,
+    reopens = d.reopens + excluded.reopens,
+    last_usage_at = greatest(d.last_usage_at, excluded.last_usage_at),
+    last_feature_at = greatest(d.last_feature_at, excluded.last_feature_at)
+"""
+
+# Union of day masks; a row whose days are already all set is left alone (no new tuple).
+_MERGE_MASKS = """
+INSERT INTO scoring.{table} AS m SELECT * FROM {stage} ORDER BY account_id, {key}
+ON CONFLICT (account_id, {key}) DO UPDATE SET
+    anchor_day = greatest(m.anchor_day, excluded.anchor_day),
+    days = scoring.shift_days(m.days, greatest(m.anchor_day, excluded.anchor_day) - m.anchor_day)
+         | scoring.shift_days(excluded.days,
+               greatest(m.anchor_day, excluded.anchor_day) - excluded.anchor_day)
+WHERE excluded.anchor_day > m.anchor_day
+   OR scoring.shift_days(excluded.days, m.anchor_day - excluded.anchor_day) & ~m.days <> 0
+"""
+
+_MERGE_ACTIVITY = """
+INSERT INTO scoring.activity AS a SELECT * FROM stage_activity ORDER BY account_id
+ON CONFLICT (account_id) DO UPDATE SET
+    known_since = least(a.known_since, excluded.known_since),
+    first_usage_at = least(a.first_usage_at, excluded.first_usage_at),
+    last_usage_day = greatest(a.last_usage_day, excluded.last_usage_day),
+    first_feature_at = least(a.first_feature_at, excluded.first_feature_at),
+    last_feature_day = greatest(a.last_feature_day, excluded.last_feature_day),
+    last_ticket_at = greatest(a.last_ticket_at, excluded.last_ticket_at),
+    last_survey_at = greatest(a.last_survey_at, excluded.last_survey_at),
+    nps_latest = CASE WHEN scoring.newer(excluded.nps_latest_at,
+        excluded.nps_latest_event_id, a.nps_latest_at, a.nps_latest_event_id)
+        THEN excluded.nps_latest ELSE a.nps_latest END,
+    nps_latest_event_id = CASE WHEN scoring.newer(excluded.nps_latest_at,
+        excluded.nps_latest_event_id, a.nps_latest_at, a.nps_latest_event_id)
+        THEN excluded.nps_latest_event_id ELSE a.nps_latest_event_id END,
+    nps_latest_at = greatest(a.nps_latest_at, excluded.nps_latest_at)
+"""
+
+
+async def apply_aggregates(
+    conn: asyncpg.Connection,
+    batch: aggregate.Coalesced,
+    *,
+    masks: tuple[
+        Mapping[tuple[str, str], aggregate.DayMask], Mapping[tuple[str, str], aggregate.DayMask]
+    ]
+    | None = None,
+    activity: Mapping[str, aggregate.Activity] | None = None,
+) -> int:
+    """Write one batch's coalesced effects: one merge per table, rows in key order.
+
+    ``masks`` (users, features) and ``activity`` replace the batch's own when given: the rows
+    left after dropping those that would change nothing (see ``known``). Returns the number of
+    rows written.
+    """
+    users, features = masks if masks is not None else (batch.users, batch.features)
+    touched = batch.activity if activity is None else activity
+    await conn.execute(_STAGING)
+    written = 0
     if batch.days:
         keys = sorted(batch.days)
-        c = [batch.days[k] for k in keys]
-        await conn.execute(
-            """
-            INSERT INTO scoring.account_days AS d (account_id, day, usage_events, usage_quantity,
-                tickets_opened, high_urgent_opened, escalations, reopens)
-            SELECT * FROM unnest($1::text[], $2::date[], $3::int[], $4::float8[], $5::int[],
-                $6::int[], $7::int[], $8::int[])
-            ON CONFLICT (account_id, day) DO UPDATE SET
-                usage_events = d.usage_events + excluded.usage_events,
-                usage_quantity = d.usage_quantity + excluded.usage_quantity,
-                tickets_opened = d.tickets_opened + excluded.tickets_opened,
-                high_urgent_opened = d.high_urgent_opened + excluded.high_urgent_opened,
-                escalations = d.escalations + excluded.escalations,
-                reopens = d.reopens + excluded.reopens
-            """,
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [x.usage_events for x in c],
-            [x.usage_quantity for x in c],
-            [x.tickets_opened for x in c],
-            [x.high_urgent_opened for x in c],
-            [x.escalations for x in c],
-            [x.reopens for x in c],
-        )
+        rows = [
+            (
+                k[0],
+                k[1],
+                (c := batch.days[k]).usage_events,
+                c.usage_quantity,
+                c.tickets_opened,
+                c.high_urgent_opened,
+                c.escalations,
+                c.reopens,
+                c.last_usage_at,
+                c.last_feature_at,
+            )
+            for k in keys
+        ]
+        await conn.copy_records_to_table("stage_days", records=rows)
+        await conn.execute(_MERGE_DAYS)
+        written += len(rows)
     if batch.surveys:
         keys = sorted(batch.surveys)
         s = [batch.surveys[k] for k in keys]
@@ -304,8 +397,9 @@ async def apply_aggregates(conn: asyncpg.Connection, batch: aggregate.Coalesced)
             [x.csat_sum for x in s],
             [x.csat_answers for x in s],
         )
-    await _merge_masks(conn, "account_users", "user_id", batch.users)
-    await _merge_masks(conn, "account_features", "feature", batch.features)
+        written += len(keys)
+    written += await _merge_masks(conn, "account_users", "user_id", "stage_users", users)
+    written += await _merge_masks(conn, "account_features", "feature", "stage_features", features)
     if batch.tickets:
         ticket_keys = sorted(batch.tickets)
         t = [batch.tickets[k] for k in ticket_keys]
@@ -329,77 +423,43 @@ async def apply_aggregates(conn: asyncpg.Connection, batch: aggregate.Coalesced)
             [x.updated_at for x in t],
             [x.event_id for x in t],
         )
-    if batch.activity:
-        ids = sorted(batch.activity)
-        a = [batch.activity[k] for k in ids]
-        await conn.execute(
-            """
-            INSERT INTO scoring.activity AS a (account_id, known_since, first_usage_at,
-                last_usage_at, first_feature_at, last_feature_at, last_ticket_at,
-                last_survey_at, nps_latest, nps_latest_at, nps_latest_event_id)
-            SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[],
-                $4::timestamptz[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[],
-                $8::timestamptz[], $9::smallint[], $10::timestamptz[], $11::text[])
-            ON CONFLICT (account_id) DO UPDATE SET
-                known_since = least(a.known_since, excluded.known_since),
-                first_usage_at = least(a.first_usage_at, excluded.first_usage_at),
-                last_usage_at = greatest(a.last_usage_at, excluded.last_usage_at),
-                first_feature_at = least(a.first_feature_at, excluded.first_feature_at),
-                last_feature_at = greatest(a.last_feature_at, excluded.last_feature_at),
-                last_ticket_at = greatest(a.last_ticket_at, excluded.last_ticket_at),
-                last_survey_at = greatest(a.last_survey_at, excluded.last_survey_at),
-                nps_latest = CASE WHEN scoring.newer(excluded.nps_latest_at,
-                    excluded.nps_latest_event_id, a.nps_latest_at, a.nps_latest_event_id)
-                    THEN excluded.nps_latest ELSE a.nps_latest END,
-                nps_latest_event_id = CASE WHEN scoring.newer(excluded.nps_latest_at,
-                    excluded.nps_latest_event_id, a.nps_latest_at, a.nps_latest_event_id)
-                    THEN excluded.nps_latest_event_id ELSE a.nps_latest_event_id END,
-                nps_latest_at = greatest(a.nps_latest_at, excluded.nps_latest_at)
-            """,
-            ids,
-            [x.known_since for x in a],
-            [x.first_usage_at for x in a],
-            [x.last_usage_at for x in a],
-            [x.first_feature_at for x in a],
-            [x.last_feature_at for x in a],
-            [x.last_ticket_at for x in a],
-            [x.last_survey_at for x in a],
-            [x.nps_latest[2] if x.nps_latest else None for x in a],
-            [x.nps_latest[0] if x.nps_latest else None for x in a],
-            [x.nps_latest[1] if x.nps_latest else None for x in a],
-        )
+        written += len(ticket_keys)
+    if touched:
+        activity_rows = [
+            (
+                k,
+                (a := touched[k]).known_since,
+                a.first_usage_at,
+                a.last_usage_day,
+                a.first_feature_at,
+                a.last_feature_day,
+                a.last_ticket_at,
+                a.last_survey_at,
+                a.nps_latest[2] if a.nps_latest else None,
+                a.nps_latest[0] if a.nps_latest else None,
+                a.nps_latest[1] if a.nps_latest else None,
+            )
+            for k in sorted(touched)
+        ]
+        await conn.copy_records_to_table("stage_activity", records=activity_rows)
+        await conn.execute(_MERGE_ACTIVITY)
+        written += len(activity_rows)
+    return written
 
 
 async def _merge_masks(
     conn: asyncpg.Connection,
     table: str,
     key: str,
+    stage: str,
     masks: Mapping[tuple[str, str], aggregate.DayMask],
-) -> None:
-    """Union day masks; a row whose days are already all set is left alone (no new tuple)."""
+) -> int:
     if not masks:
-        return
-    keys = sorted(masks)
-    m = [masks[k] for k in keys]
-    await conn.execute(
-        f"""
-        INSERT INTO scoring.{table} AS m (account_id, {key}, anchor_day, days)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int8[])
-        ON CONFLICT (account_id, {key}) DO UPDATE SET
-            anchor_day = greatest(m.anchor_day, excluded.anchor_day),
-            days = scoring.shift_days(m.days,
-                       greatest(m.anchor_day, excluded.anchor_day) - m.anchor_day)
-                 | scoring.shift_days(excluded.days,
-                       greatest(m.anchor_day, excluded.anchor_day) - excluded.anchor_day)
-        WHERE excluded.anchor_day > m.anchor_day
-           OR scoring.shift_days(excluded.days, m.anchor_day - excluded.anchor_day)
-              & ~m.days <> 0
-        """,  # noqa: S608 - table and column names are constants of this module
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-        [x.anchor for x in m],
-        [x.bits for x in m],
-    )
+        return 0
+    rows = [(k[0], k[1], (m := masks[k]).anchor, m.bits) for k in sorted(masks)]
+    await conn.copy_records_to_table(stage, records=rows)
+    await conn.execute(_MERGE_MASKS.format(table=table, key=key, stage=stage))
+    return len(rows)
 
 
 async def apply_accounts(
@@ -470,17 +530,21 @@ async def apply_people(conn: asyncpg.Connection, latest: Mapping[str, PersonReco
     )
 
 
-async def mark_dirty(conn: asyncpg.Connection, account_ids: Iterable[str]) -> None:
-    """Queue accounts for rescoring (durable, in the batch's transaction)."""
+async def mark_dirty(conn: asyncpg.Connection, account_ids: Iterable[str]) -> int:
+    """Queue accounts for rescoring (durable, in the batch's transaction); returns how many."""
     ids = sorted(set(account_ids))
-    if ids:
-        await conn.execute(
-            """
-            INSERT INTO scoring.dirty_accounts (account_id)
-            SELECT unnest($1::text[]) ON CONFLICT (account_id) DO NOTHING
-            """,
-            ids,
-        )
+    if not ids:
+        return 0
+    await conn.execute(_STAGING)
+    await conn.copy_records_to_table("stage_accounts", records=[(i,) for i in ids])
+    await conn.execute(
+        """
+        INSERT INTO scoring.dirty_accounts (account_id)
+        SELECT account_id FROM stage_accounts ORDER BY account_id
+        ON CONFLICT (account_id) DO NOTHING
+        """
+    )
+    return len(ids)
 
 
 async def take_dirty(conn: asyncpg.Connection, limit: int) -> list[str]:
@@ -606,7 +670,10 @@ s AS (
 SELECT ids.account_id,
     a.known_since,
     r.tier, r.lifecycle_stage, r.seats, r.renewal_date,
-    a.first_usage_at, a.last_usage_at, a.first_feature_at, a.last_feature_at,
+    a.first_usage_at, a.first_feature_at,
+    coalesce(lu.last_usage_at, a.last_usage_day::timestamp AT TIME ZONE 'UTC') AS last_usage_at,
+    coalesce(lf.last_feature_at, a.last_feature_day::timestamp AT TIME ZONE 'UTC')
+        AS last_feature_at,
     a.last_survey_at, a.nps_latest,
     d.usage_events_7d, d.usage_events_prior_4w, d.active_days_7d, d.active_days_prior_4w,
     d.tickets_opened_7d, d.tickets_opened_prior_4w, d.high_urgent_opened_7d,
@@ -626,6 +693,12 @@ LEFT JOIN u USING (account_id)
 LEFT JOIN f USING (account_id)
 LEFT JOIN t USING (account_id)
 LEFT JOIN s USING (account_id)
+-- the exact newest usage / feature use: the row of the day activity names (when it was purged,
+-- the start of that day: older, so never healthier)
+LEFT JOIN scoring.account_days lu
+    ON lu.account_id = ids.account_id AND lu.day = a.last_usage_day
+LEFT JOIN scoring.account_days lf
+    ON lf.account_id = ids.account_id AND lf.day = a.last_feature_day
 """  # noqa: S608 - the interpolated values are integer constants
 
 _COUNTS = (

@@ -11,7 +11,7 @@ from datetime import timedelta
 import asyncpg
 import msgspec
 
-from services.scoring import health
+from services.scoring import health, store
 from services.scoring.handler import BatchHandler
 from services.scoring.model import Model
 from services.scoring.scorer import Scorer
@@ -149,8 +149,8 @@ async def test_events_outside_the_lateness_window_are_refused_with_a_reason(
         ("ahead", "from_the_future"),
     }
     async with pool.acquire() as conn:
-        ids = await conn.fetch("SELECT event_id FROM scoring.processed_events")
-    assert [r[0] for r in ids] == ["fine"]
+        ids = await conn.fetch("SELECT event_hash FROM scoring.processed_events")
+    assert [r[0] for r in ids] == [store.event_hash("fine")]
 
 
 async def test_distinct_users_stay_exact_when_events_are_redelivered(

@@ -85,6 +85,8 @@ def folded(batches: list[list[Event]]) -> aggregate.Coalesced:
             t.high_urgent_opened += c.high_urgent_opened
             t.escalations += c.escalations
             t.reopens += c.reopens
+            t.last_usage_at = aggregate._greatest(t.last_usage_at, c.last_usage_at)
+            t.last_feature_at = aggregate._greatest(t.last_feature_at, c.last_feature_at)
         for key, s in part.surveys.items():
             u = total.surveys.setdefault(key, aggregate.SurveyCounts())
             u.nps_sum += s.nps_sum
@@ -135,7 +137,10 @@ def test_usage_counts_per_account_and_day_of_occurred_at_and_users_as_day_masks(
     assert batch.users[("acme", "u1")].days() == {NOW.date().toordinal()}
     assert batch.users[("acme", "u2")].days() == {late.date().toordinal()}
     assert set(batch.features) == {("acme", "reports")}
-    assert batch.activity["acme"].last_usage_at == NOW
+    assert batch.days[("acme", NOW.date())].last_usage_at == NOW
+    assert batch.days[("acme", late.date())].last_feature_at is None
+    assert batch.activity["acme"].last_usage_day == NOW.date()
+    assert batch.activity["acme"].first_usage_at == late
     assert batch.activity["acme"].known_since == late
 
 

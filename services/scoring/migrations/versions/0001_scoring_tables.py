@@ -15,8 +15,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 UPGRADE = """
+-- The dedup horizon: a 16-byte BLAKE2b digest of every event id taken (fixed width and
+-- compared byte-wise: a cheaper index than the text ids), kept while its occurred_at is inside
+-- the horizon. Keys in the hot tables compare byte-wise too (COLLATE "C"), like Python's sort.
 CREATE TABLE scoring.processed_events (
-    event_id text PRIMARY KEY,
+    event_hash bytea PRIMARY KEY,
     occurred_at timestamptz NOT NULL
 );
 -- Ids arrive roughly in occurred_at order: a BRIN index makes the purge cheap to keep.
@@ -26,7 +29,7 @@ CREATE INDEX processed_events_occurred_at ON scoring.processed_events
 -- Tables updated in place batch after batch keep 20% of each page free, so an update can
 -- stay on its page without touching the index (a HOT update).
 CREATE TABLE scoring.account_days (
-    account_id text NOT NULL,
+    account_id text COLLATE "C" NOT NULL,
     day date NOT NULL,
     usage_events integer NOT NULL,
     usage_quantity double precision NOT NULL,
@@ -34,11 +37,14 @@ CREATE TABLE scoring.account_days (
     high_urgent_opened integer NOT NULL,
     escalations integer NOT NULL,
     reopens integer NOT NULL,
+    -- the newest usage (feature use) of the day: activity keeps only the day of the newest
+    last_usage_at timestamptz,
+    last_feature_at timestamptz,
     PRIMARY KEY (account_id, day)
 ) WITH (fillfactor = 80);
 
 CREATE TABLE scoring.survey_days (
-    account_id text NOT NULL,
+    account_id text COLLATE "C" NOT NULL,
     day date NOT NULL,
     nps_sum integer NOT NULL,
     nps_answers integer NOT NULL,
@@ -50,24 +56,24 @@ CREATE TABLE scoring.survey_days (
 ) WITH (fillfactor = 80);
 
 CREATE TABLE scoring.account_users (
-    account_id text NOT NULL,
-    user_id text NOT NULL,
+    account_id text COLLATE "C" NOT NULL,
+    user_id text COLLATE "C" NOT NULL,
     anchor_day integer NOT NULL,
     days bigint NOT NULL,
     PRIMARY KEY (account_id, user_id)
 ) WITH (fillfactor = 80);
 
 CREATE TABLE scoring.account_features (
-    account_id text NOT NULL,
-    feature text NOT NULL,
+    account_id text COLLATE "C" NOT NULL,
+    feature text COLLATE "C" NOT NULL,
     anchor_day integer NOT NULL,
     days bigint NOT NULL,
     PRIMARY KEY (account_id, feature)
 ) WITH (fillfactor = 80);
 
 CREATE TABLE scoring.tickets (
-    account_id text NOT NULL,
-    ticket_id text NOT NULL,
+    account_id text COLLATE "C" NOT NULL,
+    ticket_id text COLLATE "C" NOT NULL,
     priority text NOT NULL,
     status text NOT NULL,
     last_action text NOT NULL,
@@ -76,13 +82,16 @@ CREATE TABLE scoring.tickets (
     PRIMARY KEY (account_id, ticket_id)
 ) WITH (fillfactor = 80);
 
+-- Per account, what changes rarely: a batch of usage moves last_usage_day at most once a day
+-- (the exact newest time is account_days.last_usage_at of that day), so most batches leave
+-- these rows alone.
 CREATE TABLE scoring.activity (
-    account_id text PRIMARY KEY,
+    account_id text COLLATE "C" PRIMARY KEY,
     known_since timestamptz NOT NULL,
     first_usage_at timestamptz,
-    last_usage_at timestamptz,
+    last_usage_day date,
     first_feature_at timestamptz,
-    last_feature_at timestamptz,
+    last_feature_day date,
     last_ticket_at timestamptz,
     last_survey_at timestamptz,
     nps_latest smallint,
@@ -91,7 +100,7 @@ CREATE TABLE scoring.activity (
 ) WITH (fillfactor = 80);
 
 CREATE TABLE scoring.accounts (
-    account_id text PRIMARY KEY,
+    account_id text COLLATE "C" PRIMARY KEY,
     name text NOT NULL,
     tier text,
     seats integer,
@@ -118,13 +127,13 @@ CREATE TABLE scoring.people (
 );
 
 CREATE TABLE scoring.dirty_accounts (
-    account_id text PRIMARY KEY,
+    account_id text COLLATE "C" PRIMARY KEY,
     marked_at timestamptz NOT NULL DEFAULT now()
 );
 
 -- fillfactor 50 leaves room for in-place (HOT) updates: every sweep rewrites each row.
 CREATE TABLE scoring.health (
-    account_id text PRIMARY KEY,
+    account_id text COLLATE "C" PRIMARY KEY,
     model_version text NOT NULL,
     profile text NOT NULL,
     as_of timestamptz NOT NULL,
@@ -138,7 +147,7 @@ CREATE TABLE scoring.health (
 ) WITH (fillfactor = 50);
 
 CREATE TABLE scoring.health_history (
-    account_id text NOT NULL,
+    account_id text COLLATE "C" NOT NULL,
     as_of timestamptz NOT NULL,
     model_version text NOT NULL,
     score double precision NOT NULL,
