@@ -152,16 +152,17 @@ def first_slack_messages(run: RunData, count: int = SLACK_SHOWN) -> list[dict[st
 
 
 def chosen_email(run: RunData) -> Any | None:
-    """An alert email if there is one (else a digest), as the SMTP sink received it."""
+    """An alert email if there is one, else the last digest of the run (a portfolio after
+    months of data says more than the first one), as the SMTP sink received it."""
     for mail in run.mail:
         if "portfolio on" not in mail.subject:
             return mail
-    return run.mail[0] if run.mail else None
+    return run.mail[-1] if run.mail else None
 
 
 def text_part(raw: str) -> tuple[str, str]:
     """The headers of a message exactly as received, and its text/plain part decoded."""
-    head, _, _ = raw.partition("\n\n")
+    head, _, _ = raw.replace("\r\n", "\n").partition("\n\n")
     message = message_from_string(raw, policy=policy.default)
     body = message.get_body(preferencelist=("plain",))
     text = body.get_content() if body is not None else ""
@@ -466,14 +467,15 @@ def _portfolio(f: Figures) -> str:
             + f"<td class='n'>{warned}</td></tr>"
         )
     return (
-        "<h2>The portfolio at the end of the run</h2>"
-        f"<svg viewBox='0 0 1000 26' width='100%' height='26' role='img' "
-        f"aria-label='accounts per band'>{''.join(bar)}</svg>"
+        "<h2 id='portfolio'>The portfolio at the end of the run</h2>"
+        f"<svg viewBox='0 0 1000 26' width='100%' height='26' preserveAspectRatio='none' "
+        f"role='img' aria-label='accounts per band'>{''.join(bar)}</svg>"
         "<table><tr><th>story (ground truth)</th><th class='n'>accounts</th>"
         "<th class='n'>churned</th><th class='n'>green</th><th class='n'>yellow</th>"
-        "<th class='n'>red</th><th class='n'>risk alert (in time)</th></tr>"
+        "<th class='n'>red</th><th class='n'>warned</th></tr>"
         + "".join(rows)
-        + "</table><p class='note'>Band: scoring's current health of each account. "
+        + "</table><p class='note'>Band: scoring's current health of each account. Warned: "
+        "accounts with at least one risk alert (for churners: before the day they churned). "
         "Churned accounts stop all activity, so they end red; the question is whether their "
         "owners were warned before — see the rules below.</p>"
     )
@@ -500,7 +502,7 @@ def _at_risk(f: Figures) -> str:
             f"<td>{e(outcome)}</td></tr>"
         )
     return (
-        f"<h2>Riskiest accounts now ({len(red)} not green)</h2>"
+        f"<h2 id='risk'>Riskiest accounts now ({len(red)} not green)</h2>"
         "<table><tr><th>account</th><th>health</th><th>why (scoring's reasons)</th>"
         "<th>CSM</th><th class='n'>ARR</th><th>what really happened</th></tr>"
         + "".join(rows)
@@ -523,7 +525,7 @@ def _rules_section(f: Figures) -> str:
             f"<td>{_lead_strip(score)}</td></tr>"
         )
     return (
-        "<h2>How well each rule warned</h2>"
+        "<h2 id='rules'>How well each rule warned</h2>"
         "<table><tr><th>rule</th><th>judged against</th><th class='n'>alerts</th>"
         "<th class='n'>accounts</th><th class='n'>precision</th><th class='n'>recall</th>"
         "<th class='n'>in time</th><th class='n'>late</th><th class='n'>median lead (days)</th>"
@@ -620,7 +622,7 @@ def _timeline(f: Figures) -> str:
         "<span><i style='background:#8c959f'></i>account did not churn</span>"
         "<span><i style='background:#eaeef2;border-radius:0'></i>onboarding silence</span></div>"
     )
-    return "<h2>Alerts over time</h2>" + "".join(parts) + legend
+    return "<h2 id='timeline'>Alerts over time</h2>" + "".join(parts) + legend
 
 
 def _alert_colour(motion: str, truth: Truth | None, at: datetime) -> str:
@@ -637,8 +639,8 @@ def _alert_colour(motion: str, truth: Truth | None, at: datetime) -> str:
 def _trajectories(f: Figures) -> str:
     run = f.run
     sections = [
-        "<h2>Health trajectories</h2><p class='note'>Scoring's recorded history of each "
-        "account (every published change and the first score of each day) on the "
+        "<h2 id='trajectories'>Health trajectories</h2><p class='note'>Scoring's recorded "
+        "history of each account (every published change and the first score of each day) on the "
         "model's bands; ▼ marks the alerts its owners received (colour: severity), the "
         "dark line the day it churned.</p>"
     ]
@@ -764,7 +766,8 @@ def _people(f: Figures) -> str:
             + "</tr>"
         )
     return (
-        "<h2>Who was told</h2><table><tr><th>recipient</th><th>role</th><th class='n'>alerts</th>"
+        "<h2 id='people'>Who was told</h2><table><tr><th>recipient</th><th>role</th>"
+        "<th class='n'>alerts</th>"
         + "".join(f"<th class='n'>{e(r)}</th>" for r in rules)
         + "</tr>"
         + "".join(rows)
@@ -776,7 +779,7 @@ def _people(f: Figures) -> str:
 
 def _messages(f: Figures) -> str:
     run = f.run
-    parts = ["<h2>What people received</h2>"]
+    parts = ["<h2 id='messages'>What people received</h2>"]
     messages = first_slack_messages(run)
     parts.append(
         f"<h3>The first {len(messages)} Slack messages (of "
@@ -867,7 +870,9 @@ def _method(f: Figures) -> str:
                 f"Any risk alert: lead times from {min(leads):.0f} to {max(leads):.0f} days "
                 f"(mean {statistics.mean(leads):.1f})."
             )
-    return "<h2>About this run</h2>" + "".join(f"<p class='note'>{e(line)}</p>" for line in lines)
+    return "<h2 id='run'>About this run</h2>" + "".join(
+        f"<p class='note'>{e(line)}</p>" for line in lines
+    )
 
 
 def main(argv: list[str]) -> int:
