@@ -74,6 +74,30 @@ class RuleScore:
         return statistics.median(self.lead_days) if self.lead_days else None
 
 
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """An alert: opened at ``started``, over at ``ended`` (None while still open)."""
+
+    account_id: str
+    rule: str
+    motion: str
+    started: datetime
+    ended: datetime | None
+
+
+def counted_from(opened: Iterable[Opened], begin: datetime) -> list[Fired]:
+    """The alerts that count from ``begin`` (the end of an onboarding silence or warm-up): one
+    that started earlier counts from ``begin`` if it was still open then (that is when its
+    owner heard of it), not at all if it was over by then."""
+    fired: list[Fired] = []
+    for alert in opened:
+        if alert.started >= begin:
+            fired.append(Fired(alert.account_id, alert.rule, alert.motion, alert.started))
+        elif alert.ended is None or alert.ended > begin:
+            fired.append(Fired(alert.account_id, alert.rule, alert.motion, begin))
+    return fired
+
+
 def target_of(rule: str, motion: str) -> str:
     if motion in RISK_MOTIONS:
         return "churn"
