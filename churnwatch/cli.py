@@ -137,8 +137,10 @@ def _number(value: str, name: str, kind: Callable[[str], float | int]) -> float 
 
 
 def count_lines(path: Path) -> int:
+    """Lines holding an event (a CSV's header is not one)."""
     with path.open("rb") as data:
-        return sum(1 for line in data if line.strip())
+        lines = sum(1 for line in data if line.strip())
+    return lines - 1 if path.suffix.lower() == ".csv" else lines
 
 
 # ---------------------------------------------------------------------------------------------

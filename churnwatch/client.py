@@ -76,7 +76,8 @@ class Endpoints:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 8  # tries in all, the first included
+    attempts: int = 8  # tries in all, the first included, while answered 429 / 503
+    unanswered_attempts: int = 3  # tries in all while there is no answer at all
     initial_seconds: float = 0.5
     max_seconds: float = 15.0
 
@@ -164,7 +165,10 @@ class Client:
                 )
             except httpx.TransportError as exc:
                 failure = _describe(exc)
-            if not should_retry(response) or attempt >= self.policy.attempts:
+            limit = (
+                self.policy.attempts if response is not None else self.policy.unanswered_attempts
+            )
+            if not should_retry(response) or attempt >= limit:
                 if response is None:
                     raise ServiceUnreachable(service, self.endpoints.urls[service], failure)
                 return response

@@ -103,10 +103,11 @@ def run_settings(options: Options, prefix: str, anchor: float) -> dict[str, str]
     }
 
 
-def explore_settings(options: Options, prefix: str, anchor: float) -> dict[str, str]:
-    """The services' variables after the run: the clock goes on at normal speed from its end."""
+def explore_settings(resume: datetime, prefix: str, anchor: float) -> dict[str, str]:
+    """The services' variables after the run: the clock goes on at normal speed from
+    ``resume``."""
     return {
-        "CLOCK_SIM_START": options.sim_end.isoformat().replace("+00:00", "Z"),
+        "CLOCK_SIM_START": resume.isoformat().replace("+00:00", "Z"),
         "CLOCK_REAL_ANCHOR": f"{anchor:.3f}",
         "CLOCK_SPEED": "1",
         **_common_settings(prefix),
@@ -330,11 +331,15 @@ class Demo:
             with contextlib.suppress(Exception):
                 process.run_async(_delete_topics(self.stack.bootstrap_servers, previous))
 
-    def restart_for_exploration(self) -> None:
-        """Stop the services and start them again with a normal-speed clock from the run's end."""
+    def restart_for_exploration(self, clock: ScaledClock) -> datetime:
+        """Stop the services and start them again with a normal-speed clock that goes on from
+        where the fast one was when they had stopped (nothing was written later than that);
+        returns that moment."""
         self.stack.stop_services()
-        self.stack.overrides = explore_settings(self.options, self.prefix, time.time())
+        resume = clock.now()
+        self.stack.overrides = explore_settings(resume, self.prefix, time.time())
         self.stack.start_services()
+        return resume
 
     # -- drive, settle, collect ---------------------------------------------------------------
 
@@ -380,7 +385,8 @@ class Demo:
 
             say("\nSettling: normal-speed clock from the end of the run, waiting for the backlog")
             started = time.monotonic()
-            await asyncio.to_thread(self.restart_for_exploration)
+            resume = await asyncio.to_thread(self.restart_for_exploration, clock)
+            say(f"  the clock goes on from {resume:%Y-%m-%d %H:%M} UTC at normal speed")
             left = await settle(
                 stack,
                 self.prefix,
