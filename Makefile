@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: help venv up down status lint format test test-unit test-integration lock schemas clean \
+.PHONY: help venv demo up down status lint format test test-unit test-integration lock schemas clean \
 	deploy-tools deploy-check deploy-tools-lock
 
 help: ## this list
@@ -26,7 +26,10 @@ $(INSTALLED): requirements-dev.lock pyproject.toml
 
 venv: $(INSTALLED) ## create .venv with the locked dependencies
 
-up: $(INSTALLED) ## start Kafka, PostgreSQL and the services locally (or use KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL)
+demo: $(INSTALLED) ## play a simulated portfolio through the whole pipeline → reports/demo.html (DEMO_KEEP=0: stop after)
+	$(PY) -m churnwatch.demo $(if $(filter 0 false no,$(DEMO_KEEP)),--no-keep) $(DEMO_ARGS)
+
+up: $(INSTALLED) ## start Kafka, PostgreSQL, the Slack/SMTP sinks and the services (or use KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL)
 	$(PY) -m devstack up
 
 down: $(INSTALLED) ## stop everything `make up` started
