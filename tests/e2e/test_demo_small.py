@@ -1,0 +1,114 @@
+"""A small ``make demo``: 20 accounts × 30 days on a fast clock, through the real services, on
+the session's Kafka and PostgreSQL — then the outputs exist and the report's figures are what
+the services hold."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from churnwatch import collect, demo
+from devstack.process import free_port
+from devstack.stack import Stack, service_url
+from tests.conftest import Infra
+
+
+@pytest.fixture
+def demo_env(
+    infra: Infra, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Stack]:
+    """A stack home of its own, free ports, and the session's infrastructure (so the demo
+    starts only the sinks and the three services)."""
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
+        "DATABASE_URL": database_url,
+        "CHURNWATCH_LOCAL_DIR": str(tmp_path / "local"),
+        "INGEST_PORT": str(free_port()),
+        "SCORING_PORT": str(free_port()),
+        "ALERTS_PORT": str(free_port()),
+        "LOCAL_SLACK_PORT": str(free_port()),
+        "LOCAL_SMTP_PORT": str(free_port()),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    stack = Stack(home=tmp_path / "local")
+    try:
+        yield stack
+    finally:
+        stack.down()
+
+
+async def get(client: httpx.AsyncClient, url: str, key: str, **params: Any) -> Any:
+    answer = await client.get(url, params=params, headers={"Authorization": f"Bearer {key}"})
+    answer.raise_for_status()
+    return answer.json()
+
+
+async def test_a_small_demo_writes_its_outputs_and_reports_what_the_services_hold(
+    demo_env: Stack, tmp_path: Path
+) -> None:
+    options = demo.Options(
+        seed=11,
+        accounts=20,
+        days=30,
+        start=date(2026, 7, 1),
+        drive_seconds=30.0,
+        lead_seconds=8.0,
+        onboarding_days=6,
+        settle_timeout_seconds=90.0,
+        out=tmp_path / "reports",
+        quiet=True,
+    )
+    run = await asyncio.to_thread(demo.run, options, demo_env)
+
+    out = tmp_path / "reports"
+    html = (out / "demo.html").read_text()
+    summary = (out / "demo-summary.txt").read_text()
+    saved = collect.load(out / "demo-run.json")
+    assert saved.alerts == run.alerts
+    assert "<svg" in html
+    assert "How well each rule warned" in html
+    assert summary.startswith("churnwatch demo: 20 accounts, 12 people, 30 days")
+
+    # ingest took every event the simulation produced
+    sent = {k: v for k, v in run.ingest["sent"].items() if k not in ("accounts", "people")}
+    assert sum(sent.values()) > 1000
+    assert run.ingest["rejected"] == {}
+    assert run.ingest["accepted"] == run.ingest["sent"]
+
+    key = demo_env.dev_api_key()
+    scoring, alerts = service_url("scoring"), service_url("alerts")
+    async with httpx.AsyncClient(timeout=10) as client:
+        # every account was scored, and the report's bands are scoring's
+        bands = {}
+        for account in run.accounts:
+            body = await get(client, f"{scoring}/v1/accounts/{account.account_id}/health", key)
+            bands[account.account_id] = body["band"]
+        assert {a: h.band for a, h in run.health.items()} == bands
+        assert f"green {Counter(bands.values())['green']}" in summary
+
+        # the report's alerts are the alerts service's, rule by rule
+        listed = (await get(client, f"{alerts}/v1/alerts", key, limit=500))["alerts"]
+        assert Counter(a.rule for a in run.alerts) == Counter(a["rule"] for a in listed)
+        assert len(run.alerts) > 0
+
+        # the Slack messages shown are the ones the sink recorded as delivered
+        recorded = await get(client, f"{demo_env.slack_sink_url}/_sink/slack", key)
+    delivered = [r for r in recorded if r["delivered"]]
+    assert [r["body"] for r in run.slack if r["delivered"]] == [r["body"] for r in delivered]
+    assert len(delivered) > 0
+    assert json.dumps(delivered[0]["body"], ensure_ascii=False) in summary
+    assert len(run.mail) == len(list((demo_env.sinks_dir / "mail").glob("*.eml"))) > 0
+
+    # the churners of the truth are in the report, each with a trajectory
+    for truth in run.truth:
+        if truth.churned:
+            assert run.history.get(truth.account_id), truth.account_id
