@@ -28,7 +28,7 @@ from shared.events import Topics
 
 @dataclass(frozen=True)
 class ZendeskConfig:
-    signing_secret: bytes | None
+    signing_secrets: tuple[bytes, ...]  # current first, then previous ones still accepted
     organizations: Mapping[str, str]
     max_signature_age: timedelta
 
@@ -300,7 +300,7 @@ def router(intake: Intake) -> APIRouter:
     )
     async def zendesk_webhook(request: Request, caller: Caller = webhooks_scope) -> Response:
         config = intake.zendesk
-        if config.signing_secret is None:
+        if not config.signing_secrets:
             raise RequestRefused(
                 404, "not_configured", "Zendesk webhooks are not configured on this deployment"
             )
@@ -308,7 +308,7 @@ def router(intake: Intake) -> APIRouter:
         body = await read_body(request, limits, JSON_TYPES)
         now = intake.clock()
         zendesk.verify(
-            secret=config.signing_secret,
+            secrets=config.signing_secrets,
             signature_header=request.headers.get(zendesk.SIGNATURE_HEADER),
             timestamp_header=request.headers.get(zendesk.TIMESTAMP_HEADER),
             body=body,

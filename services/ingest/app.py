@@ -53,7 +53,6 @@ def intake_from(
     clock: Callable[[], datetime] = utc_now,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> Intake:
-    secret = settings.zendesk_signing_secret
     return Intake(
         topics=Topics(settings.topic_prefix),
         limits=Limits(
@@ -74,7 +73,7 @@ def intake_from(
             )
         ),
         zendesk=ZendeskConfig(
-            signing_secret=secret.get_secret_value().encode() if secret else None,
+            signing_secrets=settings.zendesk_secrets(),
             organizations=dict(settings.zendesk_organizations),
             max_signature_age=timedelta(seconds=settings.zendesk_max_signature_age_seconds),
         ),

@@ -68,6 +68,10 @@ class IngestSettings(ServiceSettings, KafkaSettings, ApiKeySettings, ClockSettin
     zendesk_signing_secret: SecretStr | None = Field(
         None, description="the webhook's signing secret; unset → the endpoint answers 404"
     )
+    zendesk_previous_signing_secrets: SecretStr | None = Field(
+        None,
+        description="comma-separated older signing secrets still accepted while rotating",
+    )
     zendesk_organizations: dict[str, str] = Field(
         default_factory=dict,
         description='JSON object: Zendesk organization id → account id, e.g. {"3601": "acme"}',
@@ -75,3 +79,15 @@ class IngestSettings(ServiceSettings, KafkaSettings, ApiKeySettings, ClockSettin
     zendesk_max_signature_age_seconds: float = Field(
         300.0, gt=0, description="older (or further in the future) signature timestamps → 401"
     )
+
+    def zendesk_secrets(self) -> tuple[bytes, ...]:
+        """The secrets a Zendesk signature may be made with: current first; none = disabled."""
+        if self.zendesk_signing_secret is None:
+            return ()
+        previous = self.zendesk_previous_signing_secrets
+        older = previous.get_secret_value().split(",") if previous else []
+        return tuple(
+            secret.strip().encode()
+            for secret in [self.zendesk_signing_secret.get_secret_value(), *older]
+            if secret.strip()
+        )

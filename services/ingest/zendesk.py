@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,22 +47,30 @@ def signature(secret: bytes, timestamp: str, body: bytes) -> str:
 
 def verify(
     *,
-    secret: bytes,
+    secrets: Sequence[bytes],
     signature_header: str | None,
     timestamp_header: str | None,
     body: bytes,
     now: datetime,
     max_age: timedelta,
 ) -> None:
-    """Raise :class:`RequestRefused` (401) unless the delivery is signed and fresh."""
+    """Raise :class:`RequestRefused` (401) unless the delivery is signed and fresh.
+
+    ``secrets`` are the current signing secret first, then previous ones still accepted while a
+    secret is rotated; a signature made with any of them is valid.
+    """
     if not signature_header or not timestamp_header:
         raise RequestRefused(
             401,
             "missing_signature",
             "X-Zendesk-Webhook-Signature and X-Zendesk-Webhook-Signature-Timestamp are required",
         )
-    expected = signature(secret, timestamp_header, body)
-    if not hmac.compare_digest(expected.encode(), signature_header.strip().encode()):
+    presented = signature_header.strip().encode()
+    matches = [
+        hmac.compare_digest(signature(secret, timestamp_header, body).encode(), presented)
+        for secret in secrets
+    ]
+    if not any(matches):
         raise RequestRefused(401, "invalid_signature", "the webhook signature does not match")
     try:
         signed_at = datetime.fromisoformat(timestamp_header.strip())

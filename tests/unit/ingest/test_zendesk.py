@@ -13,6 +13,7 @@ import pytest
 
 from services.ingest import zendesk
 from services.ingest.decisions import Decision, RequestRefused
+from services.ingest.settings import IngestSettings
 from shared import events
 from shared.events import Topics
 from tests.unit.ingest.fakes import NOW
@@ -71,7 +72,7 @@ def verify(
     body: bytes, signature: str | None, timestamp: str | None, max_age_s: float = 300
 ) -> None:
     zendesk.verify(
-        secret=SECRET,
+        secrets=[SECRET],
         signature_header=signature,
         timestamp_header=timestamp,
         body=body,
@@ -115,6 +116,38 @@ def test_a_tampered_or_foreign_delivery_is_refused(
     with pytest.raises(RequestRefused) as refused:
         verify(body, zendesk.signature(secret, timestamp, sign_body), timestamp)
     assert (refused.value.status, refused.value.code) == (401, "invalid_signature")
+
+
+def test_while_rotating_a_signature_made_with_a_previous_secret_is_accepted() -> None:
+    timestamp, old, new = NOW.isoformat(), b"old secret", b"new secret"
+    for used in (old, new):
+        zendesk.verify(
+            secrets=[new, old],
+            signature_header=zendesk.signature(used, timestamp, b"{}"),
+            timestamp_header=timestamp,
+            body=b"{}",
+            now=NOW,
+            max_age=timedelta(seconds=300),
+        )
+    with pytest.raises(RequestRefused) as refused:
+        zendesk.verify(
+            secrets=[new],
+            signature_header=zendesk.signature(old, timestamp, b"{}"),
+            timestamp_header=timestamp,
+            body=b"{}",
+            now=NOW,
+            max_age=timedelta(seconds=300),
+        )
+    assert refused.value.code == "invalid_signature"
+
+
+def test_previous_secrets_come_from_a_comma_separated_setting() -> None:
+    configured = IngestSettings(
+        zendesk_signing_secret="current", zendesk_previous_signing_secrets="older, oldest,"
+    )
+    assert configured.zendesk_secrets() == (b"current", b"older", b"oldest")
+    # Without a current secret the webhook is off, whatever the previous ones say.
+    assert IngestSettings(zendesk_previous_signing_secrets="x").zendesk_secrets() == ()
 
 
 def test_a_signature_for_another_timestamp_is_refused() -> None:
