@@ -20,6 +20,7 @@ from tests.deploy.conftest import ROOT, Doc, Rendered
 OPERATIONS = ROOT / "docs" / "operations.md"
 ALERTS = {
     "ChurnwatchConsumerLagHigh",
+    "ChurnwatchConsumerStalled",
     "ChurnwatchDeadLettersGrowing",
     "ChurnwatchDeliveryFailures",
     "ChurnwatchOutboxOldestAge",
