@@ -24,6 +24,7 @@ import msgspec
 
 from churnwatch.client import Client, ServiceRefused
 from churnwatch.simulator import GroundTruth, Simulation
+from shared.events import AccountRecord
 
 
 class Person(msgspec.Struct, frozen=True):
@@ -139,8 +140,11 @@ def from_simulation(
     speed: float,
     onboarding_days: int = 0,
     bands: Sequence[tuple[str, float, float]] = (),
+    latest_accounts: Sequence[AccountRecord] = (),
 ) -> RunData:
-    """The parts of the run known before it starts: the portfolio as sent, and the truth."""
+    """What the run sent and what really happened: the people, the accounts (their latest
+    records sent, when given — owners change during a run), and the ground truth."""
+    accounts = latest_accounts or simulation.accounts
     return RunData(
         seed=simulation.seed,
         days=simulation.days,
@@ -163,7 +167,7 @@ def from_simulation(
                 a.team.account_executive,
                 a.team.renewal_owner,
             )
-            for a in simulation.accounts
+            for a in accounts
         ],
         truth=[
             Truth(t.account_id, t.story, t.churned, t.churn_date, t.opportunity_date)

@@ -406,6 +406,7 @@ class Demo:
                 speed=options.speed,
                 onboarding_days=options.onboarding_days,
                 bands=_bands(),
+                latest_accounts=list(driver.accounts.values()),
             )
             run.ingest = _ingest_counts(counts)
             await collect.gather(run, client, stack.sinks_dir)

@@ -347,6 +347,7 @@ class Driver:
         self._last_progress = 0.0
         self._day = 0
         self.max_lag_seconds = 0.0
+        self.accounts: dict[str, AccountRecord] = {}  # the latest record sent of each account
 
     async def run(self, days: Iterable[SimulatedDay] | None = None) -> Counts:
         """Drive every day: its people and accounts at midnight (when they take effect; day 0
@@ -357,6 +358,7 @@ class Driver:
             await self._wait_for(midnight)
             await self._send_all(record_calls(day.people, self.credentials.api_key))
             await self._send_all(record_calls(day.accounts, self.credentials.api_key))
+            self.accounts.update((record.account_id, record) for record in day.accounts)
             await self._drive_events(day.events)
         self._report(force=True)
         return self.counts

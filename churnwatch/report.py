@@ -481,32 +481,56 @@ def _portfolio(f: Figures) -> str:
     )
 
 
+def band_since(points: Sequence[Point], band: str) -> datetime | None:
+    """When the account's current run of ``band`` began, from its recorded history."""
+    since = None
+    for point in reversed(points):
+        if point.band != band:
+            break
+        since = point.as_of
+    return since
+
+
 def _at_risk(f: Figures) -> str:
     run = f.run
-    red = [(a, h) for a, h in run.health.items() if h.band != "green"]
-    red.sort(key=lambda item: (BAND_ORDER.index(item[1].band) * -1, item[1].score))
+    at_risk = [(a, h) for a, h in run.health.items() if h.band != "green"]
+
+    def arr(account_id: str) -> float:
+        account = f.accounts.get(account_id)
+        return account.arr or 0.0 if account else 0.0
+
+    # red before yellow; the most revenue first
+    at_risk.sort(key=lambda item: (-BAND_ORDER.index(item[1].band), -arr(item[0])))
+    total = sum(arr(a) for a, _ in at_risk)
     rows = []
-    for account_id, health in red[:15]:
+    for account_id, health in at_risk[:15]:
         account = f.accounts.get(account_id)
         truth = f.truth.get(account_id)
         outcome = (
             f"churned {truth.churn_date}"
             if truth and truth.churned
-            else (truth.story if truth else "")
+            else STORY_TITLES.get(truth.story, truth.story)
+            if truth
+            else ""
         )
+        since = band_since(run.history.get(account_id, []), health.band)
         rows.append(
             f"<tr><td>{e(f.name(account_id))}</td><td>{_band_pill(health.band)} "
-            f"{health.score:.0f}</td><td>{e('; '.join(health.reasons[:2]))}</td>"
+            f"{health.score:.0f}</td><td>{f'{since:%b %-d}' if since else '—'}</td>"
+            f"<td>{e('; '.join(health.reasons[:2]))}</td>"
             f"<td>{e(f.person_name(account.csm) if account and account.csm else '—')}</td>"
             f"<td class='n'>{_money(account.arr if account else None)}</td>"
             f"<td>{e(outcome)}</td></tr>"
         )
     return (
-        f"<h2 id='risk'>Riskiest accounts now ({len(red)} not green)</h2>"
-        "<table><tr><th>account</th><th>health</th><th>why (scoring's reasons)</th>"
+        f"<h2 id='risk'>Accounts at risk now: {len(at_risk)} not green, "
+        f"{total:,.0f} ARR</h2>"
+        "<table><tr><th>account</th><th>health</th><th>since</th><th>why (scoring's reasons)</th>"
         "<th>CSM</th><th class='n'>ARR</th><th>what really happened</th></tr>"
         + "".join(rows)
-        + "</table>"
+        + "</table><p class='note'>The largest red accounts first, then yellow ones. By the "
+        "end of the run most red accounts have long churned — the rules below say how early "
+        "their owners heard.</p>"
     )
 
 

@@ -115,7 +115,7 @@ def test_a_zendesk_delivery_is_signed_as_zendesk_signs_and_becomes_the_ticket_ev
     for item in changes:
         [call] = driver.calls_for([item], CREDENTIALS, now)
         zendesk.verify(
-            secret=SECRET.encode(),
+            secrets=[SECRET.encode()],
             signature_header=header(call, "X-Zendesk-Webhook-Signature"),
             timestamp_header=header(call, "X-Zendesk-Webhook-Signature-Timestamp"),
             body=call.body,
@@ -153,7 +153,7 @@ def test_a_tampered_zendesk_delivery_fails_verification(events: list[SimulatedEv
     [call] = driver.calls_for([item], CREDENTIALS, now)
     with pytest.raises(RequestRefused) as refused:
         zendesk.verify(
-            secret=SECRET.encode(),
+            secrets=[SECRET.encode()],
             signature_header=header(call, "X-Zendesk-Webhook-Signature"),
             timestamp_header=header(call, "X-Zendesk-Webhook-Signature-Timestamp"),
             body=call.body.replace(b"OPEN", b"SOLVED").replace(b"NEW", b"SOLVED"),
