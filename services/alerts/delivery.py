@@ -94,17 +94,17 @@ class DeliveryWorker:
         """Claim and send until ``stopping``; sleep until ``wakeup`` (NOTIFY) or the poll."""
         while not stopping.is_set():
             try:
-                handled = await self.run_once()
-            except Exception:
+                if await self.run_once():
+                    continue  # more may be due right away
+                wakeup.clear()
+                sleep_seconds = await self._sleep_seconds()
+            except Exception:  # the database is gone, say: the worker waits and tries again
                 log.exception("delivery pass failed", extra={"worker": self.name})
-                handled = 0
                 await _wait(stopping, self._config.poll_seconds)
-            if handled:
-                continue  # more may be due right away
-            wakeup.clear()
+                continue
             self.idle = True
             try:
-                await _wait_any(stopping, wakeup, await self._sleep_seconds())
+                await _wait_any(stopping, wakeup, sleep_seconds)
             finally:
                 self.idle = False
 
