@@ -46,7 +46,7 @@ from chaos.observe import (
     scalar,
     scoring_counts,
 )
-from chaos.stack import Deployment, Infrastructure
+from chaos.stack import Deployment, Infrastructure, Service
 from shared import events
 from shared.kafka import client_options
 
@@ -225,7 +225,8 @@ async def verify_deliveries(run: Run) -> Check:
     return Check("every notification delivered once or fallen back", audit.ok, audit.describe())
 
 
-def sink_attempts(run: Run) -> list[Attempt]:
+def sink_attempts(run: Run, slack_from: int = 0, smtp_from: int = 0) -> list[Attempt]:
+    """What the sinks saw, from the ``slack_from``-th request and ``smtp_from``-th message."""
     deployment = run.deployment
     assert deployment.slack is not None
     assert deployment.smtp is not None
@@ -244,10 +245,10 @@ def sink_attempts(run: Run) -> list[Attempt]:
             ),
             timed_out=request.reply.delay_seconds >= timeout,
         )
-        for request in deployment.slack.requests
+        for request in deployment.slack.requests[slack_from:]
         if request.kind == "api"
     ]
-    for mail in deployment.smtp.received:
+    for mail in deployment.smtp.received[smtp_from:]:
         key = mail.message["X-Churnwatch-Key"]
         attempts.append(
             Attempt(
@@ -356,6 +357,7 @@ async def broker_outage(run: Run) -> FaultResult:
         set(probes) == {"503 kafka_unavailable"},
         ", ".join(f"{k} ×{v}" for k, v in probes.items()),
     )
+    await run.sampler.wait_for("ingest", 200, up, timeout_s=30)
     ok, text = readiness_summary(run.sampler, "ingest", down, time.monotonic(), run)
     result.check("ingest readiness went false and came back", ok, text)
     result.check("ingest acknowledges again after the restart", recovered is not None, "")
@@ -392,6 +394,8 @@ async def scoring_sigkills(run: Run) -> FaultResult:
     settings = deployment.kafka_settings
     consumed = [deployment.topics.name(t) for t in SCORING_TOPICS]
     batch = deployment.tunings.scoring_batch_records
+    # Long enough a stall for a backlog of several batches (shorter than the session timeout).
+    stall = min(6.0, max(run.config.stall_seconds, 4 * batch / run.load.events_per_second))
     rows: list[str] = []
     duplicates_skipped = 0.0
     landed_mid_batch = 0
@@ -400,17 +404,16 @@ async def scoring_sigkills(run: Run) -> FaultResult:
         # A backlog first, so the consumer is busy with batch after batch when the kill lands.
         assert scoring.proc is not None
         os.kill(scoring.proc.pid, signal.SIGSTOP)
-        await asyncio.sleep(run.config.stall_seconds)
-        os.kill(scoring.proc.pid, signal.SIGCONT)
+        await asyncio.sleep(stall)
+        duplicates_skipped += await _metric_after_continue(scoring)
         before = await _claimed(deployment)
 
         async def consuming(before: int = before) -> bool:
-            return await _claimed(deployment) >= before + batch
+            return await _claimed(deployment) > before
 
         if not await _until(consuming, timeout_s=60):
             result.check(f"scoring consumes before kill {number}", False, "it did not")
             break
-        duplicates_skipped += await scoring.metric("churnwatch_scoring_events_duplicate_total")
         behind = await lag(settings, deployment.scoring_group, consumed)
         scoring.kill()
         at_kill = await _claimed(deployment)
@@ -436,6 +439,13 @@ async def scoring_sigkills(run: Run) -> FaultResult:
     )
     await verify(run, result)
     return result
+
+
+async def _metric_after_continue(scoring: Service) -> float:
+    """SIGCONT the stalled process, then read its count of duplicates skipped so far."""
+    assert scoring.proc is not None
+    os.kill(scoring.proc.pid, signal.SIGCONT)
+    return await scoring.metric("churnwatch_scoring_events_duplicate_total")
 
 
 async def _claimed(deployment: Deployment) -> int:
@@ -472,6 +482,7 @@ async def postgres_restart(run: Run) -> FaultResult:
     for service in consumers:
         await service.wait_ready(timeout_s=120)
         ready_again[service.label] = time.monotonic() - up
+        await run.sampler.wait_for(service.label, 200, up, timeout_s=10)
     result.seconds = time.monotonic() - started
     result.figures["database down"] = f"t={run.at(down)} s to t={run.at(up)} s"
     for service in consumers:
@@ -562,25 +573,28 @@ async def sink_faults(run: Run) -> FaultResult:
     slack, smtp = deployment.slack, deployment.smtp
     assert slack is not None
     assert smtp is not None
-    attempts_before = len(slack.requests) + len(smtp.received)
+    slack_before, smtp_before = len(slack.requests), len(smtp.received)
     slack.program(*SLACK_FAULTS)
     smtp.program(*SMTP_FAULTS)
     # Accounts that have had no events: three urgent tickets each → a ticket-surge alert to
     # their CSM, during the programmed failures.
     await _send_surges(run)
 
-    async def drained() -> bool:
-        return not slack._queue and not smtp._queue
+    async def drained() -> bool:  # each request takes the next programmed answer
+        return len(slack.requests) - slack_before >= len(SLACK_FAULTS) and len(
+            smtp.received
+        ) - smtp_before >= len(SMTP_FAULTS)
 
     exercised = await _until(drained, timeout_s=120)
     result.check(
         "every programmed failure was answered to a delivery attempt",
         exercised,
-        f"Slack: {', '.join(SLACK_FAULTS)}; SMTP: {', '.join(SMTP_FAULTS)}",
+        f"Slack: {', '.join(SLACK_FAULTS)}; SMTP: {', '.join(SMTP_FAULTS)}; attempts since: "
+        f"Slack {len(slack.requests) - slack_before}, SMTP {len(smtp.received) - smtp_before}",
     )
     await verify(run, result)
-    attempts = sink_attempts(run)
-    replies = Counter(f"{a.channel} {a.reply}" for a in attempts[attempts_before:])
+    attempts = sink_attempts(run, slack_before, smtp_before)
+    replies = Counter(f"{a.channel} {a.reply}" for a in attempts)
     result.figures["attempts the sinks saw during the fault"] = ", ".join(
         f"{k} ×{v}" for k, v in sorted(replies.items())
     )

@@ -94,6 +94,12 @@ def people() -> list[dict[str, object]]:
             "slack_user_id": "U_ALERTS",
             "manager_id": "p_lead",
         },
+        {
+            "person_id": "p_mail",
+            "name": "Mail-only CSM",
+            "email": "mail-csm@chaos.invalid",
+            "manager_id": "p_lead",
+        },
     ]
 
 
@@ -105,9 +111,14 @@ def accounts(load_accounts: list[str], alert_accounts: list[str]) -> list[dict[s
         if n % 10:  # one in ten has no team: its alerts go to the team channel
             record["team"] = {"csm": f"p_csm_{n % 4}"}
         records.append(record)
-    records += [
-        {"account_id": a, "name": a.upper(), "seats": 20, "team": {"csm": "p_alerts"}}
-        for a in alert_accounts
+    records += [  # alternately to a CSM on Slack (email as fallback) and one on email only
+        {
+            "account_id": a,
+            "name": a.upper(),
+            "seats": 20,
+            "team": {"csm": "p_mail" if n % 2 else "p_alerts"},
+        }
+        for n, a in enumerate(alert_accounts)
     ]
     return records
 
@@ -148,73 +159,95 @@ def secrets_in_logs(deployment: Deployment) -> Check:
     )
 
 
-async def run(config: ChaosConfig, home: Path) -> RunResult:
-    result = RunResult(config, datetime.now(UTC), machine=_machine())
-    started = time.monotonic()
-    infra = Infrastructure(home / "infra")
-    deployment = Deployment(infra, home / "services", tunings=config.tunings)
+async def begin(config: ChaosConfig, infra: Infrastructure, home: Path) -> Run:
+    """A deployment on ``infra`` (started), ownership seeded, the load running."""
+    deployment = Deployment(infra.endpoints, home, tunings=config.tunings)
     sampler = ReadinessSampler(deployment)
-    load: LoadGenerator | None = None
+    await deployment.prepare()
     try:
-        await infra.start()
-        await deployment.prepare()
         await deployment.start()
         sampler.start()
         load_accounts = [f"acct-{n:03d}" for n in range(config.accounts)]
         alert_accounts = [f"alert-{n:04d}" for n in range(config.surge_accounts)]
         await seed(deployment, load_accounts, alert_accounts)
-        ledger = Ledger()
-        load = LoadGenerator(
-            deployment.service("ingest").url,
-            deployment.secrets.keys["events"],
-            ledger,
-            Workload(
-                tuple(load_accounts),
-                surge_accounts=tuple(alert_accounts[config.fault.alert_accounts :]),
-                surge_every_batches=config.surge_every_batches,
-            ),
-            config.load,
-        )
-        state = Run(infra, deployment, load, ledger, sampler, config.fault)
-        state.alert_accounts = alert_accounts[: config.fault.alert_accounts]
-        await load.start()
+    except BaseException:
+        await sampler.stop()
+        await deployment.stop()
+        raise
+    ledger = Ledger()
+    load = LoadGenerator(
+        deployment.service("ingest").url,
+        deployment.secrets.keys["events"],
+        ledger,
+        Workload(
+            tuple(load_accounts),
+            surge_accounts=tuple(alert_accounts[config.fault.alert_accounts :]),
+            surge_every_batches=config.surge_every_batches,
+        ),
+        config.load,
+    )
+    state = Run(infra, deployment, load, ledger, sampler, config.fault)
+    state.alert_accounts = alert_accounts[: config.fault.alert_accounts]
+    await load.start()
+    return state
+
+
+async def end(state: Run) -> None:
+    """Stop the load, the sampler and every process of the deployment (not ``infra``)."""
+    await state.sampler.stop()
+    with contextlib.suppress(Exception):
+        await state.load.stop()
+    await state.deployment.stop()
+
+
+async def finish(state: Run, result: FaultResult) -> None:
+    """The checks after every fault: the ledger once more, secrets, processes, the load."""
+    await verify(state, result)
+    await state.load.pause()
+    result.checks.append(secrets_in_logs(state.deployment))
+    services = state.deployment.all_services()
+    result.check(
+        "every service process is still running",
+        all(s.running for s in services),
+        ", ".join(f"{s.label}: started {s.starts}×" for s in services),
+    )
+    result.check(
+        "the load generator met no unexpected answer",
+        not state.load.stats.unexpected,
+        ", ".join(state.load.stats.unexpected[:5]) or "none",
+    )
+
+
+async def run(config: ChaosConfig, home: Path) -> RunResult:
+    result = RunResult(config, datetime.now(UTC), machine=_machine())
+    started = time.monotonic()
+    infra = Infrastructure(home / "infra")
+    state: Run | None = None
+    try:
+        await infra.start()
+        state = await begin(config, infra, home / "services")
         for name in config.faults:
             print(f"chaos: t={state.at(time.monotonic())} s — {name}", flush=True)
             outcome = await FAULTS[name](state)
             result.faults.append(outcome)
             _print(outcome)
-        await verify(state, result.final)
-        await load.pause()
-        result.final.checks.append(secrets_in_logs(deployment))
-        result.final.check(
-            "every service process is still running",
-            all(s.running for s in deployment.all_services()),
-            ", ".join(f"{s.label}: started {s.starts}×" for s in deployment.all_services()),
-        )
-        result.final.check(
-            "the load generator met no unexpected answer",
-            not load.stats.unexpected,
-            ", ".join(load.stats.unexpected[:5]) or "none",
-        )
+        await finish(state, result.final)
         _print(result.final)
+        stats, ledger = state.load.stats, state.ledger
         result.events_acknowledged = len(ledger.acknowledged)
         result.events_refused = len(ledger.refused)
         result.events_in_doubt = len(ledger.in_doubt)
-        result.load_seconds = load.stats.active_seconds
-        result.requests = len([a for a in load.stats.answers if not a.probe])
-        result.retries = load.stats.retries
-        result.statuses = dict(load.stats.statuses())
+        result.load_seconds = stats.active_seconds
+        result.requests = len([a for a in stats.answers if not a.probe])
+        result.retries = stats.retries
+        result.statuses = dict(stats.statuses())
     except Exception as exc:  # reported, with what ran until then
         traceback.print_exc()
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         result.seconds = time.monotonic() - started
-        await sampler.stop()
-        if load is not None:
-            with contextlib.suppress(Exception):
-                await load.stop()
-        with contextlib.suppress(Exception):
-            await deployment.stop()
+        if state is not None:
+            await end(state)
         await infra.stop()
     return result
 

@@ -213,6 +213,10 @@ class LoadGenerator:
             await self._http.aclose()
 
     @property
+    def events_per_second(self) -> float:
+        return self._config.events_per_second
+
+    @property
     def acknowledged_events(self) -> int:
         return len(self.ledger.acknowledged)
 

@@ -70,6 +70,15 @@ class ReadinessSampler:
             failing = tuple(sorted(name for name, ok in checks.items() if not ok))
         self.samples.append(Sample(at, service.label, response.status_code, failing))
 
+    async def wait_for(self, service: str, status: int, since: float, timeout_s: float) -> bool:
+        """Until a sample of ``service`` taken after ``since`` has ``status``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(s.status == status for s in self.window(service, since, time.monotonic())):
+                return True
+            await asyncio.sleep(self.interval_s)
+        return False
+
     def window(self, service: str, since: float, until: float) -> list[Sample]:
         return [s for s in self.samples if s.service == service and since <= s.at <= until]
 

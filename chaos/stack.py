@@ -47,6 +47,14 @@ SERVICE_NAMES = ("ingest", "scoring", "alerts")
 # Broker and database server
 
 
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a deployment finds Kafka and the PostgreSQL server (its maintenance database)."""
+
+    bootstrap_servers: str
+    maintenance_url: str
+
+
 class Infrastructure:
     """A Kafka broker and a PostgreSQL server of the harness's own, under ``home``."""
 
@@ -63,12 +71,8 @@ class Infrastructure:
         )
 
     @property
-    def bootstrap_servers(self) -> str:
-        return self.kafka.bootstrap_servers
-
-    @property
-    def maintenance_url(self) -> str:
-        return self.postgres.url
+    def endpoints(self) -> Endpoints:
+        return Endpoints(self.kafka.bootstrap_servers, self.postgres.url)
 
     async def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -253,11 +257,12 @@ class Tunings:
     alerts_smtp_timeout_seconds: float = 3.0
     alerts_lease_seconds: float = 8.0
     ingest_produce_timeout_seconds: float = 5.0
+    log_level: str = "INFO"
 
 
 @dataclass
 class Deployment:
-    infra: Infrastructure
+    infra: Endpoints
     home: Path
     tunings: Tunings = field(default_factory=Tunings)
     secrets: Secrets = field(default_factory=Secrets.generate)
@@ -321,7 +326,7 @@ class Deployment:
             "KAFKA_BOOTSTRAP_SERVERS": self.infra.bootstrap_servers,
             "TOPIC_PREFIX": self.prefix,
             "API_KEYS": self.secrets.api_keys_json(),
-            "LOG_LEVEL": "INFO",
+            "LOG_LEVEL": tunings.log_level,
         }
         if name == "ingest":
             return common | {
