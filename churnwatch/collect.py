@@ -32,6 +32,7 @@ class Person(msgspec.Struct, frozen=True):
     name: str
     role: str
     time_zone: str
+    email: str | None = None
 
 
 class Account(msgspec.Struct, frozen=True):
@@ -152,7 +153,7 @@ def from_simulation(
         speed=speed,
         intensity=simulation.intensity,
         people=[
-            Person(p.person_id, p.name, simulation.roles.get(p.person_id, ""), p.time_zone)
+            Person(p.person_id, p.name, simulation.roles.get(p.person_id, ""), p.time_zone, p.email)
             for p in simulation.people
         ],
         accounts=[

@@ -152,12 +152,23 @@ def first_slack_messages(run: RunData, count: int = SLACK_SHOWN) -> list[dict[st
 
 
 def chosen_email(run: RunData) -> Any | None:
-    """An alert email if there is one, else the last digest of the run (a portfolio after
-    months of data says more than the first one), as the SMTP sink received it."""
+    """An alert email if there is one, else the last digest a CSM received (a portfolio after
+    months of data says more than the first one), else the last email."""
     for mail in run.mail:
         if "portfolio on" not in mail.subject:
             return mail
+    csms = {p.email for p in run.people if p.role == "csm" and p.email}
+    for mail in reversed(run.mail):
+        if any(address in csms for address in mail.to):
+            return mail
     return run.mail[-1] if run.mail else None
+
+
+def _shortened(text: str, lines: int = 60) -> str:
+    kept = text.rstrip().splitlines()
+    if len(kept) <= lines:
+        return "\n".join(kept)
+    return "\n".join(kept[:lines]) + f"\n… ({len(kept) - lines} more lines)"
 
 
 def text_part(raw: str) -> tuple[str, str]:
@@ -277,7 +288,7 @@ def summary(run: RunData) -> str:
         out.append(f"  ({mail.file}: its headers exactly as received, then its text part)")
         out.append(head)
         out.append("")
-        out.append(text.rstrip())
+        out.append(_shortened(text))
     t = run.timings
     if t:
         out.append(
@@ -644,7 +655,8 @@ def _timeline(f: Figures) -> str:
         "(warned in time)</span><span><i style='background:#8250df'></i>account had already "
         "churned</span><span><i style='background:#2e9d57'></i>real opportunity</span>"
         "<span><i style='background:#8c959f'></i>account did not churn</span>"
-        "<span><i style='background:#eaeef2;border-radius:0'></i>onboarding silence</span></div>"
+        "<span><i style='background:#eaeef2;border:1px solid #afb8c1;border-radius:0'></i>"
+        "onboarding silence</span></div>"
     )
     return "<h2 id='timeline'>Alerts over time</h2>" + "".join(parts) + legend
 
@@ -849,7 +861,7 @@ def _messages(f: Figures) -> str:
         head, text = text_part(mail.raw)
         parts.append(
             f"<h3>One email (of {len(run.mail)}): {e(mail.subject)}</h3>"
-            f"<pre>{e(head)}\n\n{e(text.rstrip())}</pre>"
+            f"<pre>{e(head)}\n\n{e(_shortened(text))}</pre>"
             f"<p class='note'>Headers exactly as the SMTP sink received them, then the text part "
             f"(the message also has an HTML part); the raw message is {e(mail.file)}.</p>"
         )
