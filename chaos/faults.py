@@ -252,7 +252,7 @@ def sink_attempts(run: Run, slack_from: int = 0, smtp_from: int = 0) -> list[Att
         key = mail.message["X-Churnwatch-Key"]
         attempts.append(
             Attempt(
-                key=str(key) if key is not None else None,
+                key=str(key).strip() if key is not None else None,
                 channel="email",
                 delivered=mail.accepted,
                 reply=mail.reply,

@@ -272,7 +272,7 @@ class LoadGenerator:
             if outcome.status == 202:
                 self._acknowledged(items, outcome)
                 return
-            if outcome.status == 503 and outcome.code == "kafka_unavailable":
+            if outcome.status == 503 and outcome.code in ("kafka_unavailable", "shutting_down"):
                 await asyncio.sleep(self._retry_wait(outcome.retry_after))
                 continue
             if outcome.status is None:
