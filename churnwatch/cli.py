@@ -459,7 +459,7 @@ def format_backtest(
     header = ["rule"]
     for name in names:
         suffix = f" {name}" if len(names) > 1 else ""
-        header += [f"alerts{suffix}", f"precision{suffix}", f"recall{suffix}", f"lead{suffix}"]
+        header += [f"accounts{suffix}", f"precision{suffix}", f"recall{suffix}", f"lead{suffix}"]
     rows = [header]
     for i, score in enumerate(result.results[0].rules):
         row = [score.rule if score.target == "churn" else f"{score.rule} (→ {score.target})"]
@@ -474,7 +474,7 @@ def format_backtest(
         rows.append(row)
     out += _table(rows, right=range(1, len(header)))
     out.append(
-        "  alerts: accounts alerted · precision: of those, real churners (or opportunities) · "
+        "  accounts: alerted on · precision: of those, real churners (or opportunities) · "
         "recall: churners alerted before their churn date · lead: median days ahead"
     )
     return "\n".join(out)
