@@ -327,25 +327,34 @@ def encode(message: msgspec.Struct) -> bytes:
     return _encoder.encode(message)
 
 
+def _decode(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
+    try:
+        return decoder.decode(raw)
+    except RecursionError:
+        # msgspec recurses into nested values (even to skip an unknown field): JSON nested
+        # deeper than the interpreter's recursion limit is refused like any other bad input.
+        raise msgspec.DecodeError("JSON is malformed: nested too deeply") from None
+
+
 def decode_event(raw: bytes) -> Event:
     """Decode a usage, ticket or survey event; raises ``msgspec.DecodeError`` (incl. validation)."""
-    return _event_decoder.decode(raw)
+    return _decode(_event_decoder, raw)
 
 
 def decode_account(raw: bytes) -> AccountRecord:
-    return _account_decoder.decode(raw)
+    return _decode(_account_decoder, raw)
 
 
 def decode_person(raw: bytes) -> PersonRecord:
-    return _person_decoder.decode(raw)
+    return _decode(_person_decoder, raw)
 
 
 def decode_membership(raw: bytes) -> MembershipRecord:
-    return _membership_decoder.decode(raw)
+    return _decode(_membership_decoder, raw)
 
 
 def decode_health_change(raw: bytes) -> HealthChange:
-    return _health_decoder.decode(raw)
+    return _decode(_health_decoder, raw)
 
 
 # ---------------------------------------------------------------------------------------------
