@@ -124,6 +124,16 @@ def create_app(
         REFUSED_REQUESTS.labels(code).inc()
         return json_response(body, exc.status_code, exc.headers)
 
+    @app.exception_handler(RecursionError)
+    @app.exception_handler(UnicodeDecodeError)
+    async def undecodable(_request: Request, exc: Exception) -> Response:
+        # Only decoding a body raises these here: msgspec recurses into nested JSON (so JSON
+        # nested deeper than the recursion limit raises RecursionError) and refuses strings
+        # that are not UTF-8 with UnicodeDecodeError. Nothing of the request was published.
+        REFUSED_REQUESTS.labels("invalid_json").inc()
+        why = "nested too deeply" if isinstance(exc, RecursionError) else "not UTF-8"
+        return error_response(400, "invalid_json", f"the body is not valid JSON: {why}")
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
         REFUSED_REQUESTS.labels("invalid_request").inc()
