@@ -21,6 +21,7 @@ from services.alerts import decide, links, render, store
 from services.alerts.decide import Config
 from services.alerts.handler import Clocks, apply, gather
 from services.alerts.lifecycle import Alert
+from shared import errors
 from shared.auth import ApiKeys, Caller
 
 Severity = Literal["info", "warning", "critical"]
@@ -416,6 +417,8 @@ def _silence_json(row: Any) -> dict[str, Any]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    errors.install(app)  # the framework's own errors (unparsable body…) get a code too
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from services.scoring import brief, store
+from shared import errors
 from shared.auth import ApiKeys
 from shared.clock import Clock
 from shared.events import ComponentMove, HealthSnapshot
@@ -60,6 +61,7 @@ async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
+    errors.install(app)  # the framework's own errors (unknown route…) get a code too
 
 
 def _pool(request: Request) -> asyncpg.Pool:
