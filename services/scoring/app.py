@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from services.scoring import api, store
-from services.scoring.handler import BatchHandler, Inbound, decoder
+from services.scoring.handler import BatchHandler, ConsumerLag, Inbound, decoder
 from services.scoring.model import Model
 from services.scoring.relay import Relay
 from services.scoring.scorer import RescoreWorker, Scorer
@@ -62,6 +62,7 @@ def build_app(settings: ScoringSettings, model: Model, clock: Clock, draining: D
         await producer.start()
         consumer = make_consumer(settings, settings.group)
         scorer = Scorer(model, score_delta=settings.score_delta_points)
+        lag = ConsumerLag()
         relay = Relay(
             pool,
             producer,
@@ -77,6 +78,7 @@ def build_app(settings: ScoringSettings, model: Model, clock: Clock, draining: D
             chunk=settings.rescore_chunk_accounts,
             on_changes=relay.wake,
             min_interval_seconds=settings.rescore_interval_seconds,
+            lag=lambda: lag.seconds,
         )
         sweeper = Sweeper(
             scorer,
@@ -98,6 +100,7 @@ def build_app(settings: ScoringSettings, model: Model, clock: Clock, draining: D
             max_event_age=timedelta(days=settings.max_event_age_days),
             future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
             on_queued=worker.wake,
+            lag=lag,
         )
         loop: ConsumerLoop[Inbound] = ConsumerLoop(
             consumer,

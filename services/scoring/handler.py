@@ -35,6 +35,23 @@ from shared.events import AccountRecord, Event, PersonRecord, Topics
 from shared.kafka import DecodeFailure, Record, Rejection
 
 
+class ConsumerLag:
+    """How far behind the consumer is: the age of the newest record of its last batch.
+
+    The handler writes it, the rescoring worker reads it (it gives way while a backlog is
+    consumed). Kafka timestamps are wall-clock time, so this is read against the wall clock
+    whatever clock the service runs on.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def observe(self, records: Sequence[Record[Inbound]]) -> None:
+        newest = max((r.timestamp_ms for r in records), default=0)
+        if newest > 0:
+            self.seconds = max(0.0, time.time() - newest / 1000)
+
+
 @dataclass(frozen=True, slots=True)
 class Tombstone:
     """A null value on a compacted topic: the record with the message's key is deleted."""
@@ -135,6 +152,7 @@ class BatchHandler:
         future_tolerance: timedelta,
         on_queued: Callable[[], None] = lambda: None,
         known: KnownRows | None = None,
+        lag: ConsumerLag | None = None,
     ) -> None:
         self._pool = pool
         self._clock = clock
@@ -142,11 +160,13 @@ class BatchHandler:
         self._future_tolerance = future_tolerance
         self._on_queued = on_queued
         self._known = known if known is not None else KnownRows()
+        self._lag = lag if lag is not None else ConsumerLag()
 
     async def __call__(
         self, records: Sequence[Record[Inbound]]
     ) -> list[tuple[Record[Inbound], Rejection]]:
         started = time.perf_counter()
+        self._lag.observe(records)
         decided = plan(  # decide what comes in
             records,
             self._clock.now(),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,17 +72,24 @@ class Scorer:
         return Rescored(len(assessments), len(changes))
 
     async def drain_queue(
-        self, pool: asyncpg.Pool, as_of: datetime, *, chunk: int = 500
+        self,
+        pool: asyncpg.Pool,
+        as_of: datetime,
+        *,
+        chunk: int = 500,
+        max_accounts: int | None = None,
     ) -> Rescored:
-        """Rescore every queued account as of ``as_of``, ``chunk`` accounts per transaction."""
-        accounts = changes = 0
+        """Rescore queued accounts as of ``as_of``, ``chunk`` accounts per transaction: every
+        one, or about ``max_accounts`` (whole chunks) when given."""
+        accounts = changes = taken = 0
         while True:
             async with pool.acquire() as conn, conn.transaction():
                 ids = await store.take_dirty(conn, chunk)
                 done = await self.rescore(conn, ids, as_of, cause="events")
             accounts += done.accounts
             changes += done.changes
-            if len(ids) < chunk:
+            taken += len(ids)
+            if len(ids) < chunk or (max_accounts is not None and taken >= max_accounts):
                 return Rescored(accounts, changes)
 
 
@@ -139,9 +147,24 @@ def _rows(
     return current, history, changes
 
 
+LONG_ROUND_SECONDS = 0.25
+IDLE_SECONDS = 0.5
+BACKLOG_SECONDS = 5.0
+
+
 class RescoreWorker:
     """Runs :meth:`Scorer.drain_queue` when the consumer queued accounts (or every poll), at
-    most once per ``min_interval_seconds``."""
+    most once per ``min_interval_seconds``.
+
+    A round takes what was queued when it began (at most ``round_accounts``); the next one
+    follows after the interval. While a backlog is consumed — ``lag`` (the age of the newest
+    record consumed) is ``BACKLOG_SECONDS`` or more — a long round (``LONG_ROUND_SECONDS``)
+    is followed by a rest ``rest_ratio`` times as long, cut short once the consumer goes
+    quiet: rescoring then takes at most 1 / (1 + ``rest_ratio``) of the time, and the
+    consumer catches up first —
+    scores computed from half-consumed history would be stale anyway — and every account is
+    rescored once the queue settles, with fewer, fuller rounds meanwhile.
+    """
 
     def __init__(
         self,
@@ -153,6 +176,9 @@ class RescoreWorker:
         chunk: int,
         on_changes: Callable[[], None],
         min_interval_seconds: float = 1.0,
+        rest_ratio: float = 4.0,
+        round_accounts: int = 20_000,
+        lag: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self._scorer = scorer
         self._pool = pool
@@ -161,6 +187,9 @@ class RescoreWorker:
         self._chunk = chunk
         self._on_changes = on_changes
         self._min_interval = min_interval_seconds
+        self._rest_ratio = rest_ratio
+        self._round_accounts = round_accounts
+        self._lag = lag
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -179,9 +208,15 @@ class RescoreWorker:
             self._wake.clear()
             if self._stopping.is_set():
                 return
+            started = time.monotonic()
             try:
+                async with self._pool.acquire() as conn:
+                    queued = await store.dirty_count(conn)
                 done = await self._scorer.drain_queue(
-                    self._pool, self._clock.now(), chunk=self._chunk
+                    self._pool,
+                    self._clock.now(),
+                    chunk=self._chunk,
+                    max_accounts=min(max(queued, 1), self._round_accounts),
                 )
                 async with self._pool.acquire() as conn:
                     metrics.RESCORE_QUEUE.set(await store.dirty_count(conn))
@@ -196,5 +231,25 @@ class RescoreWorker:
                 self._on_changes()
             # Let the queue gather before the next round: under a stream of events an account
             # is rescored at most once per interval, however many batches touch it.
+            busy = time.monotonic() - started
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._min_interval)
+            if busy >= LONG_ROUND_SECONDS and self._lag() >= BACKLOG_SECONDS:
+                await self._give_way(busy * self._rest_ratio)  # let the consumer catch up
+            if queued > self._round_accounts:
+                self._wake.set()  # more was waiting than one round takes
+
+    async def _give_way(self, seconds: float) -> None:
+        """Rest up to ``seconds`` while the consumer keeps queueing accounts (it wakes us per
+        batch); a consumer quiet for ``IDLE_SECONDS`` has no backlog left to give way to."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(remaining, IDLE_SECONDS))
+            except TimeoutError:
+                if remaining > IDLE_SECONDS:
+                    return

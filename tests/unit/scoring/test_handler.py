@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 
-from services.scoring.handler import Tombstone, decoder, plan
+from services.scoring.handler import ConsumerLag, Inbound, Tombstone, decoder, plan
 from shared import events
 from shared.events import AccountRecord, PersonRecord, Topics
-from shared.kafka import DecodeFailure
+from shared.kafka import DecodeFailure, Record
 from tests.unit.scoring.builders import NOW, account, person, records, tombstone, usage
 
 WINDOW = {"max_age": timedelta(days=7), "future_tolerance": timedelta(hours=1)}
@@ -71,3 +72,16 @@ def test_the_last_record_per_key_wins_and_a_tombstone_deletes() -> None:
 def test_a_tombstone_without_a_key_is_refused() -> None:
     decided = plan(tombstone(""), NOW, **WINDOW)
     assert [why.code for _, why in decided.rejected] == ["no_key"]
+
+
+def test_the_consumer_lag_is_the_age_of_the_newest_record_of_the_batch() -> None:
+    now_ms = int(time.time() * 1000)
+    batch: list[Record[Inbound]] = [
+        Record("t.usage.v1", 0, offset, None, usage(), b"", now_ms - age_ms)
+        for offset, age_ms in enumerate((90_000, 30_000, 60_000))
+    ]
+    lag = ConsumerLag()
+    lag.observe(batch)
+    assert 29 <= lag.seconds <= 40
+    lag.observe([])
+    assert 29 <= lag.seconds <= 40  # an empty batch says nothing new
