@@ -16,14 +16,15 @@ A second SIGINT skips the wait.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
 from types import FrameType
 
 import uvicorn
-from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import FastAPI, HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.ops import Draining
 from shared.settings import ServiceSettings
@@ -61,6 +62,53 @@ class RejectWhileDraining:
         await send({"type": "http.response.body", "body": body})
 
 
+REQUEST_BODY_TIMEOUT_SECONDS = 15.0
+
+
+class BodyDeadline:
+    """ASGI middleware: a request's body must arrive within ``seconds`` of the request.
+
+    uvicorn waits for a body as long as the client keeps the connection open, so a client
+    that declares a body and sends it a byte at a time (or never) would hold a connection —
+    and its memory — forever. Past the deadline the route gets an ``HTTPException`` (408
+    ``request_timeout``) from ``receive``, which the service answers like any other error,
+    and the connection is closed. Once the body is in, ``receive`` is the server's again
+    (waiting for a disconnect is not limited).
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float = REQUEST_BODY_TIMEOUT_SECONDS) -> None:
+        self._app = app
+        self._seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._seconds
+        body_done = False
+
+        async def receive_in_time() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise HTTPException(
+                    408,
+                    detail={
+                        "code": "request_timeout",
+                        "message": f"the request body did not arrive within {self._seconds:g} s",
+                    },
+                    headers={"Connection": "close"},
+                ) from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self._app(scope, receive_in_time, send)
+
+
 class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, draining: Draining, drain_seconds: float) -> None:
         super().__init__(config)
@@ -86,6 +134,7 @@ class _Server(uvicorn.Server):
 
 def serve(app: FastAPI, settings: ServiceSettings, draining: Draining) -> None:
     """Serve ``app`` until SIGTERM, draining as described above. Blocks; call from ``__main__``."""
+    app.add_middleware(BodyDeadline)
     app.add_middleware(RejectWhileDraining, draining=draining)
     config = uvicorn.Config(
         app,
