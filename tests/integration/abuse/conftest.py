@@ -3,7 +3,12 @@ secrets the tests know, on this session's Kafka and PostgreSQL, with the Slack a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -36,7 +41,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def code_of(response: httpx.Response) -> str | None:
+def code_of(response: httpx.Response | RawAnswer) -> str | None:
     """The machine-readable error code, wherever the service puts it."""
     try:
         body = response.json()
@@ -49,3 +54,54 @@ def code_of(response: httpx.Response) -> str | None:
         return str(detail["code"])
     code = body.get("code")
     return str(code) if code is not None else None
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    status_code: int
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+async def raw_request(
+    base_url: str,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    headers_only_above: int = 1024 * 1024,
+    timeout_s: float = 30.0,
+) -> RawAnswer:
+    """One request on a connection of its own.
+
+    A body up to ``headers_only_above`` bytes goes in the same write as the headers. A larger
+    one is only declared (``Content-Length``): ingest refuses it on the declared length
+    without reading it — and a client still writing it when the server closes would see a
+    reset instead of the answer (docs/reliability.md)."""
+    url = urlsplit(base_url)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    lines = [
+        f"{method.upper()} {path} HTTP/1.1",
+        f"Host: {url.netloc}",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    try:
+        writer.write(head if len(body) > headers_only_above else head + body)
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), timeout_s)
+    finally:
+        writer.close()
+    head_part, _, content = raw.partition(b"\r\n\r\n")
+    if not head_part:
+        raise ConnectionError(f"{method} {path}: the connection closed without an answer")
+    return RawAnswer(int(head_part.split(b" ", 2)[1]), content)
