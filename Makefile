@@ -12,7 +12,7 @@ INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
 .PHONY: help venv demo up down status lint format test test-unit test-integration lock schemas clean \
-	deploy-tools deploy-check deploy-tools-lock
+	deploy-tools deploy-check deploy-tools-lock bench bench-quick
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -73,6 +73,12 @@ lock: ## re-resolve pyproject.toml into requirements.lock / requirements-dev.loc
 
 schemas: $(INSTALLED) ## re-export the event contract's JSON Schema
 	$(PY) -m shared.events schema > shared/schemas/events.v1.json
+
+bench: $(INSTALLED) ## S1–S5 against bare baselines on own Kafka/PostgreSQL (~25 min) → docs/benchmarks.md
+	$(PY) -m bench
+
+bench-quick: $(INSTALLED) ## a reduced benchmark run (under 3 minutes) → reports/benchmarks-quick.md
+	$(PY) -m bench --quick --doc reports/benchmarks-quick.md
 
 clean: down ## stop everything and delete local state (.local), keeping the venv and caches
 	rm -rf .local

@@ -65,7 +65,7 @@ _Row = tuple[
 class KnownRows:
     """Lower bounds of what the database holds for day masks and activity rows."""
 
-    def __init__(self, max_entries: int = 200_000) -> None:
+    def __init__(self, max_entries: int = 20_000) -> None:
         self._users: _Generations[MaskKey, int] = _Generations(max_entries)
         self._features: _Generations[MaskKey, int] = _Generations(max_entries)
         self._activity: _Generations[str, _Row] = _Generations(max_entries)

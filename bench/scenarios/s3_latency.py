@@ -1,0 +1,459 @@
+"""S3 — end-to-end latency at a fixed open-loop rate, through every service.
+
+The whole pipeline runs: ingest → Kafka → scoring → Kafka → alerts → the local Slack sink
+(``devstack.sinks``). Scoring starts from a scored portfolio (``bench.sweeper seed``), so the
+background stream — usage events over those accounts, 100 per request, sent on a fixed
+schedule by ``bench.loadgen open`` — updates known accounts as in production. A share of the
+requests are designed to fire an alert: each carries four urgent tickets opened for an account
+that has no events yet (its record, and its CSM's with a Slack id of their own, were sent
+beforehand); its score drops with the ticket surge and the ``ticket_surge`` rule fires.
+Measured from the moment that request left the client:
+
+- *HTTP 202*: the answer (every request);
+- *event → health committed*: the account's score row is in the database (polled every 5 ms);
+- *event → alert*: the Slack sink received the message naming the account.
+
+Latency settings (the defaults favour throughput and grouping): ``ALERTS_GROUP_WAIT_SECONDS=0``
+and ``SCORING_RESCORE_INTERVAL_SECONDS=0``. Baseline — the measured floor of one hop each: a
+produce → consume round trip on the same broker (idempotent producer, acks=all), a localhost
+HTTP round trip to the same server stack, and the commit of one batch in the same PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from bench import procs
+from bench.context import Context
+from bench.infra import dsn, scratch_database
+from bench.report import Row, Section
+from bench.stats import percentile
+from bench.workload import Workload, body
+from shared.auth import digest, new_key
+from shared.kafka import make_producer
+from shared.settings import KafkaSettings
+
+EVENTS_PER_REQUEST = 100
+TICKETS_PER_ALERT = 4
+
+
+# ---------------------------------------------------------------------------------------------
+# The floor
+
+
+async def _floor(ctx: Context, settings: KafkaSettings, url: str, http_url: str) -> dict[str, Any]:
+    samples = 200 if ctx.config.mode == "full" else 60
+    topic = f"{settings.topic_prefix}floor"
+    from shared.events import TopicSpec
+    from shared.kafka import ensure_topics
+
+    await ensure_topics(settings, {topic: TopicSpec("floor", partitions=1)})
+    producer = make_producer(settings)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=ctx.infra.bootstrap_servers,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=500,
+    )
+    await producer.start()
+    await consumer.start()
+    kafka: list[float] = []
+    try:
+        await consumer.seek_to_end()
+        for n in range(samples + 10):
+            started = time.perf_counter()
+            await producer.send_and_wait(topic, b"x" * 300, key=b"k")
+            got = await consumer.getone()
+            assert got.value is not None
+            if n >= 10:
+                kafka.append(time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    http: list[float] = []
+    async with httpx.AsyncClient() as client:
+        for n in range(samples + 10):
+            started = time.perf_counter()
+            await client.get(f"{http_url}/healthz")
+            if n >= 10:
+                http.append(time.perf_counter() - started)
+    commit: list[float] = []
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        await conn.execute("CREATE TABLE floor_rows (account_id text, day date, n int)")
+        rows = [(f"acct-{i:07d}", datetime.now(UTC).date(), i) for i in range(500)]
+        for n in range(samples + 10):
+            started = time.perf_counter()
+            async with conn.transaction():
+                await conn.copy_records_to_table("floor_rows", records=rows)
+            if n >= 10:
+                commit.append(time.perf_counter() - started)
+    finally:
+        await conn.close()
+    out: dict[str, Any] = {}
+    for name, values in (("kafka", kafka), ("http", http), ("commit", commit)):
+        values.sort()
+        out[name] = {"p50": percentile(values, 50) * 1000, "p99": percentile(values, 99) * 1000}
+    out["p50"] = sum(out[k]["p50"] for k in ("kafka", "http", "commit"))
+    out["p99"] = sum(out[k]["p99"] for k in ("kafka", "http", "commit"))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The load
+
+
+def _requests(
+    ctx: Context, accounts: int, rate_events: float, alerts: int, tag: str, path: Path
+) -> tuple[Path, dict[int, str]]:
+    """Request bodies for the whole run (warm-up included), and which carry an alert account."""
+    config = ctx.config
+    per_second = rate_events / EVENTS_PER_REQUEST
+    total = int(per_second * (config.s3_warmup_seconds + config.s3_seconds))
+    warm = int(per_second * config.s3_warmup_seconds)
+    workload = Workload(seed=31, accounts=accounts, spread=timedelta(hours=2))
+    now = datetime.now(UTC)
+    bodies: list[list[Any]] = []
+    carrying: dict[int, str] = {}
+    step = max(1, (total - warm) // (alerts + 1))
+    for index in range(total):
+        items = workload.native_items(EVENTS_PER_REQUEST, now)
+        if index >= warm and (index - warm) % step == step // 2 and len(carrying) < alerts:
+            account = f"alert-{tag}-{len(carrying):04d}"
+            carrying[index] = account
+            items[:TICKETS_PER_ALERT] = [
+                {
+                    "event_type": "ticket",
+                    "event_id": f"{account}-t{n}",
+                    "account_id": account,
+                    "occurred_at": (now - timedelta(minutes=n)).isoformat(),
+                    "ticket_id": f"T-{n}",
+                    "action": "opened",
+                    "priority": "urgent",
+                    "status": "open",
+                }
+                for n in range(TICKETS_PER_ALERT)
+            ]
+        bodies.append([len(items), body(items).decode()])
+    path.write_text(json.dumps(bodies))
+    return path, carrying
+
+
+async def _poll_health(
+    url: str,
+    waiting: set[str],
+    seen: dict[str, float],
+    stop: asyncio.Event,
+    scored_as_of: dict[str, float],
+    consumed: dict[str, float],
+) -> None:
+    from services.scoring.store import event_hash
+
+    conn = await asyncpg.connect(dsn(url))
+    hashes = {event_hash(f"{a}-t0"): a for a in waiting}
+    try:
+        while waiting and not stop.is_set():
+            pending = [h for h, a in hashes.items() if a not in consumed]
+            if pending:
+                found = await conn.fetch(
+                    "SELECT event_hash FROM scoring.processed_events "
+                    "WHERE event_hash = ANY($1::bytea[])",
+                    pending,
+                )
+                for row in found:
+                    consumed[hashes[row[0]]] = time.time()
+            rows = await conn.fetch(
+                """
+                SELECT account_id, as_of FROM scoring.health WHERE account_id = ANY($1::text[])
+                    AND (snapshot -> 'signals' ->> 'high_urgent_opened_7d')::int >= $2
+                """,
+                sorted(waiting),
+                TICKETS_PER_ALERT,
+            )
+            now = time.time()
+            for row in rows:
+                seen[row[0]] = now
+                scored_as_of[row[0]] = row[1].timestamp()
+                waiting.discard(row[0])
+            await asyncio.sleep(0.005)
+    finally:
+        await conn.close()
+
+
+def _slack_arrivals(sinks_dir: Path, accounts: set[str]) -> dict[str, float]:
+    arrivals: dict[str, float] = {}
+    path = sinks_dir / "slack.jsonl"
+    if not path.exists():
+        return arrivals
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        text = json.dumps(entry.get("body", {}))
+        for account in accounts:
+            if account in text and account not in arrivals:
+                arrivals[account] = float(entry["received_at"])
+    return arrivals
+
+
+async def _run_rate(
+    ctx: Context,
+    rate_events: float,
+    label: str,
+    ingest: procs.Server,
+    key: str,
+    url: str,
+    sinks_dir: Path,
+    accounts: int,
+    floor: dict[str, Any],
+    section: Section,
+) -> None:
+    tag = uuid.uuid4().hex[:4]
+    bodies, carrying = _requests(
+        ctx,
+        accounts,
+        rate_events,
+        ctx.config.s3_alert_accounts,
+        tag,
+        ctx.logs / f"s3-bodies-{rate_events:.0f}.json",
+    )
+    # The alert accounts' records: a CSM who has a Slack id owns each.
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}) as client:
+        answer = await client.post(
+            f"{ingest.url}/v1/people",
+            json=[
+                {
+                    "person_id": f"csm-{a}",
+                    "name": f"CSM of {a}",
+                    "slack_user_id": f"U{a.upper().replace('-', '')}",
+                    "email": f"csm-{a}@customer.example",
+                }
+                for a in carrying.values()
+            ],
+        )
+        answer.raise_for_status()
+        answer = await client.post(
+            f"{ingest.url}/v1/accounts",
+            json=[
+                {"account_id": a, "name": f"Alert {a}", "seats": 20, "team": {"csm": f"csm-{a}"}}
+                for a in carrying.values()
+            ],
+        )
+        answer.raise_for_status()
+    await _wait_records(url, set(carrying.values()))
+    waiting = set(carrying.values())
+    seen: dict[str, float] = {}
+    stop = asyncio.Event()
+    scored_as_of: dict[str, float] = {}
+    consumed: dict[str, float] = {}
+    poller = asyncio.create_task(_poll_health(url, waiting, seen, stop, scored_as_of, consumed))
+    per_second = rate_events / EVENTS_PER_REQUEST
+    load = await asyncio.to_thread(
+        procs.run_json,
+        "bench.loadgen",
+        [
+            "open",
+            "--url",
+            f"{ingest.url}/v1/events",
+            "--bodies",
+            str(bodies),
+            "--key",
+            key,
+            "--rate",
+            f"{per_second:g}",
+            "--seconds",
+            f"{ctx.config.s3_seconds:g}",
+            "--warmup",
+            f"{ctx.config.s3_warmup_seconds:g}",
+            "--cpu-pid",
+            str(ingest.pid),
+        ],
+        {},
+        ctx.logs,
+        f"s3-load-{rate_events:.0f}",
+    )
+    deadline = time.monotonic() + 60
+    arrivals: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        arrivals = _slack_arrivals(sinks_dir, set(carrying.values()))
+        if len(arrivals) == len(carrying) and not waiting:
+            break
+        await asyncio.sleep(0.5)
+    stop.set()
+    await poller
+    sent = {index: at for index, at, _, _ in load["sent"]}
+    to_health = sorted(seen[a] - sent[i] for i, a in carrying.items() if a in seen and i in sent)
+    to_alert = sorted(
+        arrivals[a] - sent[i] for i, a in carrying.items() if a in arrivals and i in sent
+    )
+    to_round = sorted(
+        scored_as_of[a] - sent[i] for i, a in carrying.items() if a in scored_as_of and i in sent
+    )
+    to_consumed = sorted(
+        consumed[a] - sent[i] for i, a in carrying.items() if a in consumed and i in sent
+    )
+    bad = {code: n for code, n in load["statuses"].items() if code != "202"}
+    section.details.append(
+        f"{label}: {rate_events:,.0f} events/s ({per_second:g} requests/s of "
+        f"{EVENTS_PER_REQUEST}) for {ctx.config.s3_seconds:g} s after "
+        f"{ctx.config.s3_warmup_seconds:g} s; HTTP 202 p50 {load['p50_ms']:.1f} ms, p99 "
+        f"{load['p99_ms']:.1f} ms; event → health p50 {_p(to_health, 50)}, p99 "
+        f"{_p(to_health, 99)} (consumed and committed after p50 {_p(to_consumed, 50)}, "
+        f"the rescoring round that scored it began after p50 {_p(to_round, 50)}); "
+        f"event → alert p50 {_p(to_alert, 50)}, p99 {_p(to_alert, 99)} "
+        f"({len(to_alert)} of {len(carrying)} alerts received"
+        + (f"; non-202 answers {bad}" if bad else "")
+        + ")"
+    )
+    alert_p99 = percentile(to_alert, 99) * 1000 if to_alert else float("nan")
+    health_p99 = percentile(to_health, 99) * 1000 if to_health else float("nan")
+    section.rows += [
+        Row(
+            f"S3 HTTP 202 p99, {label}",
+            load["p99_ms"],
+            floor["http"]["p99"],
+            "ms",
+            higher_is_better=False,
+        ),
+        Row(
+            f"S3 event → health p99, {label}",
+            health_p99,
+            floor["p99"],
+            "ms",
+            higher_is_better=False,
+        ),
+        Row(
+            f"S3 event → alert p99, {label}",
+            alert_p99,
+            floor["p99"],
+            "ms",
+            higher_is_better=False,
+            target=3.0,
+        ),
+    ]
+
+
+def _p(values: list[float], p: float) -> str:
+    return f"{percentile(values, p) * 1000:.0f} ms" if values else "n/a"
+
+
+async def _wait_records(url: str, accounts: set[str], timeout_s: float = 60) -> None:
+    """Until alerts and scoring both hold the accounts' records and their CSMs, and the
+    records' own first scores are in (so what is measured is the tickets' effect)."""
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            got = await conn.fetchval(
+                """
+                SELECT (SELECT count(*) FROM alerts.accounts WHERE account_id = ANY($1::text[]))
+                     + (SELECT count(*) FROM scoring.accounts WHERE account_id = ANY($1::text[]))
+                     + (SELECT count(*) FROM alerts.people WHERE person_id = ANY($2::text[]))
+                     + (SELECT count(*) FROM scoring.health WHERE account_id = ANY($1::text[]))
+                """,
+                sorted(accounts),
+                [f"csm-{a}" for a in sorted(accounts)],
+            )
+            if got == 4 * len(accounts):
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    raise RuntimeError("the alert accounts' records did not reach scoring and alerts in time")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+async def run(ctx: Context) -> Section:
+    settings, _ = await ctx.infra.topics()
+    key = new_key()
+    api_keys = json.dumps(
+        [{"name": "bench", "sha256": digest(key), "scopes": ["events", "accounts"]}]
+    )
+    accounts = ctx.config.s3_accounts
+    section = Section("S3 — end-to-end latency", how=__doc__ or "")
+    sinks_dir = ctx.logs / "s3-sinks"
+    async with scratch_database(ctx.infra) as url:
+        ctx.say(f"S3: seeding a scored portfolio of {accounts:,} accounts")
+        await asyncio.to_thread(
+            procs.run_json,
+            "bench.sweeper",
+            ["seed", "--database-url", url, "--accounts", str(accounts)],
+            {},
+            ctx.logs,
+            "s3-seed",
+        )
+        sinks = procs.module("sinks", "devstack.sinks", ["--dir", str(sinks_dir)], {}, ctx.logs)
+        sinks.start()
+        with procs.started(sinks):
+            slack = await _sink_address(sinks)
+            common = {
+                "KAFKA_BOOTSTRAP_SERVERS": ctx.infra.bootstrap_servers,
+                "TOPIC_PREFIX": settings.topic_prefix,
+                "DATABASE_URL": url,
+                "API_KEYS": api_keys,
+            }
+            scoring = procs.service(
+                "scoring",
+                {**common, "SCORING_RESCORE_INTERVAL_SECONDS": "0"},
+                ctx.logs,
+                suffix="-s3",
+            )
+            alerts = procs.service(
+                "alerts",
+                {
+                    **common,
+                    "ALERTS_GROUP_WAIT_SECONDS": "0",
+                    "ALERTS_SLACK_BOT_TOKEN": "xoxb-bench",
+                    "ALERTS_SLACK_API_URL": slack,
+                    "ALERTS_LINK_SIGNING_SECRET": "bench-link-signing-secret-0123456789",
+                    "ALERTS_TEAM_SLACK_CHANNEL": "C0BENCHTEAM",
+                },
+                ctx.logs,
+                suffix="-s3",
+            )
+            ingest = procs.service(
+                "ingest", {**common, "INGEST_RATE_LIMIT_PER_SECOND": "0"}, ctx.logs, suffix="-s3"
+            )
+            with procs.started(scoring.start(), alerts.start(), ingest.start()):
+                for server in (scoring, alerts, ingest):
+                    await asyncio.to_thread(server.wait_ready)
+                floor = await _floor(ctx, settings, url, ingest.url)
+                section.details.append(
+                    "floor (p50 / p99): produce → consume "
+                    f"{floor['kafka']['p50']:.1f} / {floor['kafka']['p99']:.1f} ms, HTTP "
+                    f"{floor['http']['p50']:.2f} / {floor['http']['p99']:.2f} ms, batch commit "
+                    f"{floor['commit']['p50']:.1f} / {floor['commit']['p99']:.1f} ms; sum "
+                    f"{floor['p50']:.1f} / {floor['p99']:.1f} ms"
+                )
+                rates = [(ctx.config.s3_rate_events, f"{ctx.config.s3_rate_events:,.0f} events/s")]
+                if ctx.s1_max_events_per_second:
+                    fifth = round(ctx.s1_max_events_per_second * 0.2, -2)
+                    rates.append((fifth, f"20% of S1's maximum ({fifth:,.0f} events/s)"))
+                for rate, label in rates:
+                    ctx.say(f"S3: open loop at {label}")
+                    await _run_rate(
+                        ctx, rate, label, ingest, key, url, sinks_dir, accounts, floor, section
+                    )
+    return section
+
+
+async def _sink_address(sinks: procs.Process) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in sinks.log_file.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                return str(json.loads(line)["slack_api_url"])
+        if not sinks.running():
+            raise RuntimeError(f"the sinks exited:\n{sinks.tail()}")
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the sinks did not start")
