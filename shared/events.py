@@ -327,13 +327,22 @@ def encode(message: msgspec.Struct) -> bytes:
     return _encoder.encode(message)
 
 
+_NUL = b"\\u0000"  # how JSON writes the NUL character (a raw NUL is invalid JSON)
+
+
 def _decode(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
     try:
-        return decoder.decode(raw)
+        value = decoder.decode(raw)
     except RecursionError:
         # msgspec recurses into nested values (even to skip an unknown field): JSON nested
         # deeper than the interpreter's recursion limit is refused like any other bad input.
         raise msgspec.DecodeError("JSON is malformed: nested too deeply") from None
+    # PostgreSQL text cannot hold NUL: a record carrying one would fail its consumer's
+    # transaction again and again and stop the partition. Checked on the decoded fields only,
+    # and only when the bytes hold an escaped NUL at all.
+    if _NUL in raw and _NUL in _encoder.encode(value):
+        raise msgspec.ValidationError("a string contains the NUL character (\\u0000)")
+    return value
 
 
 def decode_event(raw: bytes) -> Event:

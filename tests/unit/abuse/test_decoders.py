@@ -136,6 +136,35 @@ def test_the_contract_decoders_refuse_deep_nesting_with_a_decode_error(
         CONTRACT_DECODERS[kind](DEEP[shape])
 
 
+EXAMPLE_KIND = {"usage": "event", "ticket": "event", "survey": "event"}
+
+
+def with_nul(example: dict[str, Any], field: str) -> bytes:
+    return json.dumps(example | {field: f"{example[field]}\u0000"}).encode()
+
+
+NUL_CASES = [
+    (kind, field)
+    for kind, example in sorted(EXAMPLES.items())
+    for field, value in sorted(example.items())
+    if isinstance(value, str)
+    and field not in ("event_type", "occurred_at", "received_at")
+    and not field.endswith(("_at", "_date"))
+]
+
+
+@pytest.mark.parametrize(("kind", "field"), NUL_CASES)
+def test_a_string_with_a_nul_character_is_refused_with_a_decode_error(
+    kind: str, field: str
+) -> None:
+    """PostgreSQL cannot store NUL: such a record would fail its consumer's transaction on
+    every retry and stop the partition (issue 9's poison found it in scoring and alerts)."""
+    decode = CONTRACT_DECODERS[EXAMPLE_KIND.get(kind, kind.replace("_", " "))]
+    with pytest.raises(msgspec.DecodeError):  # "contains the NUL character", or an enum's
+        decode(with_nul(EXAMPLES[kind], field))
+    assert decode(json.dumps(EXAMPLES[kind]).encode())  # the example itself is fine
+
+
 SCORING_TOPICS = [TOPICS.usage, TOPICS.tickets, TOPICS.surveys, TOPICS.accounts, TOPICS.people]
 ALERTS_TOPICS = [TOPICS.health, TOPICS.accounts, TOPICS.people]
 
