@@ -693,6 +693,8 @@ def poison_catalogue(now: datetime) -> dict[str, list[tuple[str, bytes | None]]]
         ("unknown event type", usage(event_type="pageview")),
         ("wrong type", usage(quantity="lots")),
         ("account id of 300 characters", usage(account_id="a" * 300)),
+        ("NUL in the account id", usage(account_id="poison\u0000acct")),
+        ("NUL in the user id", usage(user_id="u\u0000")),
         ("30 days old", usage(occurred_at=(now - timedelta(days=30)).isoformat())),
         ("3 days ahead", usage(occurred_at=(now + timedelta(days=3)).isoformat())),
     ]
@@ -715,11 +717,21 @@ def poison_catalogue(now: datetime) -> dict[str, list[tuple[str, bytes | None]]]
         "source": "chaos",
     }
     account = {"account_id": "poison-acct", "name": 7, "updated_at": "yesterday", "source": "x"}
+    nul_account = {
+        "account_id": "poison-acct",
+        "name": "Poison\u0000 Inc",
+        "updated_at": now.isoformat(),
+        "source": "chaos",
+    }
     change = {"event_type": "health_change", "change_id": "poison", "account_id": "poison-acct"}
     return {
         "events": junk + event_poison,
         "surveys": [("CSAT answer of 9", json.dumps(survey).encode())],
-        "accounts": [*junk, ("account of the wrong types", json.dumps(account).encode())],
+        "accounts": [
+            *junk,
+            ("account of the wrong types", json.dumps(account).encode()),
+            ("NUL in the account name", json.dumps(nul_account).encode()),
+        ],
         "people": [*junk, ("unknown time zone", json.dumps(person).encode())],
         "health": [
             *junk,
