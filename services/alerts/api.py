@@ -418,6 +418,7 @@ def _silence_json(row: Any) -> dict[str, Any]:
 
 def install_error_handlers(app: FastAPI) -> None:
     errors.install(app)  # the framework's own errors (unparsable body…) get a code too
+    errors.document(app, html_errors=("/links/",))  # error answers, in their real shape
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

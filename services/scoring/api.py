@@ -62,6 +62,7 @@ async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     errors.install(app)  # the framework's own errors (unknown route…) get a code too
+    errors.document(app)  # every operation's error answers, in their real shape
 
 
 def _pool(request: Request) -> asyncpg.Pool:
