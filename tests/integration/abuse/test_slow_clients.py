@@ -116,7 +116,7 @@ async def test_slow_clients_are_cut_off_in_time_and_do_not_starve_the_others(
         hold.set()
         await asyncio.gather(*stalled, return_exceptions=True)
     assert max(latencies) < 2.0, f"served while {SLOW_BODIES} clients dribbled: {latencies}"
-    for seconds, answer in outcomes:
-        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
-        assert b"request_timeout" in answer
+    for seconds, raw in outcomes:
+        assert raw.startswith(b"HTTP/1.1 408"), raw[:200]
+        assert b"request_timeout" in raw
         assert REQUEST_BODY_TIMEOUT_SECONDS - 1 <= seconds <= REQUEST_BODY_TIMEOUT_SECONDS + 10

@@ -190,6 +190,17 @@ def test_alerts_refuses_every_undecodable_record_with_a_decode_error(topic: str)
 # -- ingest's cores ------------------------------------------------------------------------
 
 SEGMENT = SegmentTranslator(SegmentRules())
+
+
+def segment(kind: Kind) -> Callable[[bytes], Any]:
+    def decide(raw: bytes) -> Any:
+        return SEGMENT.decide(
+            raw, kind, now=NOW, limits=LIMITS, topics=TOPICS, memberships=lambda _: None
+        )
+
+    return decide
+
+
 INGEST_CORES: dict[str, Callable[[bytes], Any]] = {
     "native events": lambda raw: native.decide_events(raw, now=NOW, limits=LIMITS, topics=TOPICS),
     "account records": lambda raw: native.decide_accounts(
@@ -201,14 +212,7 @@ INGEST_CORES: dict[str, Callable[[bytes], Any]] = {
     "zendesk": lambda raw: zendesk.decide(
         raw, now=NOW, topics=TOPICS, organizations={"3601": "acme"}
     ),
-    **{
-        f"segment {kind}": (
-            lambda raw, kind=kind: SEGMENT.decide(
-                raw, kind, now=NOW, limits=LIMITS, topics=TOPICS, memberships=lambda _: None
-            )
-        )
-        for kind in get_args(Kind)
-    },
+    **{f"segment {kind}": segment(kind) for kind in get_args(Kind)},
 }
 
 
