@@ -102,7 +102,7 @@ PUBLIC = frozenset({"/healthz", "/readyz", "/metrics"})
 def document(app: FastAPI, *, html_errors: Iterable[str] = ()) -> None:
     """Document the error answers of every operation (except the operational ones) with the
     shape they really have. Paths starting with one of ``html_errors`` answer their 403, 404
-    and 410 as HTML pages (one-click links)."""
+    409 and 410 as HTML pages (one-click links)."""
     pages = tuple(html_errors)
 
     def openapi() -> dict[str, Any]:
@@ -124,7 +124,7 @@ def document(app: FastAPI, *, html_errors: Iterable[str] = ()) -> None:
                         responses[status] = {"description": description, "content": ref}
                 if path.startswith(pages):
                     html = {"text/html": {"schema": {"type": "string"}}}
-                    for status in ("403", "404", "410"):
+                    for status in ("403", "404", "409", "410"):
                         responses[status] = {"description": "A page saying why", "content": html}
                     responses["405"] = {"description": "Not an action", "content": ref}
         app.openapi_schema = schema

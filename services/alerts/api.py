@@ -6,6 +6,7 @@ carry a machine-readable ``code``. Links need no key: the signed token is the au
 only ``POST`` acts (``GET`` shows a confirmation page).
 """
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -117,6 +118,10 @@ def alert_json(alert: Alert) -> dict[str, Any]:
 # Actions (shared by the API and the links)
 
 
+class LinkUsed(Exception):
+    """The one-click link already acted (a link acts once)."""
+
+
 class Actions:
     def __init__(self, engine: AsyncEngine, config: Config, clocks: Clocks) -> None:
         self._engine = engine
@@ -131,10 +136,15 @@ class Actions:
         by: str,
         *,
         snooze_for: timedelta | None = None,
+        link: tuple[bytes, datetime] | None = None,
     ) -> list[Alert]:
-        """Apply ``action`` to the alerts; returns them as they are afterwards."""
+        """Apply ``action`` to the alerts; returns them as they are afterwards. With ``link``
+        (a token's digest and expiry) the link is used up in the same transaction, or
+        :class:`LinkUsed` is raised when it already acted."""
         now = self._clocks.now()
         async with self._engine.begin() as conn:
+            if link is not None and not await store.use_link(conn, *link, now):
+                raise LinkUsed
             await store.lock_accounts(conn, [account_id])
             states = await gather(conn, [account_id])
             silences = await store.active_silences(conn, now)
@@ -371,19 +381,33 @@ def router(
         alerts = [a for a in await load(link) if a.is_open]
         who = f"link:{link.person or 'someone'}"
         after: list[Alert] = []
-        if alerts:
-            if link.action == "ack":
+        once = (hashlib.sha256(token.encode()).digest(), link.expires_at)
+        try:
+            if alerts and link.action == "ack":
                 after = await actions.act(
-                    link.account_id, [a.id for a in alerts if a.id], "ack", who
+                    link.account_id, [a.id for a in alerts if a.id], "ack", who, link=once
                 )
-            else:
+            elif alerts:
                 after = await actions.act(
                     link.account_id,
                     [a.id for a in alerts if a.id],
                     "snooze",
                     who,
                     snooze_for=links.SNOOZE[link.action],
+                    link=once,
                 )
+        except LinkUsed:
+            return HTMLResponse(
+                render.page(
+                    "link.html.j2",
+                    heading="This link was already used",
+                    message="Each link acts once; the alert shows what was done.",
+                    alerts=[alert_json(a) for a in alerts],
+                    action_label=None,
+                ),
+                status_code=409,
+                headers={"X-Error-Code": "link_used", "Cache-Control": "no-store"},
+            )
         done = {
             "ack": "Acknowledged",
             "snooze_1d": "Snoozed for a day",

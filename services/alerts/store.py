@@ -26,6 +26,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -205,6 +206,17 @@ threads = Table(
     Column("thread_key", Text, primary_key=True),
     Column("ref", Text, nullable=False),
     Column("updated_at", TS, nullable=False),
+)
+
+# One-click links already acted on (a SHA-256 of the token), until they expire: a link acts
+# once, so a captured link cannot be replayed (e.g. to keep an alert snoozed).
+used_links = Table(
+    "used_links",
+    metadata,
+    Column("digest", LargeBinary, primary_key=True),
+    Column("used_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Index("used_links_expires_at", "expires_at"),
 )
 
 OUTBOX_CHANNEL = "alerts_outbox"  # NOTIFY channel that wakes the delivery workers
@@ -612,3 +624,17 @@ async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> l
     if ids:
         await conn.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
     return ids
+
+
+async def use_link(
+    conn: AsyncConnection, digest: bytes, expires_at: datetime, now: datetime
+) -> bool:
+    """Record that a link acts now; False when it already acted. Forgets expired links."""
+    await conn.execute(delete(used_links).where(used_links.c.expires_at < now))
+    first = await conn.execute(
+        insert(used_links)
+        .values(digest=digest, used_at=now, expires_at=expires_at)
+        .on_conflict_do_nothing()
+        .returning(used_links.c.digest)
+    )
+    return first.first() is not None
