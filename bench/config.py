@@ -20,6 +20,7 @@ class Config:
     s3_rate_events: float  # the fixed rate; the second rate is 20% of S1's maximum
     s3_alert_accounts: int
     s3_accounts: int  # the scored portfolio the background stream updates
+    s3_rescore_interval_seconds: float
     s4_accounts: int
     s5_accounts: tuple[int, ...]
 
@@ -37,6 +38,7 @@ FULL = Config(
     s3_rate_events=5000.0,
     s3_alert_accounts=60,
     s3_accounts=100_000,
+    s3_rescore_interval_seconds=0.0,
     s4_accounts=100_000,
     s5_accounts=(100_000, 1_000_000),
 )
@@ -54,6 +56,7 @@ QUICK = Config(
     s3_rate_events=5000.0,
     s3_alert_accounts=12,
     s3_accounts=10_000,
+    s3_rescore_interval_seconds=0.0,
     s4_accounts=20_000,
     s5_accounts=(10_000,),
 )

@@ -1,14 +1,135 @@
-"""The words of the document that a run cannot measure: what each scenario means, and for every
+"""The words of the document that a run cannot measure: what each scenario means, and for each
 target the profile findings and what it would take (kept here, next to the code that measures,
-so the generated document and the harness never disagree)."""
+so the generated document and the harness never disagree).
+
+Profiles were taken with py-spy (``bench/tools``) on the services while the scenarios ran on
+this machine; their percentages are shares of the sampled process's busy time.
+"""
 
 from __future__ import annotations
 
 PREAMBLE = """
 `make bench` measures churnwatch against bare baselines, each in the same run on the same
-machine; `make bench-quick` is a reduced run (under 3 minutes). Every figure that matters is a
-ratio against its baseline, plus CPU time per event, which carries over to pods sized in
-millicores. The harness lives in `bench/` (`python -m bench --help`).
+machine; `make bench-quick` is a reduced run (under 3 minutes, written to
+`reports/benchmarks-quick.md`). Every figure that matters is a ratio against its baseline,
+plus CPU time per event, which carries over to pods sized in millicores. The harness lives in
+`bench/` (`python -m bench --help`); it starts its own Kafka broker and PostgreSQL (devstack's,
+on free ports, in a temporary directory) and stops them at the end, also on failure.
+
+The machine is small and shared: every process of a scenario — the services, the baseline,
+the load generator, Kafka, PostgreSQL — and other engineers' test runs share its 2 cores. The
+load average is reported below; absolute rates move by ±20 % from run to run, ratios less.
+
+Workload: usage events as the native API takes them (~265 bytes of JSON per item, ~330 bytes
+as ingest writes them to Kafka) over 100,000 accounts, account *k* drawn with probability
+∝ 1/*k* (Zipf, s = 1: the busiest account sees ~8 % of all events, most accounts a handful),
+users within an account and features skewed the same way; topics with 6 partitions; seeded,
+so ours and the baseline see the same events.
 """
 
-FINDINGS: dict[str, str] = {}
+S1 = """
+At 1,000 events per request ingest does what the bare app does — decode the body once, hand
+each partition one pre-built batch, await the acknowledgements — plus validation, the contract
+structs, authentication and metrics, which cost little per event at that size: the two spend
+about the same CPU per event, and ingest needed no change for this target.
+
+At 1 event per request the ratio is lowest: ingest's fixed cost per request is ~250 µs of CPU
+more than the bare app's. A profile of ingest at 1 event/request: ~60 % of its time in the
+framework's request handling (Starlette/FastAPI routing, dependency injection for the API key
+— `solve_dependencies` alone ~13 % — the middlewares of `shared.runner` and ingest, the
+response), ~25 % in the route itself, most of it handing the message to the Kafka producer;
+ingest's own checks are a few per cent. What it would take: `POST /v1/events` as a raw ASGI
+endpoint mounted beside the FastAPI app (as the bare baseline is), keeping the same checks —
+or clients batching, which the Segment libraries already do.
+"""
+
+S2 = """
+**Where the time goes.** The baseline decodes an event in ~2–3 µs. The scoring process spends
+~30–50 µs of its own CPU per consumed event, and PostgreSQL another ~20–27 µs (both measured
+from `/proc`). A profile of the drain: ~60 % in the batch handler (folding events into
+per-key rows ~25 %, encoding rows for `COPY` ~10 %, the dedup claim ~5 %, the known-rows
+filter ~10 %), ~20 % in aiokafka's fetcher and the contract decoder (the baseline's whole
+job), ~8 % in the event loop itself; rescoring, which gives way while a backlog is consumed,
+takes the rest.
+
+**Why the rows.** Exactly-once scoring writes, per event, one dedup id (a 16-byte digest,
+claimed by one `COPY`), and per account touched in a batch one day row and one rescoring-queue
+row, plus — the first time only — an activity row and a user and feature day mask: ~3 rows per
+event with this workload (the Zipf tail means most accounts of a batch are new to it). This
+PostgreSQL takes ~100–130k such rows/s with a core of its own (the raw-upsert baseline): the
+drain is bound at ~35–40k events/s by the database alone, and the Python side alone at
+~25–35k events/s — both an order of magnitude below what decoding alone runs at.
+
+**What was done** (each commit says what it bought): hashed dedup keys claimed by one `COPY`
+(no `RETURNING` unless a duplicate is in the batch); rows encoded by binary `COPY` into
+staging tables and merged with one statement per table (a third of the client CPU of `unnest`
+arrays); the newest usage time kept in the day row so an account's activity row moves once a
+day; rows the process already wrote that would merge into a no-op left out (bounded memory);
+byte-wise key collation; the consumer loop counting records per topic instead of per record;
+rescoring giving way while a backlog is consumed (it took more CPU than consuming). Together:
+from ~5.7k to ~15–20k events/s for the same process on the same box, 78 → ~30–45 µs of
+scoring CPU per event. Tried and dropped: two consumer loops in one process (no measurable
+gain here — there is no idle core to overlap with) and freezing the start-up heap out of the
+garbage collector (within noise).
+
+**What 0.5 of the raw rate would take** (≈ 150–200k events/s per process): (1) the database
+off the process's cores — in production it is; the process's own ~30 µs/event then caps it at
+~30k/s; (2) per-event Python cut to the baseline's order: decode straight into the fold
+(a native extension — msgspec into Rust/C accumulators — or columnar decoding), no per-event
+Python objects; (3) no per-event row: dedup by Kafka position (offsets stored in the same
+transaction) for redelivery and replay, with an idempotency check only for events ingest
+marks as client retries — which changes the contract and ingest; (4) coalescing over longer
+windows than one fetch (bigger batches help little: 3.4 → 3.0 rows/event from 2k to 10k
+records). Throughput then scales out by partitions and processes, as designed.
+
+**Database rows/s vs the raw upsert.** One consumer loop runs Python and database work one
+after the other; the raw upsert only waits for the database. Overlapping them (two loops per
+process, or a handler writing one half of a batch while folding the other) is what would
+close that ratio — on a machine with a core to spare.
+"""
+
+S3 = """
+**The path.** An event reaches Slack through two Kafka hops and at least six commits: ingest
+(acks=all) → scoring's batch transaction → the rescoring round's transaction (score, history,
+outbox) → the relay's publish and delete → alerts' batch transaction (rules, alert, outbox) →
+a delivery claim → the Slack call → the recorded outcome. The floor adds up *one* produce →
+consume round trip, *one* HTTP round trip and *one* commit: the path's own structural minimum
+is ~3–4× that floor with nothing else running, so the target leaves no room for load.
+
+**What the breakdown shows** (details above: "consumed and committed after", "the rescoring
+round began after"): at 5,000 events/s the time is spent waiting for CPU, not in any one
+hop — every process of the pipeline, the load generator and both servers share 2 cores, and
+rescoring every touched account (~60–125 µs of Python each) competes with consuming. At 20 %
+of S1's maximum the pipeline is past what scoring sustains on this box (S2), so latency grows
+with the run: it measures a backlog, not a latency.
+
+**What it would take:** cores for the consumers (the target assumes the floor's hops are the
+only waits); rescoring the few accounts a batch changed *inside* the batch's transaction when
+the consumer is not behind (one commit and one wake-up fewer); the relay publishing right after
+the rescoring commit instead of after a wake-up and a read of the outbox; alerts delivering
+from its batch transaction's result rather than through a claim — each saves one commit or
+one round trip of the chain above.
+"""
+
+S4 = """
+The scorer holds nothing per account beyond a bounded memory of rows it already wrote
+(`services/scoring/known.py`, at most 20,000 entries per table, ~10 MB): its growth with the
+number of accounts is that cache filling up plus the heap's high-water mark — Python does not
+hand freed arenas back, and rescoring rounds and relay batches over more accounts leave a
+higher mark. The baseline holds the accounts themselves, in the most compact form Python
+offers. With more accounts the scorer's figure falls (its growth is bounded) while the
+baseline's stays (it is linear).
+"""
+
+S5 = """
+No target. A sweep rescores every account: its facts are gathered by one set-based query per
+2,000-account chunk (range scans on every table's primary key), scored in Python (~60 µs per
+account on a quiet core — the model's measures, reasons and change detection) and written back
+(score, history point on a new day, health change when it moved). The raw pass only reads and
+aggregates the same rows; the ratio is the price of scoring and writing. Two chunks are in
+flight, so PostgreSQL works while Python scores; more cores (and a higher
+`SCORING_SWEEP_CONCURRENCY`) shorten it. The sweep's memory does not grow with the number of
+accounts (nothing is held between chunks).
+"""
+
+FINDINGS: dict[str, str] = {"S1": S1, "S2": S2, "S3": S3, "S4": S4, "S5": S5}

@@ -34,7 +34,7 @@ INSERT INTO scoring.accounts (account_id, name, tier, seats, arr, renewal_date,
     lifecycle_stage, csm, updated_at)
 SELECT 'acct-' || lpad(i::text, 7, '0'), 'Account ' || i,
     CASE WHEN i % 10 = 0 THEN 'enterprise' ELSE 'pro' END, 10 + i % 40, 10000 + i % 90000,
-    {today} + (i % 365), CASE WHEN i % 25 = 0 THEN 'onboarding' ELSE 'mature' END,
+    {today} + 120 + (i % 240), CASE WHEN i % 25 = 0 THEN 'onboarding' ELSE 'mature' END,
     'csm-' || (i % 500), {now}
 FROM generate_series(1, {accounts}) AS i;
 

@@ -392,7 +392,13 @@ async def run(ctx: Context) -> Section:
             ctx.logs,
             "s3-seed",
         )
-        sinks = procs.module("sinks", "devstack.sinks", ["--dir", str(sinks_dir)], {}, ctx.logs)
+        sinks = procs.module(
+            f"sinks-{uuid.uuid4().hex[:6]}",
+            "devstack.sinks",
+            ["--dir", str(sinks_dir)],
+            {},
+            ctx.logs,
+        )
         sinks.start()
         with procs.started(sinks):
             slack = await _sink_address(sinks)
@@ -402,9 +408,10 @@ async def run(ctx: Context) -> Section:
                 "DATABASE_URL": url,
                 "API_KEYS": api_keys,
             }
+            interval = ctx.config.s3_rescore_interval_seconds
             scoring = procs.service(
                 "scoring",
-                {**common, "SCORING_RESCORE_INTERVAL_SECONDS": "0"},
+                {**common, "SCORING_RESCORE_INTERVAL_SECONDS": f"{interval:g}"},
                 ctx.logs,
                 suffix="-s3",
             )
@@ -450,8 +457,9 @@ async def run(ctx: Context) -> Section:
 async def _sink_address(sinks: procs.Process) -> str:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        for line in sinks.log_file.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
+        lines = sinks.log_file.read_text(errors="replace").splitlines()
+        for line in reversed(lines):  # the log may hold an earlier run's lines
+            if line.startswith("{") and sinks.running():
                 return str(json.loads(line)["slack_api_url"])
         if not sinks.running():
             raise RuntimeError(f"the sinks exited:\n{sinks.tail()}")
