@@ -8,6 +8,8 @@ round trip per event. Each service owns its tables in its own PostgreSQL schema 
 
 from __future__ import annotations
 
+import asyncpg
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
@@ -49,3 +51,20 @@ async def ping(engine: AsyncEngine) -> bool:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
     return True
+
+
+def is_bad_data(error: BaseException) -> bool:
+    """Whether a failure came from the data a statement was given, not from the database being
+    unavailable: a value the column type cannot hold (asyncpg refuses to encode it) or a data
+    exception raised by PostgreSQL (SQLSTATE class 22). Retrying such a statement fails the
+    same way forever; consumers isolate and dead-letter the record instead."""
+    seen: BaseException | None = error
+    for _ in range(10):  # the cause chain is short; bounded anyway
+        if seen is None:
+            return False
+        if isinstance(seen, asyncpg.exceptions.DataError | asyncpg.exceptions._base.DataError):
+            return True
+        if isinstance(seen, sa_exc.DataError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -227,6 +227,13 @@ Decoder = Callable[[str, bytes | None], T]
 Handler = Callable[[Sequence[Record[T]]], Awaitable[Sequence[tuple[Record[T], Rejection]]]]
 """Makes a batch's effects durable; returns the records it refuses, with why."""
 
+Unprocessable = Callable[[BaseException], bool]
+"""Tells a handler failure that no retry can cure (the records' data, not a dependency)."""
+
+
+def never(_: BaseException) -> bool:
+    return False
+
 
 class DecodeFailure(Exception):
     """Raised by a decoder to dead-letter a record with a specific code."""
@@ -251,6 +258,7 @@ class ConsumerLoop(Generic[T]):
         max_records: int = 1000,
         fetch_timeout_ms: int = 500,
         retry_backoff_max_seconds: float = 30.0,
+        unprocessable: Unprocessable = never,
     ) -> None:
         self._consumer = consumer
         self._group = group
@@ -261,6 +269,7 @@ class ConsumerLoop(Generic[T]):
         self._max_records = max_records
         self._fetch_timeout_ms = fetch_timeout_ms
         self._retry_backoff_max = retry_backoff_max_seconds
+        self._unprocessable = unprocessable
         self._stopping = asyncio.Event()
         self._processing = asyncio.Lock()
         self.batches_committed = 0
@@ -364,7 +373,9 @@ class ConsumerLoop(Generic[T]):
         while True:
             try:
                 refused = await self._handle(records)
-            except Exception:
+            except Exception as exc:
+                if self._unprocessable(exc):
+                    return await self._isolate(records, exc)
                 self.healthy = False
                 HANDLER_FAILURES.labels(self._group).inc()
                 log.exception(
@@ -383,6 +394,23 @@ class ConsumerLoop(Generic[T]):
                 continue
             self.healthy = True
             return refused
+
+    async def _isolate(
+        self, records: list[Record[T]], exc: Exception
+    ) -> Sequence[tuple[Record[T], Rejection]]:
+        """A batch failed on its data: handle it in halves until the records that fail alone
+        are found, and refuse those — a bad record never stops a partition. The handler's
+        effects are idempotent, so handling a record again in a smaller batch is harmless."""
+        if len(records) == 1:
+            reason = f"{type(exc).__name__}: {exc}"
+            return [(records[0], Rejection("unprocessable", reason[:1000]))]
+        log.warning(
+            "a batch failed on its data; isolating the record",
+            extra={"group": self._group, "records": len(records), "error": str(exc)[:300]},
+        )
+        middle = len(records) // 2
+        first = await self._handle_until_done(records[:middle])
+        return [*first, *await self._handle_until_done(records[middle:])]
 
     async def _dead_letter(
         self,

@@ -160,6 +160,7 @@ def build_app(settings: AlertsSettings, draining: Draining) -> FastAPI:
             handle=handler.BatchHandler(engine, config, clocks, digest_hour=settings.digest_hour),
             dead_letters=DeadLetters(producer, topics.alerts_dlq),
             max_records=settings.consumer_max_records,
+            unprocessable=db.is_bad_data,
         )
         running.loop = loop
         wakeup = asyncio.Event()

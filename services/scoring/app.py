@@ -30,6 +30,7 @@ from services.scoring.settings import ScoringSettings
 from services.scoring.sweep import Horizons, Sweeper
 from shared.auth import ApiKeys
 from shared.clock import Clock
+from shared.db import is_bad_data
 from shared.events import Topics
 from shared.kafka import (
     ConsumerLoop,
@@ -110,6 +111,7 @@ def build_app(settings: ScoringSettings, model: Model, clock: Clock, draining: D
             handle=handler,
             dead_letters=DeadLetters(producer, topics.scoring_dlq),
             max_records=settings.max_batch_records,
+            unprocessable=is_bad_data,
         )
         await consumer.start()
         state["loop"] = loop

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared import events
+from shared import db, events
 from shared.events import Topics, UsageEvent
 from shared.kafka import (
     ConsumerLoop,
@@ -207,3 +207,66 @@ async def test_failing_handler_is_retried_and_refused_records_are_dead_lettered(
     [dead] = await read_all(kafka_settings, topics.scoring_dlq, 1)
     assert events.decode_event(dead.value).event_id == "refuse"
     assert dict(dead.headers)["dlq.code"] == b"too_old"
+
+
+async def test_a_record_the_database_cannot_take_is_isolated_and_dead_lettered(
+    kafka_settings: KafkaSettings, topics: Topics, producer: AIOKafkaProducer, database_url: str
+) -> None:
+    """A batch failing on one record's data (here a number PostgreSQL's int4 cannot hold) is
+    handled in halves until that record is alone; it goes to the DLQ, the rest is handled."""
+    good = [f"ok-{i}" for i in range(5)]
+    for event_id in [*good[:2], "2147483648", *good[2:]]:  # int4 ends at 2147483647
+        await producer.send_and_wait(
+            topics.usage, events.encode(usage(event_id)), key=b"acme", partition=2
+        )
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    consumer = make_consumer(kafka_settings, group)
+    engine = db.create_engine_for_url(database_url)
+    handled: list[str] = []
+
+    async def handle(
+        records: Sequence[Record[events.Event]],
+    ) -> list[tuple[Record[events.Event], Rejection]]:
+        values = [int(r.value.event_id) if r.value.event_id.isdigit() else 0 for r in records]
+        async with engine.connect() as conn:  # a real statement, a real data error
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            await raw.fetch("SELECT unnest($1::int4[])", values)
+        handled.extend(r.value.event_id for r in records)
+        return []
+
+    loop = ConsumerLoop(
+        consumer,
+        group=group,
+        topics=[topics.usage],
+        decode=decode,
+        handle=handle,
+        dead_letters=DeadLetters(producer, topics.scoring_dlq),
+        unprocessable=db.is_bad_data,
+    )
+
+    async def committed() -> bool:
+        return sorted(handled) == good and loop.batches_committed >= 1
+
+    try:
+        await run_loop(loop, consumer, committed)
+    finally:
+        await engine.dispose()
+    assert loop.healthy
+    [dead] = await read_all(kafka_settings, topics.scoring_dlq, 1)
+    assert events.decode_event(dead.value).event_id == "2147483648"
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert headers["dlq.code"] == "unprocessable"
+    assert "int32" in headers["dlq.reason"] or "range" in headers["dlq.reason"]
+
+
+def test_only_a_failure_of_the_data_is_unprocessable() -> None:
+    import asyncpg
+
+    assert db.is_bad_data(asyncpg.exceptions.NumericValueOutOfRangeError("out of range"))
+    wrapped = RuntimeError("batch failed")
+    wrapped.__cause__ = asyncpg.exceptions._base.DataError("invalid input for query argument")
+    assert db.is_bad_data(wrapped)
+    assert not db.is_bad_data(ConnectionRefusedError("database down"))
+    assert not db.is_bad_data(asyncpg.exceptions.UniqueViolationError("a race"))
+    assert not db.is_bad_data(asyncpg.exceptions.CannotConnectNowError("starting up"))
