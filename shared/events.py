@@ -37,6 +37,7 @@ AccountId = Annotated[
 PersonId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Name = Annotated[str, msgspec.Meta(max_length=512)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+MAX_SEATS = 10_000_000  # an account record with more seats is refused (scoring stores an int4)
 Source = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
@@ -113,7 +114,7 @@ class AccountRecord(msgspec.Struct, kw_only=True):
     account_id: AccountId
     name: Name
     tier: Short | None = None
-    seats: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    seats: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEATS)] | None = None
     arr: NonNegative | None = None
     renewal_date: date | None = None
     lifecycle_stage: LifecycleStage | None = None

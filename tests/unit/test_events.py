@@ -91,6 +91,14 @@ def test_csat_scores_outside_one_to_five_are_refused() -> None:
         events.decode_event(json.dumps(doc).encode())
 
 
+def test_seats_up_to_the_limit_are_accepted_and_one_more_is_refused() -> None:
+    doc = json.loads((EXAMPLES / "account.json").read_text())
+    at_limit = doc | {"seats": events.MAX_SEATS}
+    assert events.decode_account(json.dumps(at_limit).encode()).seats == events.MAX_SEATS
+    with pytest.raises(msgspec.ValidationError, match=f"<= {events.MAX_SEATS}"):
+        events.decode_account(json.dumps(doc | {"seats": events.MAX_SEATS + 1}).encode())
+
+
 def test_unknown_time_zone_is_refused() -> None:
     doc = json.loads((EXAMPLES / "person.json").read_text()) | {"time_zone": "Mars/Olympus"}
     with pytest.raises(msgspec.ValidationError, match="unknown time zone"):
