@@ -94,7 +94,7 @@ def split_items(
             msgspec.json.decode(body)  # only to tell invalid JSON from the wrong shape
             shape = "a JSON object" if single else f"a JSON object or an array of {what}"
             raise RequestRefused(422, "invalid_body", f"the body must be {shape}")
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise RequestRefused(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     check_count(len(items), limits, what=what)
     return items

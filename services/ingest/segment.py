@@ -152,7 +152,7 @@ def write_key_in_body(body: bytes) -> str | None:
     """The ``writeKey`` field of a body, if it has one (SDKs that do not use Basic auth)."""
     try:
         return _write_key.decode(body).writeKey
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
 
 
@@ -216,7 +216,7 @@ class SegmentTranslator:
                 envelope = _batch.decode(body)
             except msgspec.ValidationError as exc:
                 raise RequestRefused(422, "invalid_body", f"not a Segment batch: {exc}") from None
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:
                 raise RequestRefused(
                     400, "invalid_json", f"the body is not valid JSON: {exc}"
                 ) from None
@@ -226,7 +226,7 @@ class SegmentTranslator:
         else:
             try:
                 msgspec.json.decode(body)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:
                 raise RequestRefused(
                     400, "invalid_json", f"the body is not valid JSON: {exc}"
                 ) from None

@@ -195,7 +195,7 @@ def decide(
         payload = _webhook.decode(body)
     except msgspec.ValidationError as exc:
         raise RequestRefused(422, "invalid_webhook", f"not a Zendesk event: {exc}") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise RequestRefused(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     decision = Decision()
     change = ticket_change(payload)

@@ -221,15 +221,6 @@ def test_ingest_refuses_a_body_only_with_a_request_refusal(core: str) -> None:
     refuses_only(INGEST_CORES[core], (RequestRefused,))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="bug (issue 9): ingest's decoding raises RecursionError on JSON nested deeper than "
-    "Python's recursion limit — msgspec recurses to skip or decode it — instead of refusing "
-    "the body; the HTTP layer answers 400 invalid_json (services/ingest/app.py), but the pure "
-    "cores (decisions.split_items, segment, zendesk) should catch RecursionError where they "
-    "catch msgspec.DecodeError. Left to the owner of ingest's hot path.",
-)
 @pytest.mark.parametrize("core", sorted(INGEST_CORES))
 def test_ingest_refuses_deep_nesting_with_a_request_refusal(core: str) -> None:
     for raw in DEEP.values():
