@@ -12,7 +12,7 @@ INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
 .PHONY: help venv demo up down status lint format test test-unit test-integration lock schemas clean \
-	deploy-tools deploy-check deploy-tools-lock bench bench-quick
+	deploy-tools deploy-check deploy-tools-lock bench bench-quick chaos
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ bench: $(INSTALLED) ## S1–S5 against bare baselines on own Kafka/PostgreSQL (~
 
 bench-quick: $(INSTALLED) ## a reduced benchmark run (under 3 minutes) → reports/benchmarks-quick.md
 	$(PY) -m bench --quick --doc reports/benchmarks-quick.md
+
+chaos: $(INSTALLED) ## six faults under load on own Kafka/PostgreSQL/services/sinks (~20 min) → docs/reliability.md
+	$(PY) -m chaos
 
 clean: down ## stop everything and delete local state (.local), keeping the venv and caches
 	rm -rf .local
