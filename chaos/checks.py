@@ -169,6 +169,7 @@ class Poison:
     offset: int
     value: bytes | None
     dead_letter_topics: tuple[str, ...]
+    expected_code: str | None = None  # the dead letter's code must be this one, when given
 
     @property
     def origin(self) -> str:
@@ -193,7 +194,14 @@ class PoisonOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.copies == 1 and bool(self.code) and bool(self.reason) and self.bytes_kept
+        expected = self.poison.expected_code
+        return (
+            self.copies == 1
+            and bool(self.code)
+            and (expected is None or self.code == expected)
+            and bool(self.reason)
+            and self.bytes_kept
+        )
 
 
 def audit_poison(poison: Sequence[Poison], dead: Sequence[DeadLetter]) -> list[PoisonOutcome]:

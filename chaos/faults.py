@@ -757,6 +757,7 @@ async def poison(run: Run) -> FaultResult:
         "memberships": ([topics.memberships], ()),
     }
     catalogue = poison_catalogue(datetime.now(UTC))
+    primed = await _prime_overflow(run)
     producer = AIOKafkaProducer(
         **client_options(deployment.kafka_settings), max_request_size=2 * 1024 * 1024
     )
@@ -768,6 +769,20 @@ async def poison(run: Run) -> FaultResult:
                 for name, value in catalogue[kind]:
                     meta = await producer.send_and_wait(topic, value, key=b"poison-acct")
                     sent.append(Poison(name, topic, meta.partition, meta.offset, value, dlqs))
+        if primed is not None:
+            value = _overflowing(primed)
+            meta = await producer.send_and_wait(topics.usage, value, key=OVERFLOW_ACCOUNT.encode())
+            sent.append(
+                Poison(
+                    OVERFLOW_POISON,
+                    topics.usage,
+                    meta.partition,
+                    meta.offset,
+                    value,
+                    (scoring_dlq,),
+                    expected_code="unprocessable",
+                )
+            )
     finally:
         await producer.stop()
     await asyncio.sleep(run.config.warm_seconds)
@@ -795,6 +810,23 @@ async def poison(run: Run) -> FaultResult:
         f"{k} ×{v}" for k, v in sorted(codes.items())
     )
     result.figures["poison sent"] = f"{len(sent)} messages on {len({p.topic for p in sent})} topics"
+    overflow = [o for o in outcomes if o.poison.name == OVERFLOW_POISON]
+    result.check(
+        "a record that decodes but the database cannot hold (its day's sum overflows a double) "
+        "is dead-lettered by scoring as unprocessable; the partition goes on",
+        primed is not None and len(overflow) == 1 and overflow[0].ok,
+        (
+            "the first event (quantity 1.7e308) was acknowledged by ingest and counted; "
+            + (
+                f"the second: {overflow[0].copies} dead letter, code {overflow[0].code}, "
+                f"reason {(overflow[0].reason or '')[:120]!r}"
+                if overflow
+                else "the second was not sent"
+            )
+        )
+        if primed is not None
+        else "the first event was not counted in time",
+    )
     result.checks.append(ingest_dead)
     ingest = deployment.service("ingest")
     skipped = ingest.logs().count("skipping an undecodable membership")
@@ -815,6 +847,65 @@ async def poison(run: Run) -> FaultResult:
     result.seconds = time.monotonic() - started
     run.poison = outcomes
     return result
+
+
+OVERFLOW_ACCOUNT = "poison-overflow"
+OVERFLOW_QUANTITY = 1.7e308  # near the largest double: two on one day overflow the day's sum
+OVERFLOW_POISON = "a usage quantity the day's sum cannot hold (decodes; PostgreSQL refuses it)"
+
+
+async def _prime_overflow(run: Run) -> dict[str, Any] | None:
+    """One event of quantity 1.7e308 through ingest, acknowledged and counted like any other;
+    returns it once scoring holds it (None if it did not within the bound). A second such
+    event on the same account and day decodes, but adding it overflows the day's
+    ``double precision`` sum: PostgreSQL refuses it (SQLSTATE 22003) on every retry."""
+    deployment = run.deployment
+    item: dict[str, Any] = {
+        "event_type": "usage",
+        "event_id": "overflow-first",
+        "account_id": OVERFLOW_ACCOUNT,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "user_id": "u1",
+        "type": "api_call",
+        "quantity": OVERFLOW_QUANTITY,
+    }
+    key = deployment.secrets.keys["events"]
+    async with httpx.AsyncClient(base_url=deployment.service("ingest").url, timeout=30) as http:
+        for _ in range(30):
+            answer = await http.post(
+                "/v1/events", json=[item], headers={"Authorization": f"Bearer {key}"}
+            )
+            if answer.status_code == 202 and answer.json().get("accepted") == 1:
+                run.ledger.acknowledge([item])
+                break
+            if answer.status_code != 503:
+                return None
+            await asyncio.sleep(1)
+        else:
+            return None
+
+    async def counted() -> bool:
+        return bool(
+            await scalar(
+                deployment.dsn,
+                "SELECT count(*) FROM scoring.account_days WHERE account_id = $1",
+                OVERFLOW_ACCOUNT,
+            )
+        )
+
+    return item if await _until(counted, timeout_s=90) else None
+
+
+def _overflowing(first: dict[str, Any]) -> bytes:
+    """The second event: the first's account and moment (so its day), its own id."""
+    return json.dumps(
+        first
+        | {
+            "event_id": "overflow-second",
+            "received_at": datetime.now(UTC).isoformat(),
+            "source": "chaos",
+        }
+    ).encode()
 
 
 async def _poison_outcomes(run: Run, sent: Sequence[Poison]) -> list[PoisonOutcome]:
