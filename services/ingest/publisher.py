@@ -16,6 +16,13 @@ together, within ``produce_timeout_seconds``:
 If Kafka does not acknowledge in time the caller gets 503 and ``Retry-After``. Some of the
 request may still be written after that (the broker failed mid-request): event ids are stable
 across retries (client-given, or derived from the item's bytes), so a retry is counted once.
+
+A producer whose sequence numbers the broker no longer accepts (``OutOfOrderSequenceNumber``:
+aiokafka gives up a batch that waited longer than its request timeout for a partition leader,
+as after a broker outage of more than 15 s, and the idempotent sequence has a gap from then
+on) would refuse every later message to that partition, forever. It is replaced: the
+publisher starts a new producer (a new producer id, sequences from zero) and stops the old
+one; meanwhile requests get 503 and readiness is false.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 from aiokafka.partitioner import murmur2
 
 from services.ingest.decisions import Message, Refused
@@ -85,11 +92,15 @@ class KafkaPublisher:
         self._producer: AIOKafkaProducer | None = None
         self._dead_letters: DeadLetters | None = None
         self._batch_locks: defaultdict[TopicPartition, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._stopping: asyncio.Event | None = None
+        self._replacing: asyncio.Task[None] | None = None
+        self.replacements = 0
 
     # -- life cycle --------------------------------------------------------------------------
 
     async def connect(self, stopping: asyncio.Event, *, max_backoff_seconds: float = 5.0) -> None:
         """Start the producer, retrying until Kafka answers or ``stopping`` is set."""
+        self._stopping = stopping
         backoff = 0.25
         while not stopping.is_set():
             producer = self._make_producer()
@@ -113,6 +124,9 @@ class KafkaPublisher:
 
     async def close(self) -> None:
         """Flush what is queued and stop the producer."""
+        if self._replacing is not None:
+            with contextlib.suppress(Exception):
+                await self._replacing
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
@@ -148,9 +162,28 @@ class KafkaPublisher:
                 f"Kafka did not acknowledge within {self._timeout:g} s"
             ) from None
         except KafkaError as exc:
+            if isinstance(exc, OutOfOrderSequenceNumber):
+                self._replace(producer)
             raise KafkaUnavailable(f"Kafka refused the messages: {exc!r}") from None
         finally:
             PRODUCE_SECONDS.observe(time.perf_counter() - started)
+
+    def _replace(self, broken: AIOKafkaProducer) -> None:
+        """Swap ``broken`` for a new producer (once, however many requests saw it fail)."""
+        if self._producer is not broken or self._stopping is None:
+            return
+        self._producer, self._dead_letters = None, None
+        self.replacements += 1
+        log.warning(
+            "the broker refuses the producer's sequence numbers (a batch was given up while "
+            "Kafka was away); replacing the producer"
+        )
+        self._replacing = asyncio.create_task(self._reconnect(broken, self._stopping))
+
+    async def _reconnect(self, broken: AIOKafkaProducer, stopping: asyncio.Event) -> None:
+        await self.connect(stopping)
+        with contextlib.suppress(Exception):
+            await broken.stop()
 
     async def _hand_over(
         self,
