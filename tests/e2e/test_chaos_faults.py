@@ -38,7 +38,9 @@ BOUNDED = ChaosConfig(
     load=LoadConfig(events_per_second=300.0, clients=3, batch_size=30),
     fault=FaultConfig(
         warm_seconds=2.0,
-        broker_outage_seconds=8.0,
+        # Longer than the producers' request timeout (15 s): batches given up while the broker
+        # was away broke ingest's idempotent producer until it was replaced.
+        broker_outage_seconds=20.0,
         probe_accounts=2,
         sigkills=2,
         stall_seconds=2.0,
