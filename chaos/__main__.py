@@ -22,7 +22,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter outages, fewer kills")
     parser.add_argument(
-        "--only", action="append", choices=sorted(FAULTS), help="run only these faults (repeat)"
+        "--only",
+        action="append",
+        choices=[*FAULTS, "inputs"],
+        help="run only these faults (repeat); 'inputs': the hostile inputs",
     )
     parser.add_argument(
         "--report", type=Path, default=ROOT / "docs" / "reliability.md", help="where to write"
@@ -32,7 +35,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     config = ChaosConfig.quick() if args.quick else ChaosConfig()
     if args.only:
-        config = replace(config, faults=tuple(f for f in FAULTS if f in args.only))
+        config = replace(
+            config, faults=tuple(f for f in FAULTS if f in args.only), inputs="inputs" in args.only
+        )
     home = Path(tempfile.mkdtemp(prefix="churnwatch-chaos-"))
     home.chmod(0o755)  # the postgres system user must reach its cluster directory
     print(f"chaos: running in {home} (logs under {home}/services)", flush=True)

@@ -15,6 +15,7 @@ import httpx
 
 from chaos.checks import Check
 from chaos.faults import FAULTS, FaultConfig, FaultResult, Run, verify
+from chaos.inputs import hostile_inputs
 from chaos.ledger import Ledger
 from chaos.load import LoadConfig, LoadGenerator, Workload
 from chaos.observe import ReadinessSampler
@@ -27,6 +28,7 @@ class ChaosConfig:
     surge_accounts: int = 800  # accounts that get one alert each, a trickle through the run
     surge_every_batches: int = 8
     faults: tuple[str, ...] = tuple(FAULTS)
+    inputs: bool = True  # hostile inputs after the faults (chaos.inputs)
     load: LoadConfig = field(default_factory=LoadConfig)
     fault: FaultConfig = field(default_factory=FaultConfig)
     tunings: Tunings = field(default_factory=Tunings)
@@ -229,6 +231,11 @@ async def run(config: ChaosConfig, home: Path) -> RunResult:
         for name in config.faults:
             print(f"chaos: t={state.at(time.monotonic())} s — {name}", flush=True)
             outcome = await FAULTS[name](state)
+            result.faults.append(outcome)
+            _print(outcome)
+        if config.inputs:
+            print(f"chaos: t={state.at(time.monotonic())} s — hostile inputs", flush=True)
+            outcome = await hostile_inputs(state)
             result.faults.append(outcome)
             _print(outcome)
         await finish(state, result.final)
