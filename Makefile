@@ -41,7 +41,7 @@ status: $(INSTALLED) ## what runs
 lint: $(INSTALLED) ## ruff and mypy (strict for shared/, services/, devstack/)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared services devstack churnwatch tests
+	$(VENV)/bin/mypy shared services devstack churnwatch bench chaos deploy tests
 
 format: $(INSTALLED) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

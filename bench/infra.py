@@ -27,7 +27,7 @@ from types import FrameType
 
 import asyncpg
 
-from devstack import process
+from devstack import ephemeral
 from devstack.kafka import KafkaBroker, kafka_version
 from devstack.postgres import PostgresServer
 from shared import migrations
@@ -101,55 +101,28 @@ def running(home: Path | None = None) -> Iterator[Infra]:
     external_db = os.environ.get("BENCH_DATABASE_URL")
     owned = home is None
     home = home or Path(tempfile.mkdtemp(prefix="churnwatch-bench-"))
-    home.chmod(0o755)  # the postgres system user must reach its cluster directory
-    broker = (
-        None
-        if external_kafka
-        else KafkaBroker(
-            home / "kafka",
-            port=process.free_port(),
-            controller_port=process.free_port(),
-            tied_to_parent=True,
-        )
-    )
-    server = (
-        None
-        if external_db
-        else PostgresServer(
-            home / "postgres",
-            port=process.free_port(),
-            tied_to_parent=True,
-            settings=POSTGRES_SETTINGS,
-        )
-    )
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM unwinds like Ctrl-C: finally runs
     try:
-        if broker:
-            broker.start()
-        if server:
-            server.start()
-        if broker:
-            broker.wait_ready()
-        if server:
-            server.wait_ready()
-        infra = Infra(
-            bootstrap_servers=external_kafka or (broker.bootstrap_servers if broker else ""),
-            database_url=external_db or (server.url if server else ""),
-            home=home,
-            broker=broker,
-            postgres=server,
-        )
-        if broker and broker.running_pid():
-            infra.pids["kafka"] = broker.running_pid() or 0
-        if server and server.running_pid():
-            infra.pids["postgres"] = server.running_pid() or 0
-        yield infra
+        with ephemeral.running(
+            home,
+            external_kafka=external_kafka,
+            external_database=external_db,
+            postgres_settings=POSTGRES_SETTINGS,
+        ) as started:
+            infra = Infra(
+                bootstrap_servers=started.bootstrap_servers,
+                database_url=started.database_url,
+                home=home,
+                broker=started.kafka,
+                postgres=started.postgres,
+            )
+            for name, server in (("kafka", started.kafka), ("postgres", started.postgres)):
+                pid = server.running_pid() if server else None
+                if pid:
+                    infra.pids[name] = pid
+            yield infra
     finally:
-        if broker:
-            broker.stop()
-        if server:
-            server.stop()
         signal.signal(signal.SIGTERM, previous)
         if owned:
             shutil.rmtree(home, ignore_errors=True)

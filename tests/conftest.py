@@ -15,19 +15,16 @@ import os
 import shutil
 import socket
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
-from devstack import process
-from devstack.kafka import KafkaBroker
-from devstack.postgres import PostgresServer
+from devstack import ephemeral
+from devstack.ephemeral import Infra
 from shared.events import Topics
 from shared.kafka import ensure_topics
 from shared.settings import DatabaseSettings, KafkaSettings
@@ -71,14 +68,6 @@ def _no_network_in_unit_tests(
 # -- the session's infrastructure --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Infra:
-    bootstrap_servers: str
-    database_url: str  # of the server's maintenance database; tests get their own database
-    kafka: KafkaBroker | None  # None when external
-    postgres: PostgresServer | None
-
-
 def _say(config: pytest.Config, line: str) -> None:
     """Print past output capture, so the run's log shows what the session started and stopped."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -91,63 +80,22 @@ def _say(config: pytest.Config, line: str) -> None:
 
 @pytest.fixture(scope="session")
 def infra(pytestconfig: pytest.Config) -> Iterator[Infra]:
-    external_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    external_db = os.environ.get("DATABASE_URL")
     home = Path(tempfile.mkdtemp(prefix="churnwatch-test-"))
-    home.chmod(0o755)  # the postgres system user must reach its cluster directory
-    broker = (
-        None
-        if external_kafka
-        else KafkaBroker(
-            home / "kafka",
-            port=process.free_port(),
-            controller_port=process.free_port(),
-            tied_to_parent=True,
-        )
-    )
-    server = (
-        None
-        if external_db
-        else PostgresServer(
-            home / "postgres",
-            port=process.free_port(),
-            tied_to_parent=True,
-            # Durability across an OS crash is not what tests check; a restart stays clean.
-            settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
-        )
-    )
-    started = time.monotonic()
     try:
-        if broker:
-            broker.start()
-            _say(
-                pytestconfig,
-                f"Kafka broker starting on {broker.bootstrap_servers} "
-                f"(pid {broker.running_pid()}, data in {broker.home})",
-            )
-        if server:
-            server.start()
-            _say(
-                pytestconfig,
-                f"PostgreSQL starting on 127.0.0.1:{server.port} "
-                f"(pid {server.running_pid()}, data in {server.home})",
-            )
-        if broker:
-            broker.wait_ready()
-        if server:
-            server.wait_ready()
-        _say(pytestconfig, f"infrastructure ready in {time.monotonic() - started:.1f}s")
-        yield Infra(
-            bootstrap_servers=external_kafka or (broker.bootstrap_servers if broker else ""),
-            database_url=external_db or (server.url if server else ""),
-            kafka=broker,
-            postgres=server,
-        )
+        with ephemeral.running(
+            home,
+            external_kafka=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+            external_database=os.environ.get("DATABASE_URL"),
+            # Durability across an OS crash is not what tests check; a restart stays clean.
+            postgres_settings={
+                "fsync": "off",
+                "synchronous_commit": "off",
+                "full_page_writes": "off",
+            },
+            say=lambda line: _say(pytestconfig, line),
+        ) as started:
+            yield started
     finally:
-        if broker and broker.stop():
-            _say(pytestconfig, "Kafka broker stopped")
-        if server and server.stop():
-            _say(pytestconfig, "PostgreSQL stopped")
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from churnwatch import collect, demo
+from devstack.ephemeral import Infra
 from devstack.process import free_port
 from devstack.stack import Stack, service_url
-from tests.conftest import Infra
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from chaos.stack import Deployment, Endpoints, Tunings
-from tests.conftest import Infra
+from devstack.ephemeral import Infra
 
 
 @pytest.fixture(scope="package")

@@ -17,12 +17,12 @@ import asyncpg
 import httpx
 import pytest
 
+from devstack.ephemeral import Infra
 from shared.auth import SCOPES, digest, new_key
 from shared.events import Topics
 from shared.kafka import ensure_topics
 from shared.migrations import upgrade_all
 from shared.settings import KafkaSettings
-from tests.conftest import Infra
 from tests.support import ServiceProcess, eventually
 
 KEY = new_key()
