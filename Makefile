@@ -80,7 +80,7 @@ bench: $(INSTALLED) ## S1–S5 against bare baselines on own Kafka/PostgreSQL (~
 bench-quick: $(INSTALLED) ## a reduced benchmark run (under 3 minutes) → reports/benchmarks-quick.md
 	$(PY) -m bench --quick --doc reports/benchmarks-quick.md
 
-chaos: $(INSTALLED) ## six faults under load on own Kafka/PostgreSQL/services/sinks (~20 min) → docs/reliability.md
+chaos: $(INSTALLED) ## six faults under load, then hostile inputs, on its own Kafka/PostgreSQL/services (~5 min) → docs/reliability.md
 	$(PY) -m chaos
 
 clean: down ## stop everything and delete local state (.local), keeping the venv and caches
