@@ -218,7 +218,15 @@ class _ModelRun:
     )
     open_alerts: dict[tuple[str, str], int] = field(default_factory=dict)  # -> index in opened
     opened: list[Opened] = field(default_factory=list)
+    # Alerts whose condition cleared: when they resolve unless it returns (keep_firing_for).
+    clearing: dict[tuple[str, str], datetime] = field(default_factory=dict)
     changes: int = 0
+
+    def close(self, key: tuple[str, str], at: datetime) -> None:
+        self.clearing.pop(key, None)
+        index = self.open_alerts.pop(key)
+        alert = self.opened[index]
+        self.opened[index] = Opened(alert.account_id, alert.rule, alert.motion, alert.started, at)
 
 
 @dataclass(frozen=True)
@@ -333,6 +341,10 @@ def _assess(
         band_since=assessed.band_since,
     )
     model_run.scores[account_id][as_of.date()] = snapshot.score
+    for kept in ruleset.rules:  # cleared long enough: resolved, as the alerts service does
+        ends = model_run.clearing.get((account_id, kept.name))
+        if ends is not None and ends <= as_of:
+            model_run.close((account_id, kept.name), ends)
     history = model_run.history[account_id]
     change = assessed.change
     if change is not None:
@@ -343,15 +355,15 @@ def _assess(
         for verdict in alert_rules.evaluate(ruleset, change, context):
             key = (account_id, verdict.rule)
             rule = ruleset.by_name(verdict.rule)
+            if verdict.outcome in ("fire", "sustain"):
+                model_run.clearing.pop(key, None)  # it returned: the same alert
             if verdict.outcome == "fire" and key not in model_run.open_alerts and rule:
                 model_run.open_alerts[key] = len(model_run.opened)
                 model_run.opened.append(Opened(account_id, rule.name, rule.motion, as_of, None))
-            elif verdict.outcome == "clear" and key in model_run.open_alerts:
-                index = model_run.open_alerts.pop(key)
-                alert = model_run.opened[index]
-                model_run.opened[index] = Opened(
-                    alert.account_id, alert.rule, alert.motion, alert.started, as_of
-                )
+            elif verdict.outcome == "clear" and key in model_run.open_alerts and rule:
+                ends = model_run.clearing.setdefault(key, as_of + rule.keep_firing_for)
+                if ends <= as_of:
+                    model_run.close(key, as_of)
     history.append((as_of, snapshot.score))
 
 

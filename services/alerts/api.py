@@ -107,6 +107,7 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "snoozed_until": ts(alert.snoozed_until),
         "resolved_at": ts(alert.resolved_at),
         "resolved_by": alert.resolved_by,
+        "resolves_at": ts(alert.resolves_at),
         "escalated_at": ts(alert.escalated_at),
         "muted": alert.muted,
         "route": alert.route.to_json(),

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from services.alerts import api, delivery, handler, links, rules, scheduler
@@ -37,6 +36,7 @@ from shared.events import Topics
 from shared.kafka import (
     ConsumerLoop,
     DeadLetters,
+    RenewingProducer,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -127,7 +127,7 @@ class Running:
     """The background parts, for readiness and shutdown."""
 
     loop: ConsumerLoop[handler.Message] | None = None
-    producer: AIOKafkaProducer | None = None
+    producer: RenewingProducer | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -147,7 +147,7 @@ def build_app(settings: AlertsSettings, draining: Draining) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if settings.create_topics:
             await ensure_topics(settings, topics.all())
-        producer = make_producer(settings)
+        producer = RenewingProducer(lambda: make_producer(settings))
         running.producer = producer
         await producer.start()
         consumer = make_consumer(settings, settings.group)

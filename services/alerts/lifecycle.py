@@ -76,6 +76,7 @@ class Alert:
     escalated_at: datetime | None = None
     escalation_path: tuple[str, ...] = ()
     muted: str | None = None  # "digest", "inhibited", "silenced:<id>"
+    resolves_at: datetime | None = None  # the condition cleared: resolves then unless it returns
     wake_at: datetime | None = None
 
     @property
@@ -156,8 +157,13 @@ def apply_verdicts(
         if verdict.outcome == "unknown":
             continue
         if verdict.outcome == "clear":
-            if current is not None:
+            if current is None:
+                continue
+            resolves_at = current.resolves_at or now + rule.keep_firing_for
+            if resolves_at <= now:
                 changed.append(resolve(current, "rule", now))
+            elif current.resolves_at is None:
+                changed.append(replace(current, resolves_at=resolves_at, updated_at=now))
             continue
         if current is None:
             if verdict.outcome == "sustain":
@@ -180,6 +186,8 @@ def apply_verdicts(
             )
             continue
         updated = _set_severity(current, verdict.severity, now)
+        if updated.resolves_at is not None:  # it returned before resolving: the same alert
+            updated = replace(updated, resolves_at=None, updated_at=now)
         if updated.summary != verdict.summary:
             updated = replace(updated, summary=verdict.summary, updated_at=now)
         if updated != current:
@@ -241,6 +249,7 @@ def resolve(alert: Alert, by: str, now: datetime) -> Alert:
         resolved_by=by,
         resolve_notice_due=alert.send_resolved and alert.notified_at is not None,
         pending_since=None,
+        resolves_at=None,
         wake_at=None,
         updated_at=now,
     )
@@ -290,8 +299,8 @@ class Plan:
 
 def wanted_since(alert: Alert, timing: Timing) -> datetime | None:
     """Since when the alert is wanted in a notification (None: not wanted)."""
-    if alert.state != "firing":
-        return None
+    if alert.state != "firing" or alert.resolves_at is not None:
+        return None  # a cleared condition is not repeated (nor sent, if it never was)
     if alert.notified_severity is None:
         return alert.pending_since or alert.started_at
     if SEVERITY_RANK[alert.severity] > SEVERITY_RANK[alert.notified_severity]:
@@ -316,6 +325,8 @@ def plan(
     """
     result: list[Alert] = []
     for alert in alerts:
+        if alert.is_open and alert.resolves_at is not None and alert.resolves_at <= now:
+            alert = resolve(alert, "rule", now)
         if alert.state == "snoozed" and alert.snoozed_until and alert.snoozed_until <= now:
             alert = replace(
                 alert,
@@ -328,7 +339,9 @@ def plan(
             )
         result.append(alert)
 
-    inhibitors = [a for a in result if a.is_open and a.severity == "critical"]
+    inhibitors = [
+        a for a in result if a.is_open and a.severity == "critical" and a.resolves_at is None
+    ]
     muted_result: list[Alert] = []
     for alert in result:
         muted = _muted(alert, inhibitors, silences, now)
@@ -410,6 +423,7 @@ def _muted(
 def _escalation_due(alert: Alert, timing: Timing) -> datetime | None:
     if (
         alert.state != "firing"
+        or alert.resolves_at is not None
         or alert.severity != "critical"
         or alert.muted is not None
         or alert.escalated_at is not None
@@ -428,6 +442,8 @@ def _wake_at(
     if not alert.is_open:
         return None
     candidates: list[datetime] = []
+    if alert.resolves_at is not None:
+        candidates.append(alert.resolves_at)
     if alert.state == "snoozed" and alert.snoozed_until is not None:
         candidates.append(alert.snoozed_until)
     if alert.muted is not None and alert.muted.startswith("silenced:"):

@@ -51,6 +51,9 @@ class _Rule(BaseModel):
     motion: Motion
     delivery: Delivery | None = None  # None: the file's default
     send_resolved: bool | None = None  # None: the file's default
+    # Once the condition clears, the alert stays open this long before it resolves; if the
+    # condition returns meanwhile it is the same alert, not a new one (no flapping).
+    keep_firing_for_days: float = Field(0, ge=0, le=30)
     description: str = ""
 
 
@@ -166,6 +169,10 @@ class Rule:
     @property
     def motion(self) -> Motion:
         return self.config.motion
+
+    @property
+    def keep_firing_for(self) -> timedelta:
+        return timedelta(days=self.config.keep_firing_for_days)
 
 
 @dataclass(frozen=True)

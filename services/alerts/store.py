@@ -138,6 +138,7 @@ alerts = Table(
     Column("escalated_at", TS),
     Column("escalation_path", JSONB, nullable=False),
     Column("muted", Text),
+    Column("resolves_at", TS),
     Column("wake_at", TS),
     Index(
         "alerts_one_open_per_rule",
@@ -497,6 +498,7 @@ def alert_from_row(row: Mapping[Any, Any]) -> Alert:
         escalated_at=row["escalated_at"],
         escalation_path=tuple(row["escalation_path"]),
         muted=row["muted"],
+        resolves_at=row["resolves_at"],
         wake_at=row["wake_at"],
     )
 
@@ -528,6 +530,7 @@ def _alert_values(alert: Alert) -> dict[str, Any]:
         "escalated_at": alert.escalated_at,
         "escalation_path": list(alert.escalation_path),
         "muted": alert.muted,
+        "resolves_at": alert.resolves_at,
         "wake_at": alert.wake_at,
     }
 

@@ -286,3 +286,79 @@ RULES = {
 
 def lifecycle_verdict(rule: str, outcome: str, severity: Severity) -> Verdict:
     return Verdict(rule, outcome, severity)  # type: ignore[arg-type]
+
+
+# -- keep firing for: a condition that clears and returns is one alert, not two ---------------
+
+KEEP = timedelta(days=3)
+KEEPING = {
+    "score_dropped": replace(
+        RULES["score_dropped"],
+        config=RULES["score_dropped"].config.model_copy(update={"keep_firing_for_days": 3}),
+    )
+}
+
+
+def verdict_at(alert: Alert, outcome: str, at: datetime) -> list[Alert]:
+    return lifecycle.apply_verdicts(
+        {alert.rule: alert},
+        [lifecycle_verdict(alert.rule, outcome, alert.severity)],
+        KEEPING,
+        lambda _m: TO_MARIA,
+        "acme",
+        at,
+    )
+
+
+def test_without_keep_firing_for_a_cleared_condition_resolves_at_once() -> None:
+    sent = notified(new_alert(), T0 + timedelta(seconds=30))
+    [resolved] = lifecycle.apply_verdicts(
+        {"score_dropped": sent},
+        [lifecycle_verdict("score_dropped", "clear", "warning")],
+        RULES,
+        lambda _m: TO_MARIA,
+        "acme",
+        T0 + timedelta(hours=1),
+    )
+    assert resolved.state == "resolved"
+
+
+def test_a_cleared_condition_keeps_the_alert_open_until_keep_firing_for_has_passed() -> None:
+    sent = notified(new_alert(), T0 + timedelta(seconds=30))
+    cleared_at = T0 + timedelta(hours=1)
+    [clearing] = verdict_at(sent, "clear", cleared_at)
+    assert (clearing.state, clearing.resolves_at) == ("firing", cleared_at + KEEP)
+    assert verdict_at(clearing, "clear", cleared_at + timedelta(days=1)) == []  # no change
+    quiet = plan_at([clearing], cleared_at + KEEP - timedelta(seconds=1))
+    assert quiet.notifications == []
+    assert quiet.alerts[0].wake_at == cleared_at + KEEP  # the scheduler looks again then
+    done = plan_at([clearing], cleared_at + KEEP)
+    assert done.alerts[0].state == "resolved"
+    assert kinds(done) == [("resolved", "p_maria", ("score_dropped",))]
+
+
+def test_a_condition_that_returns_within_keep_firing_for_is_the_same_alert_and_not_resent() -> None:
+    sent = notified(new_alert(), T0 + timedelta(seconds=30))
+    [clearing] = verdict_at(sent, "clear", T0 + timedelta(hours=1))
+    [back] = verdict_at(clearing, "fire", T0 + timedelta(hours=5))
+    assert (back.id, back.state, back.resolves_at) == (sent.id, "firing", None)
+    assert plan_at([back], T0 + timedelta(hours=5, minutes=1)).notifications == []
+    assert back.notified_at == sent.notified_at  # its repeat interval runs on unchanged
+
+
+def test_a_clearing_alert_is_neither_repeated_nor_escalated_nor_inhibiting() -> None:
+    critical = notified(new_alert("score_dropped", "critical"), T0 + timedelta(seconds=30))
+    [clearing] = verdict_at(critical, "clear", T0 + timedelta(minutes=1))
+    lesser = new_alert("ticket_surge", "warning", at=T0 + timedelta(minutes=2), alert_id=2)
+    later = T0 + timedelta(days=2)  # past the repeat interval and the escalation delay
+    result = plan_at([clearing, lesser], later)
+    assert kinds(result) == [("alert", "p_maria", ("ticket_surge",))]
+    assert result.alerts[0].escalated_at is None
+
+
+def test_a_condition_cleared_before_its_first_notification_sends_nothing() -> None:
+    fresh = new_alert()
+    [clearing] = verdict_at(fresh, "clear", T0 + timedelta(seconds=10))
+    assert plan_at([clearing], T0 + timedelta(minutes=5)).notifications == []
+    done = plan_at([clearing], T0 + timedelta(seconds=10) + KEEP)
+    assert (done.alerts[0].state, done.notifications) == ("resolved", [])

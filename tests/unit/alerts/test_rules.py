@@ -82,6 +82,17 @@ def test_an_invalid_rules_file_is_refused_with_the_reason(text: str, message: st
         rules.parse(text)
 
 
+@pytest.mark.parametrize(("days", "valid"), [(0, True), (30, True), (30.01, False), (-1, False)])
+def test_keep_firing_for_is_between_zero_and_thirty_days(days: float, valid: bool) -> None:
+    text = f"version = 1\n{RULE}severity = 'info'\ndays = 3\nkeep_firing_for_days = {days}"
+    if valid:
+        [rule] = rules.parse(text).rules
+        assert rule.keep_firing_for == timedelta(days=days)
+    else:
+        with pytest.raises(RulesError, match="keep_firing_for_days"):
+            rules.parse(text)
+
+
 def test_a_worsened_band_fires_and_red_is_critical() -> None:
     assert evaluate((80, "green"), (55, "yellow"))["band_worsened"].outcome == "fire"
     red = evaluate((55, "yellow"), (30, "red"))["band_worsened"]
