@@ -176,3 +176,34 @@ async def test_the_digest_goes_out_at_nine_in_the_persons_time_zone_once_a_day(
 async def _drain(worker: DeliveryWorker, smtp: SmtpSink) -> bool:
     await worker.run_once()
     return any("portfolio" in str(m.message["Subject"]) for m in smtp.accepted())
+
+
+async def test_a_flapping_band_is_one_alert_resolved_by_the_scheduler_once_kept_long_enough(
+    harness: Harness,
+) -> None:
+    kept = BAND_ONLY.replace(
+        'severity_when_red = "critical"\n',
+        'severity_when_red = "critical"\nkeep_firing_for_days = 1\n',
+    )
+    harness.config = make_config(group_wait=0, rules_text=kept)
+    await harness.feed(MARIA, account("acme"), change("acme", T0, (80, "green"), (55, "yellow")))
+    for hours, before, after in (
+        (2, (55, "yellow"), (75, "green")),
+        (4, (75, "green"), (58, "yellow")),
+    ):
+        harness.clock.current = T0 + timedelta(hours=hours)
+        await harness.feed(change("acme", harness.clock.current, before, after))
+    harness.clock.current = T0 + timedelta(hours=6)
+    await harness.feed(change("acme", harness.clock.current, (58, "yellow"), (76, "green")))
+    assert [r["kind"] for r in await outbox(harness)] == ["alert"]  # one alert through the flap
+
+    scheduler = harness.scheduler()
+    harness.clock.current = T0 + timedelta(hours=6 + 23)
+    await scheduler.flush_due(harness.clock.now())
+    assert [r["kind"] for r in await outbox(harness)] == ["alert"]
+    harness.clock.current = T0 + timedelta(hours=6 + 24)
+    await scheduler.flush_due(harness.clock.now())
+    assert [r["kind"] for r in await outbox(harness)] == ["alert", "resolved"]
+    async with harness.engine.connect() as conn:
+        states = (await conn.execute(text("SELECT state FROM alerts.alerts"))).scalars().all()
+    assert states == ["resolved"]
