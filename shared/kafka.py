@@ -32,7 +32,12 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    TopicAlreadyExistsError,
+)
 from aiokafka.helpers import create_ssl_context
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -106,6 +111,102 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer
         "request_timeout_ms": 15_000,
     }
     return AIOKafkaProducer(**client_options(settings), **(options | overrides))
+
+
+class RenewingProducer:
+    """A process's long-lived idempotent producer, replaced when the broker refuses its sequence
+    numbers.
+
+    aiokafka gives up a batch that waited longer than its request timeout for a partition
+    leader (as right after a broker restart) after giving it its sequence number; from then on
+    the broker refuses every batch of that producer to that partition
+    (``OutOfOrderSequenceNumber``) for as long as the process lives. The first send that fails
+    so starts a new producer (a new producer id, sequences from zero), swaps it in and stops the
+    old one. Sends meanwhile fail like any Kafka failure and are retried by their callers.
+    Offers what the services use of a producer: ``start``, ``stop``, ``send``, ``client``.
+    """
+
+    def __init__(
+        self, make: Callable[[], AIOKafkaProducer], *, max_backoff_seconds: float = 10.0
+    ) -> None:
+        self._make = make
+        self._producer = make()
+        self._max_backoff = max_backoff_seconds
+        self._renewing: asyncio.Task[None] | None = None
+        self.renewals = 0
+
+    @property
+    def client(self) -> Any:
+        return self._producer.client
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._renewing is not None and not self._renewing.done():
+            self._renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewing
+        await self._producer.stop()
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:
+        producer = self._producer
+        future: asyncio.Future[Any] = await producer.send(
+            topic,
+            value=value,
+            key=key,
+            partition=partition,
+            timestamp_ms=timestamp_ms,
+            headers=headers,
+        )
+        future.add_done_callback(lambda done: self._check(producer, done))
+        return future
+
+    def _check(self, producer: AIOKafkaProducer, done: asyncio.Future[Any]) -> None:
+        if done.cancelled() or not isinstance(done.exception(), OutOfOrderSequenceNumber):
+            return
+        if producer is not self._producer or (
+            self._renewing is not None and not self._renewing.done()
+        ):
+            return  # already replaced, or being replaced
+        log.warning(
+            "the broker refuses the producer's sequence numbers (a batch was given up while "
+            "Kafka was away); replacing the producer"
+        )
+        self._renewing = asyncio.get_running_loop().create_task(self._renew(producer))
+
+    async def _renew(self, broken: AIOKafkaProducer) -> None:
+        backoff = 0.25
+        while True:
+            fresh = self._make()
+            try:
+                await fresh.start()
+                break
+            except asyncio.CancelledError:  # stopping: the new one must not outlive us
+                with contextlib.suppress(Exception):
+                    await fresh.stop()
+                raise
+            except (KafkaError, OSError) as exc:
+                with contextlib.suppress(Exception):
+                    await fresh.stop()
+                log.warning(
+                    "a new producer could not start yet; retrying", extra={"error": repr(exc)}
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+        self._producer = fresh
+        self.renewals += 1
+        log.info("Kafka producer replaced")
+        with contextlib.suppress(Exception):
+            await broken.stop()
 
 
 def make_consumer(settings: KafkaSettings, group_id: str, **overrides: Any) -> AIOKafkaConsumer:

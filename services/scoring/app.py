@@ -18,7 +18,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from services.scoring import api, store
@@ -35,6 +34,7 @@ from shared.events import Topics
 from shared.kafka import (
     ConsumerLoop,
     DeadLetters,
+    RenewingProducer,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -59,7 +59,7 @@ def build_app(settings: ScoringSettings, model: Model, clock: Clock, draining: D
             size=settings.database_pool_size,
             application_name="churnwatch-scoring",
         )
-        producer = make_producer(settings)
+        producer = RenewingProducer(lambda: make_producer(settings))
         await producer.start()
         consumer = make_consumer(settings, settings.group)
         scorer = Scorer(model, score_delta=settings.score_delta_points)
@@ -164,7 +164,7 @@ def build_app(settings: ScoringSettings, model: Model, clock: Clock, draining: D
 
     async def kafka_ready() -> bool:
         producer = state.get("producer")
-        return isinstance(producer, AIOKafkaProducer) and await producer_ready(producer)
+        return isinstance(producer, RenewingProducer) and await producer_ready(producer)
 
     async def consumer_healthy() -> bool:
         loop = state.get("loop")
