@@ -315,6 +315,7 @@ def readiness_summary(
 async def broker_outage(run: Run) -> FaultResult:
     result = FaultResult("broker", f"Kafka broker stopped {run.config.broker_outage_seconds:g} s")
     started = time.monotonic()
+    replaced_before = _producers_replaced(run.deployment)
     await asyncio.sleep(run.config.warm_seconds)
     await run.infra.stop_kafka()
     down = time.monotonic()
@@ -340,6 +341,12 @@ async def broker_outage(run: Run) -> FaultResult:
         "probes (sent once, never retried)": ", ".join(f"{k} ×{v}" for k, v in probes.items()),
         "first acknowledgement after the restart": (
             f"{recovered - up:.1f} s after the broker was ready" if recovered else "none"
+        ),
+        "producers replaced (the broker refused their sequence numbers after the restart)": (
+            ", ".join(
+                f"{label} ×{n - replaced_before.get(label, 0)}"
+                for label, n in _producers_replaced(run.deployment).items()
+            )
         ),
     }
     result.check(
@@ -369,6 +376,11 @@ async def broker_outage(run: Run) -> FaultResult:
     )
     await verify(run, result)
     return result
+
+
+def _producers_replaced(deployment: Deployment) -> dict[str, int]:
+    """Per service process, how often it logged replacing its Kafka producer."""
+    return {s.label: s.logs().count("replacing the producer") for s in deployment.all_services()}
 
 
 async def _first_ack_after(load: LoadGenerator, since: float, timeout_s: float) -> float | None:
