@@ -16,6 +16,17 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
 from shared.settings import DatabaseSettings
 
+DATABASE_GONE: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    # asyncpg's own state errors on a connection PostgreSQL is cutting (a restart's fast
+    # shutdown): "cannot switch to state 15; another operation is in progress".
+    asyncpg.InternalClientError,
+)
+"""What a background loop on raw asyncpg catches to wait and try again: the database, or the
+connection to it, failed — a later attempt may succeed."""
+
 
 def create_engine(settings: DatabaseSettings, *, application_name: str) -> AsyncEngine:
     return create_engine_for_url(

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from services.scoring import metrics, store
+from shared.db import DATABASE_GONE
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class Relay:
             self._wake.clear()
             try:
                 await self.publish_pending()
-            except (KafkaError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except (KafkaError, *DATABASE_GONE):
                 log.exception("publishing health changes failed; retrying")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), backoff)

@@ -28,6 +28,7 @@ import msgspec
 from services.scoring import health, metrics, store
 from services.scoring.model import Model
 from shared.clock import Clock
+from shared.db import DATABASE_GONE
 from shared.events import HealthSnapshot
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,7 @@ class RescoreWorker:
                 )
                 async with self._pool.acquire() as conn:
                     metrics.RESCORE_QUEUE.set(await store.dirty_count(conn))
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except DATABASE_GONE:
                 log.exception("rescoring failed; retrying", extra={"retry_in_seconds": backoff})
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), backoff)

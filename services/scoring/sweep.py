@@ -25,6 +25,7 @@ import asyncpg
 from services.scoring import metrics, store
 from services.scoring.scorer import Scorer
 from shared.clock import Clock
+from shared.db import DATABASE_GONE
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class Sweeper:
         while not self._stopping.is_set():
             try:
                 await self.run_if_due()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except DATABASE_GONE:
                 log.exception("sweep failed; trying again at the next interval")
             wait = self._clock.real_seconds_for(self._interval.total_seconds())
             with contextlib.suppress(TimeoutError):
