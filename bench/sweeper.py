@@ -63,7 +63,7 @@ FROM generate_series(1, {accounts}) AS i, generate_series(1, 4 + i % 9) AS u;
 
 INSERT INTO scoring.account_features (account_id, feature, anchor_day, days)
 SELECT 'acct-' || lpad(i::text, 7, '0'), 'feature-' || f, {anchor} - i % 21,
-    (i * 7919 + f * 104729) & 4611686018427387903
+    (i::bigint * 7919 + f * 104729) & 4611686018427387903
 FROM generate_series(1, {accounts}) AS i, generate_series(1, 2 + i % 6) AS f;
 
 INSERT INTO scoring.tickets (account_id, ticket_id, priority, status, last_action,
