@@ -118,7 +118,9 @@ number of accounts is that cache filling up plus the heap's high-water mark — 
 hand freed arenas back, and rescoring rounds and relay batches over more accounts leave a
 higher mark. The baseline holds the accounts themselves, in the most compact form Python
 offers. With more accounts the scorer's figure falls (its growth is bounded) while the
-baseline's stays (it is linear).
+baseline's stays (it is linear). A figure at or below zero means the scorer did not grow at
+all: the heap it reached while warming up was enough for five times as many accounts (the
+garbage collector and the allocator reuse it), and RSS moves by a few MB either way.
 """
 
 S5 = """
