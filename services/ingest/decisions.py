@@ -9,9 +9,12 @@ item's raw bytes (they go to the dead-letter topic). A problem with the whole re
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import ParamSpec, TypeVar
 
 import msgspec
 
@@ -57,6 +60,27 @@ class RequestRefused(Exception):
         self.code = code
         self.message = message
         self.headers = headers or {}
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def utf8_or_refused(decide: Callable[P, R]) -> Callable[P, R]:
+    """A decoding core that refuses a body whose strings are not UTF-8 itself (400
+    ``invalid_json``, as the HTTP layer would): msgspec raises ``UnicodeDecodeError`` for them,
+    from the body or from any of its items."""
+
+    @functools.wraps(decide)
+    def refusing(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return decide(*args, **kwargs)
+        except UnicodeDecodeError as exc:
+            raise RequestRefused(
+                400, "invalid_json", f"the body is not valid JSON: not UTF-8 ({exc.reason})"
+            ) from None
+
+    return refusing
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from services.ingest.decisions import (
     derived_id,
     split_items,
     too_large,
+    utf8_or_refused,
 )
 from shared.events import (
     AccountId,
@@ -171,6 +172,7 @@ _person_in = msgspec.json.Decoder(PersonIn)
 # Decisions
 
 
+@utf8_or_refused
 def decide_events(body: bytes, *, now: datetime, limits: Limits, topics: Topics) -> Decision:
     """Usage, ticket and survey events from a native body (one object or an array)."""
     items = split_items(body, limits)
@@ -217,6 +219,7 @@ def _future(occurred_at: datetime, now: datetime) -> str:
     )
 
 
+@utf8_or_refused
 def decide_accounts(
     body: bytes,
     *,
@@ -256,6 +259,7 @@ def decide_accounts(
     return decision
 
 
+@utf8_or_refused
 def decide_people(
     body: bytes,
     *,

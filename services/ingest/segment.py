@@ -44,6 +44,7 @@ from services.ingest.decisions import (
     check_count,
     derived_id,
     too_large,
+    utf8_or_refused,
 )
 from shared.events import (
     AccountRecord,
@@ -152,7 +153,7 @@ def write_key_in_body(body: bytes) -> str | None:
     """The ``writeKey`` field of a body, if it has one (SDKs that do not use Basic auth)."""
     try:
         return _write_key.decode(body).writeKey
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return None
 
 
@@ -199,6 +200,7 @@ class SegmentTranslator:
             kind: msgspec.json.Decoder(cls) for kind, cls in _SINGLE.items()
         }
 
+    @utf8_or_refused
     def decide(
         self,
         body: bytes,

@@ -31,7 +31,13 @@ from typing import Any
 
 import msgspec
 
-from services.ingest.decisions import Decision, Message, Refused, RequestRefused
+from services.ingest.decisions import (
+    Decision,
+    Message,
+    Refused,
+    RequestRefused,
+    utf8_or_refused,
+)
 from shared.events import TicketAction, TicketEvent, TicketPriority, TicketStatus, Topics, encode
 
 ZENDESK_SOURCE = "zendesk"
@@ -179,6 +185,7 @@ def event_id(payload: ZendeskWebhook) -> str:
     return f"zendesk:{payload.id}"[:128]
 
 
+@utf8_or_refused
 def decide(
     body: bytes,
     *,

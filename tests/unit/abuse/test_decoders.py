@@ -221,6 +221,27 @@ def test_ingest_refuses_a_body_only_with_a_request_refusal(core: str) -> None:
     refuses_only(INGEST_CORES[core], (RequestRefused,))
 
 
+NOT_UTF8 = {
+    "a top-level string": b'"\xff"',
+    "an object key": b'{"\xff": 1}',
+    "a value": b'{"a": "\xff\xfe"}',
+    "an event's field": b'{"event_type":"usage","event_id":"e","account_id":"\xed\xa0\x80",'
+    b'"occurred_at":"2026-11-20T10:00:00Z","user_id":"u","type":"login"}',
+    "a batch item": b'[{"event_type":"usage","user_id":"\xff"}]',
+    "a Segment batch item": b'{"batch":[{"type":"track","event":"\xff","userId":"u"}]}',
+    "a Segment call": b'{"type":"track","userId":"\xff","event":"x"}',
+}
+
+
+@pytest.mark.parametrize("core", sorted(INGEST_CORES))
+def test_ingest_refuses_strings_that_are_not_utf8_with_a_request_refusal(core: str) -> None:
+    """msgspec raises UnicodeDecodeError for them; hypothesis found it now and then (issue 9)."""
+    for raw in NOT_UTF8.values():
+        with contextlib.suppress(RequestRefused):
+            INGEST_CORES[core](raw)
+    assert write_key_in_body(b'{"writeKey": "\xff"}') is None
+
+
 @pytest.mark.parametrize("core", sorted(INGEST_CORES))
 def test_ingest_refuses_deep_nesting_with_a_request_refusal(core: str) -> None:
     for raw in DEEP.values():
