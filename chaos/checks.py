@@ -31,6 +31,7 @@ class Row:
     channel: str  # slack | email
     state: str
     message_id: str
+    address: str = ""
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class DeliveryAudit:
     attempts: Counter[str] = field(default_factory=Counter)  # "slack 429", "email 451"…
     exactly_once: int = 0
     fallen_back: int = 0
+    exhausted: list[str] = field(default_factory=list)
     documented_duplicates: list[str] = field(default_factory=list)
     unexplained_duplicates: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
@@ -84,6 +86,11 @@ class DeliveryAudit:
             f"{self.fallen_back} fell back to the next channel",
             f"{len(self.documented_duplicates)} delivered twice in the documented window",
         ]
+        if self.exhausted:
+            parts.append(
+                f"{len(self.exhausted)} failed at the last destination of their chain, every "
+                "destination having refused permanently (as designed)"
+            )
         for name in (
             "unexplained_duplicates",
             "lost",
@@ -104,31 +111,42 @@ def audit_deliveries(
     attempts: Sequence[Attempt],
     *,
     unrecorded: Iterable[str] = (),
+    last_resort: Iterable[str] = (),
 ) -> DeliveryAudit:
     """Every outbox row must end ``sent`` (delivered once) or ``fallen_back`` (with its next
     row); no delivery without a ``sent`` row. A second delivery is allowed only in the window
     docs/alerts.md documents: the sender could not learn the outcome of an attempt the provider
-    accepted (it timed out, or its outcome could not be recorded: ``unrecorded`` keys)."""
+    accepted (it timed out, or its outcome could not be recorded: ``unrecorded`` keys).
+
+    ``failed`` is as designed only for a row to a ``last_resort`` address (the team mailbox:
+    nothing comes after it) whose last attempt was refused permanently."""
     audit = DeliveryAudit(rows=len(rows), states=Counter(r.state for r in rows))
     by_key = {r.key: r for r in rows}
     delivered: dict[str, list[Attempt]] = defaultdict(list)
+    last_reply: dict[str, Attempt] = {}
     offered_ids: dict[str, set[str]] = defaultdict(set)
     for attempt in attempts:
         audit.attempts[f"{attempt.channel} {attempt.reply}"] += 1
         if attempt.key is None:
             audit.phantom.append(f"{attempt.channel} message without a key")
             continue
+        last_reply[attempt.key] = attempt
         if attempt.message_id:
             offered_ids[attempt.key].add(attempt.message_id)
         if attempt.delivered:
             delivered[attempt.key].append(attempt)
     window = set(unrecorded)
+    ends = set(last_resort)
     for row in rows:
         copies = delivered.get(row.key, [])
         if row.state not in TERMINAL:
             audit.not_terminal.append(f"{row.key} ({row.state})")
         elif row.state == "failed":
-            audit.failed.append(row.key)
+            last = last_reply.get(row.key)
+            if row.address in ends and last is not None and _permanent(last):
+                audit.exhausted.append(row.key)
+            else:
+                audit.failed.append(row.key)
         elif row.state == "fallen_back":
             audit.fallen_back += 1
             if not any(k.startswith(row.key + ">") for k in by_key):
@@ -153,6 +171,13 @@ def audit_deliveries(
         if key not in by_key:
             audit.phantom.append(f"{key} has no outbox row")
     return audit
+
+
+def _permanent(attempt: Attempt) -> bool:
+    """A refusal no retry can change: an SMTP 5xx, a Slack error such as channel_not_found."""
+    if attempt.channel == "email":
+        return attempt.reply.startswith("5")
+    return attempt.reply not in ("ok", "slow", "timeout", "drop") and not attempt.reply.isdigit()
 
 
 # ---------------------------------------------------------------------------------------------

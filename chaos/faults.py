@@ -46,7 +46,7 @@ from chaos.observe import (
     scalar,
     scoring_counts,
 )
-from chaos.stack import Deployment, Infrastructure, Service
+from chaos.stack import TEAM_EMAIL, Deployment, Infrastructure, Service
 from shared import events
 from shared.kafka import client_options
 
@@ -219,9 +219,15 @@ async def verify_health_chain(run: Run) -> list[Check]:
 async def verify_deliveries(run: Run) -> Check:
     deployment = run.deployment
     rows = [
-        Row(r.key, r.channel, r.state, r.message_id) for r in await alerts_outbox(deployment.dsn)
+        Row(r.key, r.channel, r.state, r.message_id, r.address)
+        for r in await alerts_outbox(deployment.dsn)
     ]
-    audit = audit_deliveries(rows, sink_attempts(run), unrecorded=unrecorded_keys(deployment))
+    audit = audit_deliveries(
+        rows,
+        sink_attempts(run),
+        unrecorded=unrecorded_keys(deployment),
+        last_resort={TEAM_EMAIL},
+    )
     return Check("every notification delivered once or fallen back", audit.ok, audit.describe())
 
 

@@ -41,6 +41,8 @@ from shared.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_NAMES = ("ingest", "scoring", "alerts")
+TEAM_CHANNEL = "C_TEAM"  # alerts' last-resort destinations
+TEAM_EMAIL = "team@chaos.invalid"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,8 +366,8 @@ class Deployment:
             "ALERTS_DELIVERY_BACKOFF_MAX_SECONDS": "1",
             "ALERTS_DELIVERY_POLL_SECONDS": "0.5",
             "ALERTS_LINK_SIGNING_SECRET": self.secrets.link_signing_secret,
-            "ALERTS_TEAM_SLACK_CHANNEL": "C_TEAM",
-            "ALERTS_TEAM_EMAIL": "team@chaos.invalid",
+            "ALERTS_TEAM_SLACK_CHANNEL": TEAM_CHANNEL,
+            "ALERTS_TEAM_EMAIL": TEAM_EMAIL,
             "ALERTS_SHUTDOWN_DRAIN_SECONDS": "0",
             # The daily digest's slot is hours away (and too long ago to be caught up).
             "ALERTS_DIGEST_HOUR": str((datetime.now(UTC).hour + 6) % 24),

@@ -213,3 +213,22 @@ def test_a_poison_message_expecting_a_code_fails_under_another() -> None:
     sent = [poison("overflow", 1, expected_code="unprocessable")]
     assert not audit_poison(sent, [letter(1, code="undecodable")])[0].ok
     assert audit_poison(sent, [letter(1, code="unprocessable")])[0].ok
+
+
+def test_a_failed_row_is_as_designed_only_at_the_last_destination_after_a_permanent_refusal() -> (
+    None
+):
+    team = "team@x.invalid"
+    last = Row("k>email:team", "email", "failed", "m", team)
+    refused_for_good = [Attempt("k>email:team", "email", False, "550")]
+    assert audit_deliveries([last], refused_for_good, last_resort={team}).exhausted == [
+        "k>email:team"
+    ]
+    assert audit_deliveries([last], refused_for_good, last_resort={team}).ok
+    # A transient refusal is retried, not failed; a row with somewhere left to go falls back.
+    transient = [Attempt("k>email:team", "email", False, "451")]
+    assert not audit_deliveries([last], transient, last_resort={team}).ok
+    not_last = Row("k", "email", "failed", "m", "csm@x.invalid")
+    assert audit_deliveries(
+        [not_last], [Attempt("k", "email", False, "550")], last_resort={team}
+    ).failed == ["k"]
