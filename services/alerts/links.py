@@ -87,6 +87,11 @@ class LinkSigner:
             payload, signature = _unb64(payload_part), _unb64(signature_part)
         except (binascii.Error, ValueError):
             raise LinkError("link_invalid", "this link is malformed") from None
+        if _b64(payload) != payload_part or _b64(signature) != signature_part:
+            # Only the spelling churnwatch issued: base64 decoding ignores a last character's
+            # unused bits, padding and stray characters, and a link is used up by its token —
+            # another spelling of the same link must not act again.
+            raise LinkError("link_invalid", "this link is malformed")
         if not any(hmac.compare_digest(self._mac(k, payload), signature) for k in self._keys):
             raise LinkError("link_invalid", "this link was not issued by churnwatch")
         try:

@@ -220,6 +220,12 @@ async def test_links_forged_altered_expired_or_replayed_act_on_nothing(
     )
     again = await http.post(f"{alerts}/links/{ack}", headers={"Accept": "application/json"})
     assert (again.status_code, again.headers.get("x-error-code")) == (409, "link_used")
+    # The same link spelled differently (a base64 last character's unused bits) is not a new
+    # link: before issue 9 it acted a second time.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    respelled = ack[:-1] + alphabet[alphabet.index(ack[-1]) ^ 1]
+    other = await http.post(f"{alerts}/links/{respelled}")
+    assert (other.status_code, other.headers.get("x-error-code")) == (403, "link_invalid")
     assert (await state(alert_id))["acknowledged_at"] == acknowledged["acknowledged_at"]
 
     # The snooze link of the same message still acts — once; replayed, it cannot keep the

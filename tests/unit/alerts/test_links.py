@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -39,6 +40,29 @@ def test_a_forged_or_altered_link_is_refused(tamper: object) -> None:
     token = tamper(SIGNER.sign(LINK))  # type: ignore[operator]
     with pytest.raises(LinkError) as caught:
         SIGNER.verify(token, NOW)
+    assert caught.value.code == "link_invalid"
+
+
+def respell_last_character(token: str) -> str:
+    """The same bytes, spelled differently: a base64 last character carries unused bits."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(token[-1])
+    return token[:-1] + alphabet[last ^ 1]  # 32 bytes in 43 characters: 2 unused bits
+
+
+@pytest.mark.parametrize(
+    "respell",
+    [respell_last_character, lambda t: t + "=", lambda t: t + "==", lambda t: t[:5] + "*" + t[5:]],
+    ids=["unused bits", "padding", "more padding", "a stray character"],
+)
+def test_the_same_link_spelled_differently_is_refused(respell: Callable[[str], str]) -> None:
+    """A link is used up by its token: another spelling of it must not act a second time
+    (found by issue 9's hostile inputs)."""
+    token = SIGNER.sign(LINK)
+    other = respell(token)
+    assert other != token
+    with pytest.raises(LinkError) as caught:
+        SIGNER.verify(other, NOW)
     assert caught.value.code == "link_invalid"
 
 
