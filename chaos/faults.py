@@ -37,6 +37,7 @@ from chaos.checks import (
 from chaos.ledger import Ledger, compare, counts_of
 from chaos.load import LoadGenerator
 from chaos.observe import (
+    GroupOffsets,
     ReadinessSampler,
     alerts_outbox,
     fetch,
@@ -423,30 +424,34 @@ async def scoring_sigkills(run: Run) -> FaultResult:
     rows: list[str] = []
     duplicates_skipped = 0.0
     landed_mid_batch = 0
-    for number in range(1, kills + 1):
-        scoring = deployment.service("scoring")
-        # A backlog first, so the consumer is busy with batch after batch when the kill lands.
-        assert scoring.proc is not None
-        os.kill(scoring.proc.pid, signal.SIGSTOP)
-        await asyncio.sleep(stall)
-        duplicates_skipped += await _metric_after_continue(scoring)
-        before = await _claimed(deployment)
+    async with GroupOffsets(settings, deployment.scoring_group, consumed) as offsets:
+        for number in range(1, kills + 1):
+            scoring = deployment.service("scoring")
+            # A backlog first, so the consumer is busy with batch after batch when the kill
+            # lands: the kill follows the first batch counted after the process resumes.
+            assert scoring.proc is not None
+            os.kill(scoring.proc.pid, signal.SIGSTOP)
+            await asyncio.sleep(stall)
+            duplicates_skipped += await _metric_after_continue(scoring)
+            before = await _claimed(deployment)
 
-        async def consuming(before: int = before) -> bool:
-            return await _claimed(deployment) > before
+            async def consuming(before: int = before) -> bool:
+                return await _claimed(deployment) > before
 
-        if not await _until(consuming, timeout_s=60):
-            result.check(f"scoring consumes before kill {number}", False, "it did not")
-            break
-        behind = await lag(settings, deployment.scoring_group, consumed)
-        scoring.kill()
-        at_kill = await _claimed(deployment)
-        landed_mid_batch += behind > 0
-        rows.append(
-            f"kill {number} at t={run.at(time.monotonic())} s: {behind} records not yet "
-            f"committed, {at_kill - before} events counted since consumption resumed"
-        )
-        await scoring.start()
+            if not await _until(consuming, timeout_s=60, interval_s=0.02):
+                result.check(f"scoring consumes before kill {number}", False, "it did not")
+                break
+            ends = await offsets.ends()
+            scoring.kill()
+            # Produced before the kill, not committed by it (its offsets are frozen now).
+            behind = await offsets.uncommitted(ends)
+            at_kill = await _claimed(deployment)
+            landed_mid_batch += behind > 0
+            rows.append(
+                f"kill {number} at t={run.at(time.monotonic())} s: {behind} records not yet "
+                f"committed, {at_kill - before} events counted since consumption resumed"
+            )
+            await scoring.start()
     await asyncio.sleep(run.config.warm_seconds)
     duplicates_skipped += await deployment.service("scoring").metric(
         "churnwatch_scoring_events_duplicate_total"
@@ -476,12 +481,14 @@ async def _claimed(deployment: Deployment) -> int:
     return await scalar(deployment.dsn, "SELECT count(*) FROM scoring.processed_events")
 
 
-async def _until(probe: Callable[[], Awaitable[bool]], *, timeout_s: float) -> bool:
+async def _until(
+    probe: Callable[[], Awaitable[bool]], *, timeout_s: float, interval_s: float = 0.1
+) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if await probe():
             return True
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(interval_s)
     return False
 
 

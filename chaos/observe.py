@@ -115,6 +115,37 @@ async def lag(settings: KafkaSettings, group: str, topics: Sequence[str]) -> int
         await consumer.stop()
 
 
+class GroupOffsets:
+    """A consumer kept open (``async with``) to read, quickly, the end offsets of a group's
+    topics and the group's committed offsets. It only reads offsets: it never joins the group."""
+
+    def __init__(self, settings: KafkaSettings, group: str, topics: Sequence[str]) -> None:
+        self._consumer = AIOKafkaConsumer(
+            **client_options(settings), group_id=group, enable_auto_commit=False
+        )
+        self._topics = list(topics)
+        self._partitions: list[TopicPartition] = []
+
+    async def __aenter__(self) -> GroupOffsets:
+        await self._consumer.start()
+        self._partitions = await _partitions(self._consumer, self._topics)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._consumer.stop()
+
+    async def ends(self) -> dict[TopicPartition, int]:
+        ends: dict[TopicPartition, int] = await self._consumer.end_offsets(self._partitions)
+        return ends
+
+    async def uncommitted(self, ends: dict[TopicPartition, int]) -> int:
+        """Records below ``ends`` the group has not committed."""
+        total = 0
+        for tp in self._partitions:
+            total += max(0, ends[tp] - (await self._consumer.committed(tp) or 0))
+        return total
+
+
 async def group_members(settings: KafkaSettings, group: str) -> int:
     """How many members the consumer group has right now."""
     admin = AIOKafkaAdminClient(**client_options(settings))

@@ -2,7 +2,12 @@
 headers, do not exhaust a service — everyone else is still served promptly — and a body that
 does not arrive within ``shared.runner.REQUEST_BODY_TIMEOUT_SECONDS`` is answered ``408
 request_timeout`` and its connection closed (before issue 9 it was held for as long as the
-client kept it open)."""
+client kept it open).
+
+A client still dribbling when the server answers and closes may see the connection reset
+instead of the answer: a byte that reached the server after its last read makes the kernel
+reset the connection, and the client's pending read fails (TCP, not the service). So a reset
+at the deadline counts as cut off in time too; most clients see the 408 itself."""
 
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ async def dribble_body(
     base_url: str, path: str, key: str, opened: list[str]
 ) -> tuple[float, bytes]:
     """Declare a 1,000-byte body and send it a byte a second; returns when and what the
-    server answered (or b"" if it closed without an answer)."""
+    server answered (b"reset" if the connection was reset, b"" if nothing came in time)."""
     url = urlsplit(base_url)
     reader, writer = await asyncio.open_connection(url.hostname, url.port)
     started = time.monotonic()
@@ -49,6 +54,8 @@ async def dribble_body(
     trickling = asyncio.create_task(trickle())
     try:
         answer = await asyncio.wait_for(reader.read(), REQUEST_BODY_TIMEOUT_SECONDS + 20)
+    except ConnectionResetError:
+        answer = b"reset"
     except (ConnectionError, TimeoutError):
         answer = b""
     finally:
@@ -117,6 +124,9 @@ async def test_slow_clients_are_cut_off_in_time_and_do_not_starve_the_others(
         await asyncio.gather(*stalled, return_exceptions=True)
     assert max(latencies) < 2.0, f"served while {SLOW_BODIES} clients dribbled: {latencies}"
     for seconds, raw in outcomes:
-        assert raw.startswith(b"HTTP/1.1 408"), raw[:200]
-        assert b"request_timeout" in raw
+        assert raw == b"reset" or (raw.startswith(b"HTTP/1.1 408") and b"request_timeout" in raw), (
+            raw[:200]
+        )
         assert REQUEST_BODY_TIMEOUT_SECONDS - 1 <= seconds <= REQUEST_BODY_TIMEOUT_SECONDS + 10
+    answered = [raw for _, raw in outcomes if raw != b"reset"]
+    assert len(answered) >= len(outcomes) // 2, f"{len(answered)} of {len(outcomes)} saw the 408"
