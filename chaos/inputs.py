@@ -232,7 +232,7 @@ async def _bodies(
                     headers |= _zendesk_headers(deployment.secrets.zendesk_signing_secret, body)
                 where = f"{service} {method.upper()} {path}"
                 try:
-                    status, content, got = await _raw(
+                    status, content, got = await raw_request(
                         base,
                         method,
                         _concrete(path),
@@ -256,7 +256,7 @@ async def _bodies(
     )
 
 
-async def _raw(
+async def raw_request(
     base_url: str,
     method: str,
     path: str,

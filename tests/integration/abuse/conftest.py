@@ -3,16 +3,15 @@ secrets the tests know, on this session's Kafka and PostgreSQL, with the Slack a
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from chaos import inputs
 from chaos.stack import Deployment, Endpoints, Tunings
 from devstack.ephemeral import Infra
 
@@ -85,23 +84,13 @@ async def raw_request(
     one is only declared (``Content-Length``): ingest refuses it on the declared length
     without reading it — and a client still writing it when the server closes would see a
     reset instead of the answer (docs/reliability.md)."""
-    url = urlsplit(base_url)
-    reader, writer = await asyncio.open_connection(url.hostname, url.port)
-    lines = [
-        f"{method.upper()} {path} HTTP/1.1",
-        f"Host: {url.netloc}",
-        f"Content-Length: {len(body)}",
-        "Connection: close",
-        *(f"{name}: {value}" for name, value in headers.items()),
-    ]
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-    try:
-        writer.write(head if len(body) > headers_only_above else head + body)
-        await writer.drain()
-        raw = await asyncio.wait_for(reader.read(), timeout_s)
-    finally:
-        writer.close()
-    head_part, _, content = raw.partition(b"\r\n\r\n")
-    if not head_part:
-        raise ConnectionError(f"{method} {path}: the connection closed without an answer")
-    return RawAnswer(int(head_part.split(b" ", 2)[1]), content)
+    status, content, _ = await inputs.raw_request(
+        base_url,
+        method,
+        path,
+        body,
+        headers,
+        declare_only=len(body) > headers_only_above,
+        timeout_s=timeout_s,
+    )
+    return RawAnswer(status, content)
