@@ -64,6 +64,9 @@ async def ping(engine: AsyncEngine) -> bool:
     return True
 
 
+_BAD_DATA = (asyncpg.exceptions.DataError, asyncpg.exceptions._base.DataError, sa_exc.DataError)
+
+
 def is_bad_data(error: BaseException) -> bool:
     """Whether a failure came from the data a statement was given, not from the database being
     unavailable: a value the column type cannot hold (asyncpg refuses to encode it) or a data
@@ -73,9 +76,7 @@ def is_bad_data(error: BaseException) -> bool:
     for _ in range(10):  # the cause chain is short; bounded anyway
         if seen is None:
             return False
-        if isinstance(seen, asyncpg.exceptions.DataError | asyncpg.exceptions._base.DataError):
-            return True
-        if isinstance(seen, sa_exc.DataError):
+        if isinstance(seen, _BAD_DATA):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
