@@ -13,7 +13,7 @@ from churnwatch import backtest, cli, files
 from churnwatch.simulator import GroundTruth
 from services.alerts import rules
 from services.alerts.settings import DEFAULT_RULES_FILE
-from services.scoring import model
+from services.scoring import facts, model
 from services.scoring.aggregate import DayMask
 from shared.events import UsageEvent
 
@@ -191,7 +191,7 @@ def test_active_in_reads_a_day_mask_as_scorings_sql_function_does() -> None:
     anchor = date(2026, 3, 20).toordinal()
     mask = DayMask(anchor, 0b1001)  # active on the 20th and the 17th
     as_of = anchor + 2  # the 22nd
-    assert backtest._active_in(mask, as_of, 0, 2)  # 20th..22nd holds the 20th
-    assert not backtest._active_in(mask, as_of, 0, 1)  # 21st..22nd: nothing
-    assert backtest._active_in(mask, as_of, 5, 5)  # the 17th
-    assert not backtest._active_in(mask, as_of, 6, 30)  # the 16th and before
+    assert facts.active_in(mask, as_of, 0, 2)  # 20th..22nd holds the 20th
+    assert not facts.active_in(mask, as_of, 0, 1)  # 21st..22nd: nothing
+    assert facts.active_in(mask, as_of, 5, 5)  # the 17th
+    assert not facts.active_in(mask, as_of, 6, 30)  # the 16th and before
