@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.scoring import model as health_model
-from services.scoring import store
 from services.scoring.health import SENTIMENT_WINDOW_DAYS
 from services.scoring.scorer import Scorer
+from services.scoring.store import connect
 from services.scoring.sweep import Horizons, Sweeper
 from shared.clock import FixedClock
 
@@ -123,7 +123,7 @@ def _sweeper(pool: Any, clock: FixedClock) -> tuple[Scorer, Sweeper]:
 
 
 async def seed(url: str, accounts: int, now: datetime) -> dict[str, Any]:
-    pool = await store.create_pool(url, size=4, application_name="bench-sweeper")
+    pool = await connect.create_pool(url, size=4, application_name="bench-sweeper")
     try:
         started = time.perf_counter()
         async with pool.acquire() as conn:
@@ -159,7 +159,7 @@ async def seed(url: str, accounts: int, now: datetime) -> dict[str, Any]:
 
 
 async def sweep(url: str, as_of: datetime) -> dict[str, Any]:
-    pool = await store.create_pool(url, size=4, application_name="bench-sweeper")
+    pool = await connect.create_pool(url, size=4, application_name="bench-sweeper")
     try:
         _, sweeper = _sweeper(pool, FixedClock(as_of))
         cpu = time.process_time()
@@ -177,7 +177,7 @@ async def sweep(url: str, as_of: datetime) -> dict[str, Any]:
 async def raw(url: str, as_of: datetime) -> dict[str, Any]:
     import asyncpg
 
-    conn = await asyncpg.connect(store.asyncpg_dsn(url))
+    conn = await asyncpg.connect(connect.asyncpg_dsn(url))
     try:
         await conn.execute("SET max_parallel_workers_per_gather = 0")  # one pass, one core
         started = time.perf_counter()

@@ -24,9 +24,10 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from services.scoring import aggregate, store
+from services.scoring import aggregate
 from services.scoring.handler import Inbound, decoder, plan
 from services.scoring.known import KnownRows
+from services.scoring.store import connect, dedup
 from shared.events import Topics
 from shared.kafka import Record
 
@@ -65,7 +66,7 @@ def statements(values: list[bytes], topic: str, batch: int) -> list[list[Stateme
             for i, v in enumerate(values[start : start + batch])
         ]
         decided = plan(records, now, max_age=timedelta(days=7), future_tolerance=timedelta(hours=1))
-        claims = sorted((store.event_hash(e.event_id), e.occurred_at) for e in decided.events)
+        claims = sorted((dedup.event_hash(e.event_id), e.occurred_at) for e in decided.events)
         rows = aggregate.coalesce(decided.events)
         users, features = known.new_users(rows.users), known.new_features(rows.features)
         activity = known.new_activity(rows.activity)
@@ -153,7 +154,7 @@ def statements(values: list[bytes], topic: str, batch: int) -> list[list[Stateme
 
 
 async def write(url: str, batches: list[list[Statement]]) -> dict[str, float]:
-    conn = await asyncpg.connect(store.asyncpg_dsn(url))
+    conn = await asyncpg.connect(connect.asyncpg_dsn(url))
     try:
         rows = sum(len(args[0]) for work in batches for _, args in work)
         started = time.perf_counter()

@@ -157,7 +157,7 @@ async def _poll_health(
     scored_as_of: dict[str, float],
     consumed: dict[str, float],
 ) -> None:
-    from services.scoring.store import event_hash
+    from services.scoring.store.dedup import event_hash
 
     conn = await asyncpg.connect(dsn(url))
     hashes = {event_hash(f"{a}-t0"): a for a in waiting}

@@ -17,7 +17,8 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from services.scoring import brief, store
+from services.scoring import brief
+from services.scoring.store import read
 from shared import errors
 from shared.auth import ApiKeys
 from shared.clock import Clock
@@ -78,13 +79,13 @@ def router(keys: ApiKeys, clock: Clock) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["health"], dependencies=[Depends(keys.require("read"))])
 
     async def known(conn: asyncpg.Connection, account_id: str) -> None:
-        if not await store.account_exists(conn, account_id):
+        if not await read.account_exists(conn, account_id):
             raise _not_found("unknown_account", f"no account {account_id!r}")
 
     @api.get("/accounts/{account_id}/health", summary="Current health, explained")
     async def get_health(pool: Pool, account_id: str) -> Response:
         async with pool.acquire() as conn:
-            row = await store.current_health(conn, account_id)
+            row = await read.current_health(conn, account_id)
             if row is None:
                 await known(conn, account_id)
                 raise _not_found("not_scored", f"account {account_id!r} has no score yet")
@@ -115,7 +116,7 @@ def router(keys: ApiKeys, clock: Clock) -> APIRouter:
             )
         async with pool.acquire() as conn:
             await known(conn, account_id)
-            rows = await store.history(conn, account_id, start, end)
+            rows = await read.history(conn, account_id, start, end)
         points = [
             {
                 "as_of": r["as_of"],
@@ -137,8 +138,8 @@ def router(keys: ApiKeys, clock: Clock) -> APIRouter:
     ) -> Response:
         now = clock.now()
         async with pool.acquire() as conn:
-            person = await store.person(conn, owner)
-            rows = await store.portfolio(conn, owner, now - timedelta(days=7))
+            person = await read.person(conn, owner)
+            rows = await read.portfolio(conn, owner, now - timedelta(days=7))
         if person is None and not rows:
             raise _not_found("unknown_owner", f"no person {owner!r} and no account owned by it")
         accounts = sorted((_portfolio_entry(r) for r in rows), key=_risk)
@@ -167,14 +168,14 @@ def router(keys: ApiKeys, clock: Clock) -> APIRouter:
         now = clock.now()
         async with pool.acquire() as conn:
             await known(conn, account_id)
-            record = await store.account_record(conn, account_id)
-            current = await store.current_health(conn, account_id)
-            changes = await store.history(conn, account_id, now - timedelta(days=30), now)
-            past = await store.history(
+            record = await read.account_record(conn, account_id)
+            current = await read.current_health(conn, account_id)
+            changes = await read.history(conn, account_id, now - timedelta(days=30), now)
+            past = await read.history(
                 conn, account_id, now - timedelta(days=60), now - timedelta(days=30)
             )
-            weeks = await store.weekly_usage(conn, account_id, now.date(), brief.WEEKS_OF_USAGE)
-            tickets = await store.open_tickets(conn, account_id)
+            weeks = await read.weekly_usage(conn, account_id, now.date(), brief.WEEKS_OF_USAGE)
+            tickets = await read.open_tickets(conn, account_id)
         composed = _compose(account_id, now, record, current, changes, past, weeks, tickets)
         if _wants_text(format, request.headers.get("accept", "")):
             return PlainTextResponse(brief.render_text(composed))

@@ -20,12 +20,13 @@ from datetime import timedelta
 import asyncpg
 from fastapi import FastAPI
 
-from services.scoring import api, store
+from services.scoring import api
 from services.scoring.handler import BatchHandler, ConsumerLag, Inbound, decoder
 from services.scoring.model import Model
 from services.scoring.relay import Relay
 from services.scoring.scorer import RescoreWorker, Scorer
 from services.scoring.settings import ScoringSettings
+from services.scoring.store import connect
 from services.scoring.sweep import Horizons, Sweeper
 from shared.auth import ApiKeys
 from shared.clock import Clock
@@ -54,7 +55,7 @@ def build_app(settings: ScoringSettings, model: Model, clock: Clock, draining: D
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.create_topics:
             await ensure_topics(settings, topics.all())
-        pool = await store.create_pool(
+        pool = await connect.create_pool(
             settings.database_url.get_secret_value(),
             size=settings.database_pool_size,
             application_name="churnwatch-scoring",

@@ -3,7 +3,7 @@
 The one pure definition of scoring's facts: :class:`Ledger` folds events with scoring's own
 ``services.scoring.aggregate.coalesce`` and merges them as the store does (day masks unite, the
 newest ticket state wins); :meth:`Ledger.facts` returns what the facts query in
-``services.scoring.store`` computes from the tables, for the same windows (they end on the day
+``services.scoring.store.facts_sql`` computes from the tables, for the same windows (they end on the day
 of ``as_of``; ``services.scoring.health.Facts`` names them). The offline tools (``churnwatch
 backtest``, ``churnwatch fit``, ``churnwatch import-history``) use it; a property-based test
 holds the SQL and this code to identical facts.

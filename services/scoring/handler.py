@@ -27,8 +27,9 @@ from typing import Literal
 import asyncpg
 import msgspec
 
-from services.scoring import aggregate, metrics, store
+from services.scoring import aggregate, metrics
 from services.scoring.known import KnownRows
+from services.scoring.store import dedup, dirty, writes
 from shared import events
 from shared.clock import Clock
 from shared.events import AccountRecord, Event, PersonRecord, Topics
@@ -173,11 +174,11 @@ class BatchHandler:
             max_age=self._max_age,
             future_tolerance=self._future_tolerance,
         )
-        hashes = [store.event_hash(e.event_id) for e in decided.events]
+        hashes = [dedup.event_hash(e.event_id) for e in decided.events]
         claims = [(h, e.occurred_at) for h, e in zip(hashes, decided.events, strict=True)]
         known = self._known
         async with self._pool.acquire() as conn, conn.transaction():
-            new_ids = await store.claim_events(conn, claims)  # gather: which are new
+            new_ids = await dedup.claim_events(conn, claims)  # gather: which are new
             fresh = (
                 decided.events
                 if new_ids is None
@@ -187,13 +188,13 @@ class BatchHandler:
             users, features = known.new_users(batch.users), known.new_features(batch.features)
             activity = known.new_activity(batch.activity)
             written = len(claims)  # apply
-            written += await store.apply_aggregates(
+            written += await writes.apply_aggregates(
                 conn, batch, masks=(users, features), activity=activity
             )
-            await store.apply_accounts(conn, decided.accounts)
-            await store.apply_people(conn, decided.people)
+            await writes.apply_accounts(conn, decided.accounts)
+            await writes.apply_people(conn, decided.people)
             written += len(decided.accounts) + len(decided.people)
-            written += await store.mark_dirty(conn, [*batch.activity, *decided.accounts])
+            written += await dirty.mark_dirty(conn, [*batch.activity, *decided.accounts])
         known.remember(users, features, activity)  # durable now
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.ROWS_WRITTEN.inc(written)

@@ -26,7 +26,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from services.scoring import metrics, store
+from services.scoring import metrics
+from services.scoring.store import outbox
 from shared.db import DATABASE_GONE
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,9 @@ class Relay:
         published = 0
         while True:
             async with self._pool.acquire() as conn, conn.transaction():
-                if not await store.try_relay_lock(conn):
+                if not await outbox.try_relay_lock(conn):
                     return published  # another instance is relaying
-                pending = await store.pending_changes(conn, self._batch_size)
+                pending = await outbox.pending_changes(conn, self._batch_size)
                 if pending:
                     futures = [
                         await self._producer.send(
@@ -74,12 +75,12 @@ class Relay:
                         for p in pending
                     ]
                     await asyncio.gather(*futures)
-                    await store.forget_published(conn, [p.seq for p in pending])
+                    await outbox.forget_published(conn, [p.seq for p in pending])
             published += len(pending)
             metrics.OUTBOX_PUBLISHED.inc(len(pending))
             if len(pending) < self._batch_size:
                 async with self._pool.acquire() as conn:
-                    metrics.OUTBOX_PENDING.set(await store.outbox_size(conn))
+                    metrics.OUTBOX_PENDING.set(await outbox.outbox_size(conn))
                 return published
 
     async def run(self) -> None:

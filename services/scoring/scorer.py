@@ -25,8 +25,9 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
-from services.scoring import health, metrics, store
+from services.scoring import health, metrics
 from services.scoring.model import Model
+from services.scoring.store import dirty, facts_sql, scores
 from shared.clock import Clock
 from shared.db import DATABASE_GONE
 from shared.events import HealthSnapshot
@@ -55,8 +56,8 @@ class Scorer:
         ids = sorted(set(account_ids))
         if not ids:
             return Rescored(0, 0)
-        stored = await store.lock_health(conn, ids)  # gather
-        facts = await store.gather_facts(conn, ids, as_of)
+        stored = await scores.lock_health(conn, ids)  # gather
+        facts = await facts_sql.gather_facts(conn, ids, as_of)
         assessments: list[health.Assessment] = []  # decide
         for f in facts:
             previous = _previous(stored.get(f.account_id))
@@ -64,7 +65,7 @@ class Scorer:
             if assessed is not None:
                 assessments.append(assessed)
         current, history, changes = _rows(self.model, assessments, as_of)  # apply
-        await store.write_health(conn, current, history, changes)
+        await scores.write_health(conn, current, history, changes)
         metrics.ACCOUNTS_SCORED.labels(cause).inc(len(assessments))
         for assessment in assessments:
             if assessment.change is not None:
@@ -85,7 +86,7 @@ class Scorer:
         accounts = changes = taken = 0
         while True:
             async with pool.acquire() as conn, conn.transaction():
-                ids = await store.take_dirty(conn, chunk)
+                ids = await dirty.take_dirty(conn, chunk)
                 done = await self.rescore(conn, ids, as_of, cause="events")
             accounts += done.accounts
             changes += done.changes
@@ -94,7 +95,7 @@ class Scorer:
                 return Rescored(accounts, changes)
 
 
-def _previous(row: store.StoredHealth | None) -> health.Previous | None:
+def _previous(row: scores.StoredHealth | None) -> health.Previous | None:
     if row is None:
         return None
     return health.Previous(
@@ -107,14 +108,14 @@ def _previous(row: store.StoredHealth | None) -> health.Previous | None:
 
 def _rows(
     model: Model, assessments: Sequence[health.Assessment], as_of: datetime
-) -> tuple[list[store.HealthRow], list[store.HistoryRow], list[tuple[str, str, bytes]]]:
-    current: list[store.HealthRow] = []
-    history: list[store.HistoryRow] = []
+) -> tuple[list[scores.HealthRow], list[scores.HistoryRow], list[tuple[str, str, bytes]]]:
+    current: list[scores.HealthRow] = []
+    history: list[scores.HistoryRow] = []
     changes: list[tuple[str, str, bytes]] = []
     for a in assessments:
         snapshot = _encoder.encode(a.snapshot).decode()
         current.append(
-            store.HealthRow(
+            scores.HealthRow(
                 account_id=a.account_id,
                 model_version=model.version,
                 profile=a.profile,
@@ -131,7 +132,7 @@ def _rows(
         change = a.change
         if a.record_history:
             history.append(
-                store.HistoryRow(
+                scores.HistoryRow(
                     account_id=a.account_id,
                     as_of=as_of,
                     model_version=model.version,
@@ -212,7 +213,7 @@ class RescoreWorker:
             started = time.monotonic()
             try:
                 async with self._pool.acquire() as conn:
-                    queued = await store.dirty_count(conn)
+                    queued = await dirty.dirty_count(conn)
                 done = await self._scorer.drain_queue(
                     self._pool,
                     self._clock.now(),
@@ -220,7 +221,7 @@ class RescoreWorker:
                     max_accounts=min(max(queued, 1), self._round_accounts),
                 )
                 async with self._pool.acquire() as conn:
-                    metrics.RESCORE_QUEUE.set(await store.dirty_count(conn))
+                    metrics.RESCORE_QUEUE.set(await dirty.dirty_count(conn))
             except DATABASE_GONE:
                 log.exception("rescoring failed; retrying", extra={"retry_in_seconds": backoff})
                 with contextlib.suppress(TimeoutError):

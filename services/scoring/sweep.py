@@ -22,8 +22,9 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from services.scoring import metrics, store
+from services.scoring import metrics
 from services.scoring.scorer import Scorer
+from services.scoring.store import sweeps
 from shared.clock import Clock
 from shared.db import DATABASE_GONE
 
@@ -88,7 +89,7 @@ class Sweeper:
             try:
                 while not self._stopping.is_set():
                     async with self._pool.acquire() as conn:
-                        ids = await store.scored_accounts_after(conn, after, self._chunk)
+                        ids = await sweeps.scored_accounts_after(conn, after, self._chunk)
                     if not ids:
                         break
                     await chunks.put(ids)
@@ -112,13 +113,13 @@ class Sweeper:
         metrics.SWEEP_SECONDS.observe(seconds)
         metrics.SWEEP_ACCOUNTS.set(accounts)
         async with self._pool.acquire() as conn:
-            for band, count in (await store.accounts_per_band(conn)).items():
+            for band, count in (await sweeps.accounts_per_band(conn)).items():
                 metrics.ACCOUNTS_PER_BAND.labels(band).set(count)
         return SweepResult(as_of, accounts, changes, seconds)
 
     async def purge(self, as_of: datetime) -> dict[str, int]:
         async with self._pool.acquire() as conn:
-            return await store.purge(
+            return await sweeps.purge(
                 conn,
                 dedup_before=as_of - self._horizons.dedup,
                 days_before=(as_of - self._horizons.daily_rows).date(),
@@ -129,15 +130,15 @@ class Sweeper:
         """Sweep as of now unless another instance is sweeping or swept within the interval."""
         as_of = self._clock.now()
         async with self._pool.acquire() as lock:
-            if not await store.try_sweep_lock(lock):
+            if not await sweeps.try_sweep_lock(lock):
                 return None
             try:
-                last = await store.last_sweep(lock)
+                last = await sweeps.last_sweep(lock)
                 if last is not None and as_of - last < self._interval:
                     return None
                 started_at = self._clock.now()
                 result = await self.sweep(as_of)
-                await store.record_sweep(
+                await sweeps.record_sweep(
                     lock,
                     as_of=as_of,
                     started_at=started_at,
@@ -146,7 +147,7 @@ class Sweeper:
                 )
                 purged = await self.purge(as_of)
             finally:
-                await store.sweep_unlock(lock)
+                await sweeps.sweep_unlock(lock)
         log.info(
             "sweep done",
             extra={

@@ -11,10 +11,10 @@ import pytest
 from alembic import command
 
 from services.scoring import model as health_model
-from services.scoring import store
 from services.scoring.handler import BatchHandler
 from services.scoring.model import Model
 from services.scoring.scorer import Scorer
+from services.scoring.store import connect
 from shared import migrations
 from shared.clock import FixedClock
 from tests.unit.scoring.builders import NOW
@@ -29,7 +29,7 @@ async def scoring_url(database_url: str) -> str:
 
 @pytest.fixture
 async def pool(scoring_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await store.create_pool(scoring_url, size=4, application_name="scoring-test")
+    pool = await connect.create_pool(scoring_url, size=4, application_name="scoring-test")
     yield pool
     await pool.close()
 

@@ -11,10 +11,11 @@ from datetime import timedelta
 import asyncpg
 import msgspec
 
-from services.scoring import health, store
+from services.scoring import health
 from services.scoring.handler import BatchHandler
 from services.scoring.model import Model
 from services.scoring.scorer import Scorer
+from services.scoring.store import dedup
 from services.scoring.sweep import Horizons, Sweeper
 from shared.clock import FixedClock
 from shared.events import Event, HealthChange, HealthSnapshot
@@ -150,7 +151,7 @@ async def test_events_outside_the_lateness_window_are_refused_with_a_reason(
     }
     async with pool.acquire() as conn:
         ids = await conn.fetch("SELECT event_hash FROM scoring.processed_events")
-    assert [r[0] for r in ids] == [store.event_hash("fine")]
+    assert [r[0] for r in ids] == [dedup.event_hash("fine")]
 
 
 async def test_distinct_users_stay_exact_when_events_are_redelivered(

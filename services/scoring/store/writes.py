@@ -1,0 +1,266 @@
+"""Applying a consumed batch: the coalesced aggregates and the latest account / person records.
+
+Every write is one set-based statement per table over rows already coalesced per key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import asyncpg
+
+from services.scoring import aggregate
+from shared.events import AccountRecord, PersonRecord
+
+# Per-connection staging tables: a batch's rows go in with one binary COPY each (cheap to
+# encode, cheap for the server to read) and are merged into the real table by one statement.
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS stage_days (LIKE scoring.account_days) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_users (LIKE scoring.account_users) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_features (LIKE scoring.account_features)
+    ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_activity (LIKE scoring.activity) ON COMMIT DELETE ROWS;
+"""
+
+_MERGE_DAYS = """
+INSERT INTO scoring.account_days AS d SELECT * FROM stage_days ORDER BY account_id, day
+ON CONFLICT (account_id, day) DO UPDATE SET
+    usage_events = d.usage_events + excluded.usage_events,
+    usage_quantity = d.usage_quantity + excluded.usage_quantity,
+    tickets_opened = d.tickets_opened + excluded.tickets_opened,
+    high_urgent_opened = d.high_urgent_opened + excluded.high_urgent_opened,
+    escalations = d.escalations + excluded.escalations,
+    reopens = d.reopens + excluded.reopens,
+    last_usage_at = greatest(d.last_usage_at, excluded.last_usage_at),
+    last_feature_at = greatest(d.last_feature_at, excluded.last_feature_at)
+"""
+
+# Union of day masks; a row whose days are already all set is left alone (no new tuple).
+_MERGE_MASKS = """
+INSERT INTO scoring.{table} AS m SELECT * FROM {stage} ORDER BY account_id, {key}
+ON CONFLICT (account_id, {key}) DO UPDATE SET
+    anchor_day = greatest(m.anchor_day, excluded.anchor_day),
+    days = scoring.shift_days(m.days, greatest(m.anchor_day, excluded.anchor_day) - m.anchor_day)
+         | scoring.shift_days(excluded.days,
+               greatest(m.anchor_day, excluded.anchor_day) - excluded.anchor_day)
+WHERE excluded.anchor_day > m.anchor_day
+   OR scoring.shift_days(excluded.days, m.anchor_day - excluded.anchor_day) & ~m.days <> 0
+"""
+
+_MERGE_ACTIVITY = """
+INSERT INTO scoring.activity AS a SELECT * FROM stage_activity ORDER BY account_id
+ON CONFLICT (account_id) DO UPDATE SET
+    known_since = least(a.known_since, excluded.known_since),
+    first_usage_at = least(a.first_usage_at, excluded.first_usage_at),
+    last_usage_day = greatest(a.last_usage_day, excluded.last_usage_day),
+    first_feature_at = least(a.first_feature_at, excluded.first_feature_at),
+    last_feature_day = greatest(a.last_feature_day, excluded.last_feature_day),
+    last_ticket_at = greatest(a.last_ticket_at, excluded.last_ticket_at),
+    last_survey_at = greatest(a.last_survey_at, excluded.last_survey_at),
+    nps_latest = CASE WHEN scoring.newer(excluded.nps_latest_at,
+        excluded.nps_latest_event_id, a.nps_latest_at, a.nps_latest_event_id)
+        THEN excluded.nps_latest ELSE a.nps_latest END,
+    nps_latest_event_id = CASE WHEN scoring.newer(excluded.nps_latest_at,
+        excluded.nps_latest_event_id, a.nps_latest_at, a.nps_latest_event_id)
+        THEN excluded.nps_latest_event_id ELSE a.nps_latest_event_id END,
+    nps_latest_at = greatest(a.nps_latest_at, excluded.nps_latest_at)
+"""
+
+
+async def apply_aggregates(
+    conn: asyncpg.Connection,
+    batch: aggregate.Coalesced,
+    *,
+    masks: tuple[
+        Mapping[tuple[str, str], aggregate.DayMask], Mapping[tuple[str, str], aggregate.DayMask]
+    ]
+    | None = None,
+    activity: Mapping[str, aggregate.Activity] | None = None,
+) -> int:
+    """Write one batch's coalesced effects: one merge per table, rows in key order.
+
+    ``masks`` (users, features) and ``activity`` replace the batch's own when given: the rows
+    left after dropping those that would change nothing (see ``known``). Returns the number of
+    rows written.
+    """
+    users, features = masks if masks is not None else (batch.users, batch.features)
+    touched = batch.activity if activity is None else activity
+    await conn.execute(_STAGING)
+    written = 0
+    if batch.days:
+        keys = sorted(batch.days)
+        rows = [
+            (
+                k[0],
+                k[1],
+                (c := batch.days[k]).usage_events,
+                c.usage_quantity,
+                c.tickets_opened,
+                c.high_urgent_opened,
+                c.escalations,
+                c.reopens,
+                c.last_usage_at,
+                c.last_feature_at,
+            )
+            for k in keys
+        ]
+        await conn.copy_records_to_table("stage_days", records=rows)
+        await conn.execute(_MERGE_DAYS)
+        written += len(rows)
+    if batch.surveys:
+        keys = sorted(batch.surveys)
+        s = [batch.surveys[k] for k in keys]
+        await conn.execute(
+            """
+            INSERT INTO scoring.survey_days AS d (account_id, day, nps_sum, nps_answers,
+                nps_promoters, nps_detractors, csat_sum, csat_answers)
+            SELECT * FROM unnest($1::text[], $2::date[], $3::int[], $4::int[], $5::int[],
+                $6::int[], $7::int[], $8::int[])
+            ON CONFLICT (account_id, day) DO UPDATE SET
+                nps_sum = d.nps_sum + excluded.nps_sum,
+                nps_answers = d.nps_answers + excluded.nps_answers,
+                nps_promoters = d.nps_promoters + excluded.nps_promoters,
+                nps_detractors = d.nps_detractors + excluded.nps_detractors,
+                csat_sum = d.csat_sum + excluded.csat_sum,
+                csat_answers = d.csat_answers + excluded.csat_answers
+            """,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [x.nps_sum for x in s],
+            [x.nps_answers for x in s],
+            [x.nps_promoters for x in s],
+            [x.nps_detractors for x in s],
+            [x.csat_sum for x in s],
+            [x.csat_answers for x in s],
+        )
+        written += len(keys)
+    written += await _merge_masks(conn, "account_users", "user_id", "stage_users", users)
+    written += await _merge_masks(conn, "account_features", "feature", "stage_features", features)
+    if batch.tickets:
+        ticket_keys = sorted(batch.tickets)
+        t = [batch.tickets[k] for k in ticket_keys]
+        await conn.execute(
+            """
+            INSERT INTO scoring.tickets AS t (account_id, ticket_id, priority, status,
+                last_action, updated_at, event_id)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                $6::timestamptz[], $7::text[])
+            ON CONFLICT (account_id, ticket_id) DO UPDATE SET
+                priority = excluded.priority, status = excluded.status,
+                last_action = excluded.last_action, updated_at = excluded.updated_at,
+                event_id = excluded.event_id
+            WHERE (excluded.updated_at, excluded.event_id) > (t.updated_at, t.event_id)
+            """,
+            [k[0] for k in ticket_keys],
+            [k[1] for k in ticket_keys],
+            [x.priority for x in t],
+            [x.status for x in t],
+            [x.action for x in t],
+            [x.updated_at for x in t],
+            [x.event_id for x in t],
+        )
+        written += len(ticket_keys)
+    if touched:
+        activity_rows = [
+            (
+                k,
+                (a := touched[k]).known_since,
+                a.first_usage_at,
+                a.last_usage_day,
+                a.first_feature_at,
+                a.last_feature_day,
+                a.last_ticket_at,
+                a.last_survey_at,
+                a.nps_latest[2] if a.nps_latest else None,
+                a.nps_latest[0] if a.nps_latest else None,
+                a.nps_latest[1] if a.nps_latest else None,
+            )
+            for k in sorted(touched)
+        ]
+        await conn.copy_records_to_table("stage_activity", records=activity_rows)
+        await conn.execute(_MERGE_ACTIVITY)
+        written += len(activity_rows)
+    return written
+
+
+async def _merge_masks(
+    conn: asyncpg.Connection,
+    table: str,
+    key: str,
+    stage: str,
+    masks: Mapping[tuple[str, str], aggregate.DayMask],
+) -> int:
+    if not masks:
+        return 0
+    rows = [(k[0], k[1], (m := masks[k]).anchor, m.bits) for k in sorted(masks)]
+    await conn.copy_records_to_table(stage, records=rows)
+    await conn.execute(_MERGE_MASKS.format(table=table, key=key, stage=stage))
+    return len(rows)
+
+
+async def apply_accounts(
+    conn: asyncpg.Connection, latest: Mapping[str, AccountRecord | None]
+) -> None:
+    """Latest account records (last writer wins by ``updated_at``); None deletes (tombstone)."""
+    gone = sorted(k for k, v in latest.items() if v is None)
+    kept = [latest[k] for k in sorted(latest) if latest[k] is not None]
+    records = [r for r in kept if r is not None]
+    if gone:
+        await conn.execute("DELETE FROM scoring.accounts WHERE account_id = ANY($1::text[])", gone)
+    if not records:
+        return
+    await conn.execute(
+        """
+        INSERT INTO scoring.accounts AS a (account_id, name, tier, seats, arr, renewal_date,
+            lifecycle_stage, csm, account_executive, renewal_owner, updated_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::float8[],
+            $6::date[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+        ON CONFLICT (account_id) DO UPDATE SET
+            name = excluded.name, tier = excluded.tier, seats = excluded.seats,
+            arr = excluded.arr, renewal_date = excluded.renewal_date,
+            lifecycle_stage = excluded.lifecycle_stage, csm = excluded.csm,
+            account_executive = excluded.account_executive,
+            renewal_owner = excluded.renewal_owner, updated_at = excluded.updated_at
+        WHERE excluded.updated_at >= a.updated_at
+        """,
+        [r.account_id for r in records],
+        [r.name for r in records],
+        [r.tier for r in records],
+        [r.seats for r in records],
+        [r.arr for r in records],
+        [r.renewal_date for r in records],
+        [r.lifecycle_stage for r in records],
+        [r.team.csm for r in records],
+        [r.team.account_executive for r in records],
+        [r.team.renewal_owner for r in records],
+        [r.updated_at for r in records],
+    )
+
+
+async def apply_people(conn: asyncpg.Connection, latest: Mapping[str, PersonRecord | None]) -> None:
+    gone = sorted(k for k, v in latest.items() if v is None)
+    records = [r for k in sorted(latest) if (r := latest[k]) is not None]
+    if gone:
+        await conn.execute("DELETE FROM scoring.people WHERE person_id = ANY($1::text[])", gone)
+    if not records:
+        return
+    await conn.execute(
+        """
+        INSERT INTO scoring.people AS p (person_id, name, email, manager_id, time_zone, active,
+            updated_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+            $6::bool[], $7::timestamptz[])
+        ON CONFLICT (person_id) DO UPDATE SET
+            name = excluded.name, email = excluded.email, manager_id = excluded.manager_id,
+            time_zone = excluded.time_zone, active = excluded.active,
+            updated_at = excluded.updated_at
+        WHERE excluded.updated_at >= p.updated_at
+        """,
+        [r.person_id for r in records],
+        [r.name for r in records],
+        [r.email for r in records],
+        [r.manager_id for r in records],
+        [r.time_zone for r in records],
+        [r.active for r in records],
+        [r.updated_at for r in records],
+    )
