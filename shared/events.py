@@ -202,6 +202,10 @@ class HealthSnapshot(msgspec.Struct, kw_only=True):
     stale_inputs: list[str] = msgspec.field(default_factory=list)
     reasons: list[str] = msgspec.field(default_factory=list)
     signals: Signals = msgspec.field(default_factory=Signals)
+    # The account's data does not cover the baseline window yet: the band is never worse than
+    # yellow and no risk alert is raised; the reason says how much history there is.
+    warming_up: bool = False
+    warming_up_reason: str | None = None
 
 
 class ComponentMove(msgspec.Struct, kw_only=True):

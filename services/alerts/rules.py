@@ -9,6 +9,10 @@ account: its renewal date, its recent scores) and gives a :class:`Verdict`:
 - ``clear``    the condition no longer holds: resolve the open alert;
 - ``unknown``  an input the rule needs is missing: leave the alert as it is.
 
+An account that is still warming up (``after.warming_up``: its data does not cover the
+baseline window yet) gets ``unknown`` from every risk rule (motions in :data:`RISK_MOTIONS`):
+no risk alert is raised for it; opportunity rules still apply.
+
 No I/O here; the time a rule measures against is the change's ``as_of``.
 """
 
@@ -28,6 +32,7 @@ from shared.events import Band, HealthChange
 Severity = Literal["info", "warning", "critical"]
 Motion = Literal["adoption", "renewal", "expansion", "advocacy"]
 Delivery = Literal["immediate", "digest"]
+RISK_MOTIONS: frozenset[Motion] = frozenset({"adoption", "renewal"})
 Outcome = Literal["fire", "sustain", "clear", "unknown"]
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
@@ -254,6 +259,9 @@ def evaluate(ruleset: RuleSet, change: HealthChange, context: Context) -> list[V
         and 0 <= (renewal - change.as_of.date()).days <= ruleset.renewal_proximity.within_days
     )
     for rule in ruleset.rules:
+        if change.after.warming_up and rule.motion in RISK_MOTIONS:
+            verdicts.append(Verdict(rule.name, "unknown", rule.config.severity, "warming up"))
+            continue
         verdict = _evaluate_one(rule.config, change, context, renewal)
         if (
             renewal_near

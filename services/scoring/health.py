@@ -10,6 +10,10 @@ Pure: dataclasses and functions, no I/O; ``as_of`` is always passed in.
   ``partial``/``stale`` flags naming what is missing or too old, the top reasons as sentences
   and the plain signals alert rules read. Missing or stale input scores the component's
   ``missing_points`` (0 by default, never above neutral), so missing data never lifts a score.
+- :func:`warm_up` says whether an account's data covers the baseline window yet: while it does
+  not (``Model.warm_up_days``, 35 by default), its score is flagged ``warming_up`` with the
+  reason in words, and its band is never worse than yellow (the score itself is unchanged:
+  the contributions still add up to it). Alert rules raise no risk alert for it.
 - :func:`settle` carries the band's start over from the previous score (``days_in_band``).
 - :func:`decide_change` says whether the move from the previous score is worth publishing
   (band changed, score moved by at least the delta, a component crossed its threshold) and
@@ -383,6 +387,23 @@ def _score(
     )
 
 
+def history_days(facts: Facts, as_of: datetime) -> int:
+    """Days of data the account has as of ``as_of``: from the day of its first event or record
+    to the day of ``as_of``, both counted (0 when nothing is known yet)."""
+    if facts.known_since is None:
+        return 0
+    return max(0, (as_of.date() - facts.known_since.date()).days + 1)
+
+
+def warm_up(model: Model, facts: Facts, as_of: datetime) -> str | None:
+    """The reason the account is still warming up, or None once its data covers the baseline
+    window (``model.warm_up_days``; 0 turns warm-up off)."""
+    days = history_days(facts, as_of)
+    if days >= model.warm_up_days:
+        return None
+    return f"warming up: {days} of {model.warm_up_days} days of history"
+
+
 def evaluate(model: Model, facts: Facts, as_of: datetime) -> Evaluation:
     """Score one account as of ``as_of`` with the profile of its segment."""
     profile: Profile = model.profile_for(facts.tier, facts.lifecycle_stage)
@@ -390,10 +411,16 @@ def evaluate(model: Model, facts: Facts, as_of: datetime) -> Evaluation:
     scored = [_component(component, facts, values, as_of) for component in profile.components]
     components = [s.score for s in scored]
     score = round(sum(c.contribution for c in components), 1)
+    warming = warm_up(model, facts, as_of)
+    band = profile.band(score)
+    if warming is not None and band == "red":
+        band = "yellow"  # too little history to call it red: watched, not alarmed
     return Evaluation(
         snapshot=HealthSnapshot(
             score=score,
-            band=profile.band(score),
+            band=band,
+            warming_up=warming is not None,
+            warming_up_reason=warming,
             components=components,
             partial=any(c.status == "missing" for c in components),
             stale=any(c.status == "stale" for c in components),

@@ -13,6 +13,7 @@ the file decides how much each counts and where "bad" and "good" lie.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
 import math
@@ -28,6 +29,10 @@ Direction = Literal["higher_is_better", "lower_is_better"]
 MeasureKind = Literal["absolute", "baseline"]
 Input = Literal["usage", "features", "seats", "tickets", "surveys"]
 BAND_NAMES = ("red", "yellow", "green")
+# An account is warming up until its data covers the activity baseline: the four weeks of the
+# baseline plus the last seven days (services.scoring.health.BASELINE_WEEKS + 1 weeks).
+DEFAULT_WARM_UP_DAYS = 35
+MAX_CURVE_KNOTS = 32
 
 DEFAULT_MODEL_FILE = Path(__file__).resolve().parent / "models" / "health-v1.toml"
 
@@ -84,20 +89,43 @@ class ModelError(ValueError):
 # The validated model (what scoring uses)
 
 
+Knot = tuple[float, float]  # (value, points)
+
+
 @dataclass(frozen=True, slots=True)
 class Measure:
+    """A measure and how its value maps to 0–100 points.
+
+    Either linear between ``bad`` (0 points) and ``good`` (100 points), clamped; or, with a
+    ``curve``, piecewise-linear through its (value, points) knots (values ascending, points
+    monotone in the component's direction), flat beyond the first and last knot. For a curve,
+    ``bad`` and ``good`` are the values of its worst and best ends (for reading only).
+    """
+
     name: str
     kind: MeasureKind
     bad: float
     good: float
     share: float
+    curve: tuple[Knot, ...] | None = None
 
     def points(self, value: float) -> float:
-        """0 at ``bad``, 100 at ``good``, linear between, clamped (either direction)."""
+        if self.curve is not None:
+            return _interpolate(self.curve, value)
         fraction = (value - self.bad) / (self.good - self.bad)
         if fraction <= 0.0:
             return 0.0
         return 100.0 if fraction >= 1.0 else 100.0 * fraction
+
+
+def _interpolate(curve: tuple[Knot, ...], value: float) -> float:
+    if value <= curve[0][0]:
+        return curve[0][1]
+    if value >= curve[-1][0]:
+        return curve[-1][1]
+    i = bisect.bisect_right([v for v, _ in curve], value)
+    (x0, y0), (x1, y1) = curve[i - 1], curve[i]
+    return y0 + (y1 - y0) * (value - x0) / (x1 - x0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +176,7 @@ class Model:
     reason_below_points: float
     default: Profile
     profiles: tuple[Profile, ...] = field(default=())
+    warm_up_days: int = DEFAULT_WARM_UP_DAYS
 
     def profile_for(self, tier: str | None, lifecycle_stage: str | None) -> Profile:
         for profile in self.profiles:
@@ -170,8 +199,9 @@ class _File(BaseModel):
 class _MeasureFile(_File):
     name: str
     kind: MeasureKind
-    bad: float
-    good: float
+    bad: float | None = None
+    good: float | None = None
+    curve: list[tuple[float, float]] | None = None
     share: float = Field(1.0, gt=0)
 
 
@@ -193,8 +223,9 @@ class _BandFile(_File):
 
 
 class _Threshold(_File):
-    bad: float
-    good: float
+    bad: float | None = None
+    good: float | None = None
+    curve: list[tuple[float, float]] | None = None
 
 
 class _ProfileFile(_File):
@@ -211,6 +242,7 @@ class _ModelFile(_File):
     description: str = ""
     top_reasons: int = Field(3, ge=1, le=10)
     reason_below_points: float = Field(60.0, ge=0, le=100)
+    warm_up_days: int = Field(DEFAULT_WARM_UP_DAYS, ge=0, le=366)
     bands: list[_BandFile]
     components: dict[str, _ComponentFile] = Field(min_length=1)
     profiles: list[_ProfileFile] = Field(default_factory=list)
@@ -260,6 +292,7 @@ def parse(text: str, *, source: str = "<text>") -> Model:
         reason_below_points=spec.reason_below_points,
         default=default,
         profiles=profiles,
+        warm_up_days=spec.warm_up_days,
     )
 
 
@@ -292,8 +325,9 @@ def _components(given: Mapping[str, _ComponentFile], problems: list[str]) -> tup
             seen.add(m.name)
             if m.kind != kind:
                 problems.append(f"{at}: is a {kind} measure, not {m.kind}")
-            _check_direction(spec.direction, m.bad, m.good, at, problems)
-            measures.append(Measure(m.name, m.kind, m.bad, m.good, m.share))
+            shape = _shape(spec.direction, m.bad, m.good, m.curve, at, problems)
+            if shape is not None:
+                measures.append(Measure(m.name, m.kind, *shape[:2], m.share, shape[2]))
         kinds = {m.kind for m in measures}
         for needed in ("absolute", "baseline"):
             if needed not in kinds:
@@ -312,6 +346,52 @@ def _components(given: Mapping[str, _ComponentFile], problems: list[str]) -> tup
             )
         )
     return tuple(components)
+
+
+def _shape(
+    direction: Direction,
+    bad: float | None,
+    good: float | None,
+    curve: list[tuple[float, float]] | None,
+    where: str,
+    problems: list[str],
+) -> tuple[float, float, tuple[Knot, ...] | None] | None:
+    """A measure's mapping: ``bad`` and ``good``, or a ``curve`` (checked); None if invalid."""
+    if curve is None:
+        if bad is None or good is None:
+            problems.append(f"{where}: needs `bad` and `good`, or a `curve`")
+            return None
+        _check_direction(direction, bad, good, where, problems)
+        return bad, good, None
+    if bad is not None or good is not None:
+        problems.append(f"{where}: give either `bad`/`good` or a `curve`, not both")
+        return None
+    before = len(problems)
+    knots = tuple((float(v), float(p)) for v, p in curve)
+    if not 2 <= len(knots) <= MAX_CURVE_KNOTS:
+        problems.append(f"{where}.curve: needs 2 to {MAX_CURVE_KNOTS} knots, has {len(knots)}")
+        return None
+    for i, (value, points) in enumerate(knots):
+        if not (math.isfinite(value) and math.isfinite(points)):
+            problems.append(f"{where}.curve[{i}]: value and points must be finite numbers")
+        elif not 0.0 <= points <= 100.0:
+            problems.append(f"{where}.curve[{i}]: points must be within 0–100, not {points:g}")
+    for i, ((v0, p0), (v1, p1)) in enumerate(itertools.pairwise(knots), start=1):
+        if not v1 > v0:
+            problems.append(f"{where}.curve[{i}]: values must ascend ({v1:g} after {v0:g})")
+        rising = direction == "higher_is_better"
+        if (p1 < p0) if rising else (p1 > p0):
+            problems.append(
+                f"{where}.curve[{i}]: the component is {direction}, so points must "
+                f"{'not fall' if rising else 'not rise'} as the value grows "
+                f"({p0:g} → {p1:g})"
+            )
+    if len(problems) > before:
+        return None
+    worst, best = (
+        (knots[0], knots[-1]) if direction == "higher_is_better" else (knots[-1], knots[0])
+    )
+    return worst[0], best[0], knots
 
 
 def _check_direction(
@@ -380,17 +460,23 @@ def _profile(spec: _ProfileFile, where: str, default: Profile, problems: list[st
                 problems.append(f"{where}.weights.{name}: must be between 0 and 100")
         weights = {name: spec.weights.get(name, 0.0) for name in by_name}
         _check_weights(weights, f"{where}.weights", problems)
-    overrides: dict[str, dict[str, _Threshold]] = {}
+    overrides: dict[str, dict[str, tuple[float, float, tuple[Knot, ...] | None]]] = {}
     for key, threshold in spec.measures.items():
         component, _, measure = key.partition(".")
         base = by_name.get(component)
         if base is None or measure not in {m.name for m in base.measures}:
             problems.append(f"{where}.measures.{key}: no such component.measure in the model")
             continue
-        _check_direction(
-            base.direction, threshold.bad, threshold.good, f"{where}.measures.{key}", problems
+        shape = _shape(
+            base.direction,
+            threshold.bad,
+            threshold.good,
+            threshold.curve,
+            f"{where}.measures.{key}",
+            problems,
         )
-        overrides.setdefault(component, {})[measure] = threshold
+        if shape is not None:
+            overrides.setdefault(component, {})[measure] = shape
     components = tuple(
         _override(c, weights[c.name], overrides.get(c.name, {})) for c in default.components
     )
@@ -407,11 +493,15 @@ def _profile(spec: _ProfileFile, where: str, default: Profile, problems: list[st
 
 
 def _override(
-    component: Component, weight: float, thresholds: Mapping[str, _Threshold]
+    component: Component,
+    weight: float,
+    shapes: Mapping[str, tuple[float, float, tuple[Knot, ...] | None]],
 ) -> Component:
     measures = tuple(
-        dataclasses.replace(m, bad=thresholds[m.name].bad, good=thresholds[m.name].good)
-        if m.name in thresholds
+        dataclasses.replace(
+            m, bad=shapes[m.name][0], good=shapes[m.name][1], curve=shapes[m.name][2]
+        )
+        if m.name in shapes
         else m
         for m in component.measures
     )
