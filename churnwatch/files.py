@@ -4,13 +4,19 @@
     One v1 event per line, exactly as ``shared.events.encode`` writes it (the wire format:
     ``event_type`` usage / ticket / survey, ``event_id``, ``account_id``, ``occurred_at``, ...).
     What ``churnwatch replay`` sends and ``churnwatch backtest`` scores. Blank lines are skipped.
+    ``received_at`` and ``source`` may be left out when reading (``occurred_at`` and ``file``).
+``events.csv``
+    The same events as CSV: a header naming some of ``EVENT_COLUMNS``, empty cells left out
+    (what ``churnwatch replay`` also sends).
 ``accounts.csv``
     ``ACCOUNT_COLUMNS``: one account record per row; the team as three person-id columns.
     Empty cells are "unknown". ``updated_at`` may be missing or empty (the reader's ``now``).
 ``people.csv``
     ``PEOPLE_COLUMNS``: one person record per row; ``active`` is ``true`` / ``false``.
 ``labels.csv``
-    ``LABEL_COLUMNS``: the ground truth, one account per row — never sent to the pipeline.
+    ``LABEL_COLUMNS``: the ground truth, one account per row — never sent to the pipeline. An
+    optional ``observed_until`` column (a date) says when the account's data ends, when that is
+    before the end of the file (:func:`read_observed_until`).
 ``zendesk-organizations.csv``
     ``organization_id,account_id``: which account a Zendesk organization is.
 
@@ -36,6 +42,9 @@ from shared.events import (
     Event,
     LifecycleStage,
     PersonRecord,
+    SurveyEvent,
+    TicketEvent,
+    UsageEvent,
     decode_account,
     decode_event,
     decode_person,
@@ -66,6 +75,23 @@ PEOPLE_COLUMNS = (
     "updated_at",
 )
 LABEL_COLUMNS = ("account_id", "churned", "churn_date", "story", "opportunity_date")
+EVENT_COLUMNS = (
+    "event_type",
+    "event_id",
+    "account_id",
+    "occurred_at",
+    "user_id",
+    "type",
+    "feature",
+    "quantity",
+    "ticket_id",
+    "action",
+    "priority",
+    "status",
+    "kind",
+    "score",
+)
+READ_SOURCE = "file"  # an event read from a file without a source
 ORGANIZATION_COLUMNS = ("organization_id", "account_id")
 
 IMPORT_SOURCE = "csv-import"
@@ -94,7 +120,11 @@ def write_events(path: Path, events: Iterable[Event]) -> int:
 
 
 def read_events(path: Path) -> Iterator[Event]:
-    """The events of a JSONL file, in file order."""
+    """The events of a JSONL file or, for a ``.csv`` name, a CSV file (``EVENT_COLUMNS``), in
+    file order. A bad line raises ``FormatError`` naming every missing field at once."""
+    if path.suffix.lower() == ".csv":
+        yield from _read_csv_events(path)
+        return
     with path.open("rb") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -102,7 +132,80 @@ def read_events(path: Path) -> Iterator[Event]:
             try:
                 yield decode_event(line)
             except msgspec.DecodeError as exc:
-                raise FormatError(path, number, str(exc)) from exc
+                try:
+                    item = msgspec.json.decode(line)
+                except msgspec.DecodeError:
+                    raise FormatError(path, number, str(exc)) from exc
+                if not isinstance(item, dict):
+                    raise FormatError(path, number, "not a JSON object") from exc
+                yield _event_of(path, number, item)
+
+
+_EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
+    "usage": UsageEvent,
+    "ticket": TicketEvent,
+    "survey": SurveyEvent,
+}
+_FILLED = ("received_at", "source")  # set by ingest; filled in when a file leaves them out
+
+
+def _required_fields(kind: type[msgspec.Struct]) -> tuple[str, ...]:
+    required = {f.encode_name for f in msgspec.structs.fields(kind) if f.required}
+    return tuple(c for c in EVENT_COLUMNS if c in required)  # in the file's column order
+
+
+_REQUIRED = {name: _required_fields(kind) for name, kind in _EVENT_TYPES.items()}
+
+
+def _event_of(path: Path, line: int, item: dict[str, Any]) -> Event:
+    """An event from a decoded object: every missing field named at once, ``received_at`` and
+    ``source`` filled in when absent."""
+    kind = item.get("event_type")
+    if kind not in _REQUIRED:
+        choices = ", ".join(_REQUIRED)
+        found = "missing" if kind is None else repr(kind)
+        raise FormatError(path, line, f"event_type: {found} (one of {choices})")
+    missing = [name for name in _REQUIRED[kind] if item.get(name) in (None, "")]
+    if missing:
+        raise FormatError(path, line, f"{kind} event: missing field(s) {', '.join(missing)}")
+    item.setdefault("received_at", item["occurred_at"])
+    item.setdefault("source", READ_SOURCE)
+    try:
+        return decode_event(msgspec.json.encode(item))
+    except msgspec.DecodeError as exc:
+        raise FormatError(path, line, str(exc)) from exc
+
+
+def _read_csv_events(path: Path) -> Iterator[Event]:
+    with path.open(newline="", encoding="utf-8") as source:
+        reader = csv.DictReader(source)
+        columns = reader.fieldnames or []
+        unknown = [c for c in columns if c not in EVENT_COLUMNS]
+        if unknown or "event_type" not in columns:
+            raise FormatError(
+                path,
+                1,
+                f"the header must name event columns ({', '.join(EVENT_COLUMNS)})"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "; event_type is missing"),
+            )
+        for row in reader:
+            item: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
+            try:
+                if "quantity" in item:
+                    item["quantity"] = _number(item["quantity"], "quantity", float)
+                if "score" in item:
+                    item["score"] = _number(item["score"], "score", int)
+            except ValueError as exc:
+                raise FormatError(path, reader.line_num, str(exc)) from exc
+            yield _event_of(path, reader.line_num, item)
+
+
+def _number(value: str, name: str, kind: Callable[[str], float | int]) -> float | int:
+    try:
+        return kind(value)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name}: {value!r} is not {what}") from None
 
 
 def _write_event_lines(out: Any, events: Iterable[Event]) -> int:
@@ -230,6 +333,17 @@ def read_labels(path: Path) -> list[GroundTruth]:
         )
 
     return _read_csv(path, ("account_id", "churned"), parse, None)
+
+
+def read_observed_until(path: Path) -> dict[str, date]:
+    """The labels' optional ``observed_until`` column: when an account's data ends (its last
+    observed day), for the accounts whose cell is filled; empty without the column."""
+
+    def parse(row: Mapping[str, str]) -> tuple[str, date | None]:
+        return _required(row, "account_id"), _optional(row.get("observed_until"), _date)
+
+    pairs = _read_csv(path, ("account_id",), parse, None)
+    return {account: day for account, day in pairs if day is not None}
 
 
 def write_organizations(path: Path, organizations: Mapping[int, str]) -> int:
@@ -382,6 +496,13 @@ def _lifecycle_stage(value: str) -> LifecycleStage:
         if value == stage:
             return stage  # type: ignore[no-any-return]
     raise ValueError(f"unknown lifecycle stage {value!r} ({', '.join(get_args(LifecycleStage))})")
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"observed_until: {value!r} is not a date (2026-07-01)") from None
 
 
 def _timestamp(value: str) -> datetime:

@@ -64,7 +64,16 @@ def test_reading_jsonl_skips_blank_lines(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("bad", "reason"),
-    [("not json", "malformed"), ('{"event_type": "usage"}', "missing required field")],
+    [
+        ("not json", "malformed"),
+        ('{"event_type": "usage"}', "missing field(s) event_id, account_id, occurred_at, user_id"),
+        ('{"event_type": "sky"}', "event_type: 'sky' (one of usage, ticket, survey)"),
+        (
+            '{"event_type": "survey", "event_id": "e", "account_id": "a", "occurred_at": '
+            '"2026-01-01T00:00:00Z", "user_id": "u", "kind": "nps", "score": 11}',
+            "$.score",
+        ),
+    ],
 )
 def test_a_bad_jsonl_line_is_reported_with_its_line_number(
     tmp_path: Path, bad: str, reason: str
@@ -218,3 +227,47 @@ def test_the_same_seed_writes_byte_identical_files(tmp_path: Path) -> None:
     second = files.write_simulation(simulate(8, accounts=20, days=32, start=START), tmp_path / "b")
     for path in sorted(first.directory.iterdir()):
         assert path.read_bytes() == (second.directory / path.name).read_bytes(), path.name
+
+
+def test_csv_events_are_read_with_received_at_and_source_filled_in(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "event_type,event_id,account_id,occurred_at,user_id,type,quantity\n"
+        "usage,e1,acme,2026-07-01T09:00:00Z,u1,login,2\n"
+    )
+    [event] = files.read_events(path)
+    assert isinstance(event, UsageEvent)
+    assert (event.event_id, event.account_id, event.quantity) == ("e1", "acme", 2.0)
+    assert event.received_at == event.occurred_at
+    assert event.source == files.READ_SOURCE
+
+
+def test_a_csv_event_missing_fields_names_them_all_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "event_type,event_id,account_id,occurred_at,ticket_id,priority\n"
+        "ticket,e1,acme,2026-07-01T09:00:00Z,t1,high\n"
+    )
+    with pytest.raises(FormatError) as raised:
+        list(files.read_events(path))
+    assert raised.value.line == 2
+    assert raised.value.reason == "ticket event: missing field(s) action, status"
+
+
+def test_a_csv_events_file_with_an_unknown_column_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("event_type,colour\nusage,red\n")
+    with pytest.raises(FormatError, match="unknown: colour"):
+        list(files.read_events(path))
+
+
+def test_labels_may_say_until_when_an_account_is_observed(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "account_id,churned,churn_date,observed_until\na,false,,2026-08-31\nb,true,2026-08-01,\n"
+    )
+    assert [t.account_id for t in files.read_labels(path)] == ["a", "b"]
+    assert files.read_observed_until(path) == {"a": date(2026, 8, 31)}
+    path.write_text("account_id,churned,observed_until\na,false,soon\n")
+    with pytest.raises(FormatError, match="observed_until: 'soon' is not a date"):
+        files.read_observed_until(path)
