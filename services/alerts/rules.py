@@ -63,10 +63,12 @@ class _Rule(BaseModel):
 
 
 class BandWorsened(_Rule):
-    """The band got worse (green → yellow → red). Open while the band is not green."""
+    """The band got worse (green → yellow → red), into ``to`` or worse. Open while the band is
+    at least ``to`` (``red``: only a fall into red fires)."""
 
     kind: Literal["band_worsened"]
     severity_when_red: Severity = "critical"
+    to: Literal["yellow", "red"] = "yellow"
 
 
 class ScoreDropped(_Rule):
@@ -298,6 +300,8 @@ def _evaluate_one(
             severity = rule.severity_when_red if after.band == "red" else rule.severity
             if after.band == "green":
                 return clear("back to green")
+            if BAND_RANK[after.band] < BAND_RANK[rule.to]:
+                return clear(f"health band {after.band}")
             summary = _band_summary(change.before.band if change.before else None, after.band)
             before = change.before
             if before is not None and BAND_RANK[after.band] > BAND_RANK[before.band]:

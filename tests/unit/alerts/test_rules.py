@@ -99,6 +99,31 @@ def test_a_worsened_band_fires_and_red_is_critical() -> None:
     assert (red.outcome, red.severity) == ("fire", "critical")
 
 
+def test_a_band_rule_to_red_fires_only_on_a_fall_into_red_and_clears_above_it() -> None:
+    ruleset = rules.parse(
+        "version = 1\n[[rule]]\nname = 'into_red'\nkind = 'band_worsened'\n"
+        "motion = 'adoption'\nseverity = 'warning'\nto = 'red'\n"
+    )
+
+    def verdict(before: tuple[float, Band], after: tuple[float, Band]) -> Verdict:
+        change = HealthChange(
+            change_id="c1",
+            account_id="acme",
+            as_of=AS_OF,
+            model_version="t",
+            before=health(*before),
+            after=health(*after),
+            triggers=["band_changed"],
+        )
+        [one] = rules.evaluate(ruleset, change, Context())
+        return one
+
+    assert verdict((80, "green"), (55, "yellow")).outcome == "clear"
+    assert verdict((55, "yellow"), (30, "red")).outcome == "fire"
+    assert verdict((80, "green"), (30, "red")).outcome == "fire"
+    assert verdict((30, "red"), (55, "yellow")).outcome == "clear"
+
+
 def test_a_band_that_stays_bad_sustains_and_green_clears() -> None:
     stays = evaluate((35, "red"), (58, "yellow"))["band_worsened"]
     assert (stays.outcome, stays.severity) == ("sustain", "warning")
