@@ -15,13 +15,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts import decide, links, render, store
 from services.alerts.decide import Config
 from services.alerts.handler import Clocks, apply, gather
-from services.alerts.lifecycle import Alert
+from services.alerts.lifecycle import Alert, Matcher, Silence
 from shared import errors
 from shared.auth import ApiKeys, Caller
 
@@ -202,27 +201,11 @@ def router(
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         before_id: int | None = None,
     ) -> dict[str, Any]:
-        t = store.alerts
-        query = select(t).order_by(t.c.id.desc()).limit(limit)
-        if state:
-            query = query.where(t.c.state.in_(state))
-        if open_only:
-            query = query.where(t.c.state != "resolved")
-        if account_id:
-            query = query.where(t.c.account_id == account_id)
-        if rule:
-            query = query.where(t.c.rule == rule)
-        if severity:
-            query = query.where(t.c.severity.in_(severity))
-        if motion:
-            query = query.where(t.c.motion == motion)
-        if owner:
-            query = query.where(t.c.route["recipients"].contains([{"person_id": owner}]))
-        if before_id is not None:
-            query = query.where(t.c.id < before_id)
+        query = store.AlertQuery(
+            state, account_id, rule, severity, motion, owner, open_only, limit, before_id
+        )
         async with engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        found = [store.alert_from_row(r) for r in rows]
+            found = await store.list_alerts(conn, query)
         return {
             "alerts": [alert_json(a) for a in found],
             "next_before_id": found[-1].id if len(found) == limit else None,
@@ -266,13 +249,9 @@ def router(
 
     @api.get("/v1/silences", dependencies=[read], summary="Silences (active unless asked)")
     async def list_silences(include_expired: bool = False) -> dict[str, Any]:
-        now = clocks.now()
-        query = select(store.silences).order_by(store.silences.c.id.desc()).limit(500)
-        if not include_expired:
-            query = query.where(store.silences.c.ends_at > now)
         async with engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return {"silences": [_silence_json(r) for r in rows]}
+            found = await store.list_silences(conn, clocks.now(), include_expired=include_expired)
+        return {"silences": [_silence_json(s) for s in found]}
 
     @api.post("/v1/silences", status_code=201, summary="Create a silence (expiry required)")
     async def create_silence(body: SilenceBody, caller: Admin) -> dict[str, Any]:
@@ -288,46 +267,27 @@ def router(
                 "silence_too_long",
                 f"a silence lasts at most {silence_max.total_seconds():.0f} seconds",
             )
-        values = {
-            "matchers": [m.model_dump() for m in body.matchers],
-            "starts_at": starts,
-            "ends_at": body.ends_at,
-            "created_by": body.created_by or caller.name,
-            "comment": body.comment,
-            "created_at": now,
-        }
         async with engine.begin() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        insert(store.silences).values(values).returning(store.silences)
-                    )
-                )
-                .mappings()
-                .one()
+            silence = await store.create_silence(
+                conn,
+                [Matcher(m.label, m.op, m.value) for m in body.matchers],
+                starts_at=starts,
+                ends_at=body.ends_at,
+                created_by=body.created_by or caller.name,
+                comment=body.comment,
+                now=now,
             )
-        return _silence_json(row)
+        return _silence_json(silence)
 
     @api.delete("/v1/silences/{silence_id}", summary="Expire a silence now")
     async def expire_silence(silence_id: int, caller: Admin) -> dict[str, Any]:
         now = clocks.now()
         async with engine.begin() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        update(store.silences)
-                        .where(store.silences.c.id == silence_id, store.silences.c.ends_at > now)
-                        .values(ends_at=now)
-                        .returning(store.silences)
-                    )
-                )
-                .mappings()
-                .one_or_none()
-            )
-            if row is None:
+            silence = await store.expire_silence(conn, silence_id, now)
+            if silence is None:
                 raise error(404, "not_found", f"no active silence {silence_id}")
             await store.wake(conn, silence_id=silence_id, now=now)
-        return _silence_json(row)
+        return _silence_json(silence)
 
     # -- one-click links -----------------------------------------------------------------------
 
@@ -430,14 +390,14 @@ def router(
     return api
 
 
-def _silence_json(row: Any) -> dict[str, Any]:
+def _silence_json(silence: Silence) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "matchers": row["matchers"],
-        "starts_at": row["starts_at"].isoformat(),
-        "ends_at": row["ends_at"].isoformat(),
-        "created_by": row["created_by"],
-        "comment": row["comment"],
+        "id": silence.id,
+        "matchers": [store.matcher_json(m) for m in silence.matchers],
+        "starts_at": silence.starts_at.isoformat(),
+        "ends_at": silence.ends_at.isoformat(),
+        "created_by": silence.created_by,
+        "comment": silence.comment,
     }
 
 

@@ -29,18 +29,17 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts import metrics, store
-from services.alerts.messages import message_id, thread_key, thread_root
+from services.alerts.messages import outbox_entry, thread_root
 from services.alerts.notifiers import Delivered, Message, Notifier, Outcome, Permanent, Retry
-from services.alerts.routing import Destination
+from services.alerts.store import Candidate, ClaimedRow
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +110,7 @@ class DeliveryWorker:
     async def _sleep_seconds(self) -> float:
         """Until the next due row, at most the poll interval."""
         async with self._engine.connect() as conn:
-            result = await conn.execute(
-                text("SELECT min(next_attempt_at) FROM alerts.outbox WHERE state = 'pending'")
-            )
-            due: datetime | None = result.scalar()
+            due = await store.next_due(conn)
         if due is None:
             return self._config.poll_seconds
         return max(0.005, min(self._config.poll_seconds, (due - self._now()).total_seconds()))
@@ -129,102 +125,40 @@ class DeliveryWorker:
 
     # -- 1. claim ----------------------------------------------------------------------------
 
-    async def claim(self) -> list[Mapping[Any, Any]]:
+    async def claim(self) -> list[ClaimedRow]:
         now = self._now()
         config = self._config
+        pacing = config.slack_channel_interval > timedelta(0)
         async with self._engine.begin() as conn:
-            expired = await conn.execute(
-                text(
-                    "UPDATE alerts.outbox SET state = 'pending', claimed_by = NULL, "
-                    "claimed_until = NULL, next_attempt_at = :now, "
-                    "last_error = 'lease expired: the outcome of the last attempt is unknown' "
-                    "WHERE state = 'sending' AND claimed_until < :now RETURNING id, channel"
-                ),
-                {"now": now},
-            )
-            for _id, channel in expired:
+            for channel in await store.expire_leases(conn, now):
                 metrics.LEASES_EXPIRED.labels(channel).inc()
-            rows = (
-                (
-                    await conn.execute(
-                        text(
-                            "SELECT o.id, o.channel, o.address FROM alerts.outbox o "
-                            "WHERE o.state = 'pending' AND o.next_attempt_at <= :now "
-                            "AND (o.depends_on IS NULL OR NOT EXISTS (SELECT 1 FROM "
-                            "alerts.outbox d WHERE d.id = o.depends_on "
-                            "AND d.state IN ('pending', 'sending'))) "
-                            "AND NOT EXISTS (SELECT 1 FROM alerts.pacing p WHERE "
-                            "o.channel = 'slack' AND p.address = o.address AND p.next_at > :now) "
-                            "ORDER BY o.next_attempt_at, o.id LIMIT :limit "
-                            "FOR UPDATE OF o SKIP LOCKED"
-                        ),
-                        {"now": now, "limit": config.batch_size},
-                    )
+            due = await store.candidates(conn, now, config.batch_size)
+            chosen, paced = choose(due, pacing=pacing)
+            if paced:
+                taken = await store.hold_channels(
+                    conn, list(paced), now + config.slack_channel_interval, if_free_at=now
                 )
-                .mappings()
-                .all()
-            )
-            if not rows:
-                return []
-            chosen: list[int] = []
-            slack_first: dict[str, int] = {}
-            for row in rows:
-                if row["channel"] == "slack" and config.slack_channel_interval > timedelta(0):
-                    slack_first.setdefault(row["address"], row["id"])
-                else:
-                    chosen.append(row["id"])
-            if slack_first:
-                reserved = await conn.execute(
-                    text(
-                        "INSERT INTO alerts.pacing AS p (address, next_at) "
-                        "SELECT unnest(CAST(:addresses AS text[])), :next_at "
-                        "ON CONFLICT (address) DO UPDATE SET next_at = EXCLUDED.next_at "
-                        "WHERE p.next_at <= :now RETURNING address"
-                    ),
-                    {
-                        "addresses": list(slack_first),
-                        "next_at": now + config.slack_channel_interval,
-                        "now": now,
-                    },
-                )
-                chosen += [slack_first[a] for (a,) in reserved]
+                chosen += [paced[a] for a in taken]
             if not chosen:
                 return []
-            claimed = (
-                (
-                    await conn.execute(
-                        text(
-                            "UPDATE alerts.outbox o SET state = 'sending', claimed_by = :me, "
-                            "claimed_until = :until, attempts = attempts + 1 "
-                            "WHERE id = ANY(:ids) RETURNING o.*, "
-                            "(SELECT ref FROM alerts.threads t "
-                            "WHERE t.thread_key = o.thread_key) AS thread_ref"
-                        ),
-                        {"me": self.name, "until": now + config.lease, "ids": chosen},
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        return list(claimed)
+            return await store.take(conn, chosen, worker=self.name, until=now + config.lease)
 
     # -- 2. send and 3. record -----------------------------------------------------------------
 
-    async def _deliver(self, row: Mapping[Any, Any]) -> None:
-        destination = Destination(row["channel"], row["address"], row["mention"])
-        account_id = row["account_id"]
+    async def _deliver(self, row: ClaimedRow) -> None:
+        destination = row.destination
         message = Message(
-            key=row["key"],
-            kind=row["kind"],
+            key=row.key,
+            kind=row.kind,
             destination=destination,
-            payload=row["payload"],
-            message_id=row["message_id"],
+            payload=row.payload,
+            message_id=row.message_id,
             thread_root=(
-                thread_root(account_id, destination.address, self._config.message_id_domain)
-                if account_id and destination.channel == "email"
+                thread_root(row.account_id, destination.address, self._config.message_id_domain)
+                if row.account_id and destination.channel == "email"
                 else None
             ),
-            thread_ref=row["thread_ref"],
+            thread_ref=row.thread_ref,
         )
         notifier = self._notifiers.get(destination.channel)
         started = time.perf_counter()
@@ -235,7 +169,7 @@ class DeliveryWorker:
             try:
                 outcome = await notifier.send(message)
             except Exception as exc:  # a bug in a notifier must not stall the row
-                log.exception("notifier raised", extra={"key": row["key"]})
+                log.exception("notifier raised", extra={"key": row.key})
                 outcome = Retry(f"notifier raised {type(exc).__name__}")
         metrics.SEND_SECONDS.labels(destination.channel).observe(time.perf_counter() - started)
         try:
@@ -243,130 +177,120 @@ class DeliveryWorker:
         except Exception:
             log.exception(
                 "could not record a delivery outcome; the lease will expire and it is retried",
-                extra={"key": row["key"], "outcome": type(outcome).__name__},
+                extra={"key": row.key, "outcome": type(outcome).__name__},
             )
 
-    async def _record(self, row: Mapping[Any, Any], outcome: Outcome) -> None:
+    async def _record(self, row: ClaimedRow, outcome: Outcome) -> None:
         now = self._now()
-        config = self._config
-        channel = row["channel"]
-        params: dict[str, Any] = {"id": row["id"], "me": self.name, "now": now}
-        if isinstance(outcome, Retry) and now - row["created_at"] >= config.give_up:
-            outcome = Permanent(f"gave up after {row['attempts']} attempts: {outcome.reason}")
+        channel = row.destination.channel
+        verdict = judge(row, outcome, self._config, now, self._rng)
+        if verdict.given_up:
             metrics.DELIVERIES.labels(channel, "given_up").inc()
         async with self._engine.begin() as conn:
-            if channel == "slack" and config.slack_channel_interval > timedelta(0):
-                # Pace from when this send ended, so Slack sees the interval between receipts.
-                await conn.execute(
-                    text(
-                        "INSERT INTO alerts.pacing AS p (address, next_at) "
-                        "VALUES (:address, :next) ON CONFLICT (address) DO UPDATE "
-                        "SET next_at = GREATEST(p.next_at, EXCLUDED.next_at)"
-                    ),
-                    {"address": row["address"], "next": now + config.slack_channel_interval},
-                )
-            if isinstance(outcome, Delivered):
-                result = await conn.execute(
-                    text(
-                        "UPDATE alerts.outbox SET state = 'sent', sent_at = :now, "
-                        "provider_ref = :ref, claimed_until = NULL, "
-                        "last_error = NULL WHERE id = :id AND claimed_by = :me "
-                        "AND state = 'sending'"
-                    ),
-                    {**params, "ref": outcome.ref},
-                )
-                if outcome.ref and row["thread_key"] and row["kind"] != "resolved":
-                    await conn.execute(
-                        text(
-                            "INSERT INTO alerts.threads (thread_key, ref, updated_at) "
-                            "VALUES (:key, :ref, :now) ON CONFLICT (thread_key) DO UPDATE "
-                            "SET ref = EXCLUDED.ref, updated_at = EXCLUDED.updated_at"
-                        ),
-                        {"key": row["thread_key"], "ref": outcome.ref, "now": now},
-                    )
-                status = "sent"
-            elif isinstance(outcome, Retry):
-                delay = (
-                    outcome.after_seconds
-                    if outcome.after_seconds is not None
-                    else backoff_seconds(
-                        row["attempts"],
-                        config.backoff_initial_seconds,
-                        config.backoff_max_seconds,
-                        self._rng,
-                    )
-                )
-                result = await conn.execute(
-                    text(
-                        "UPDATE alerts.outbox SET state = 'pending', claimed_by = NULL, "
-                        "claimed_until = NULL, next_attempt_at = :next, last_error = :error "
-                        "WHERE id = :id AND claimed_by = :me AND state = 'sending'"
-                    ),
-                    {**params, "next": now + timedelta(seconds=delay), "error": outcome.reason},
-                )
-                if outcome.after_seconds is not None and channel == "slack":
-                    # Slack's rate limit is per channel: hold every message to it as long.
-                    await conn.execute(
-                        text(
-                            "INSERT INTO alerts.pacing AS p (address, next_at) "
-                            "VALUES (:address, :next) ON CONFLICT (address) DO UPDATE "
-                            "SET next_at = GREATEST(p.next_at, EXCLUDED.next_at)"
-                        ),
-                        {"address": row["address"], "next": now + timedelta(seconds=delay)},
-                    )
-                status = "rate_limited" if outcome.after_seconds is not None else "retry"
-                metrics.RETRIES.labels(channel, status).inc()
-            else:
-                fallbacks = [Destination.from_json(d) for d in row["fallbacks"]]
-                state = "fallen_back" if fallbacks else "failed"
-                result = await conn.execute(
-                    text(
-                        "UPDATE alerts.outbox SET state = :state, claimed_by = NULL, "
-                        "claimed_until = NULL, last_error = :error "
-                        "WHERE id = :id AND claimed_by = :me AND state = 'sending'"
-                    ),
-                    {**params, "state": state, "error": outcome.reason},
-                )
-                if fallbacks and result.rowcount:
-                    await store.enqueue(conn, [self._fallback_row(row, fallbacks)])
-                status = "fallback" if fallbacks else "failed"
-            if not result.rowcount:
-                # Our lease expired and another worker took the row over.
-                log.warning("lost the lease of an outbox row", extra={"key": row["key"]})
-                metrics.DELIVERIES.labels(channel, "lease_lost").inc()
-                return
-        metrics.DELIVERIES.labels(channel, status).inc()
+            ours = await store.record(conn, row, verdict.outcome, worker=self.name, now=now)
+        if not ours:
+            # Our lease expired and another worker took the row over.
+            log.warning("lost the lease of an outbox row", extra={"key": row.key})
+            metrics.DELIVERIES.labels(channel, "lease_lost").inc()
+            return
+        if verdict.status in ("retry", "rate_limited"):
+            metrics.RETRIES.labels(channel, verdict.status).inc()
+        metrics.DELIVERIES.labels(channel, verdict.status).inc()
         log.info(
             "delivery attempt",
             extra={
-                "key": row["key"],
+                "key": row.key,
                 "channel": channel,
-                "outcome": status,
-                "attempt": row["attempts"],
-                "reason": getattr(outcome, "reason", None),
+                "outcome": verdict.status,
+                "attempt": row.attempts,
+                "reason": verdict.outcome.error,
             },
         )
 
-    def _fallback_row(self, row: Mapping[Any, Any], fallbacks: list[Destination]) -> dict[str, Any]:
-        first, rest = fallbacks[0], fallbacks[1:]
-        key = f"{row['key']}>{first.channel}:{first.address}"
-        now = self._now()
-        return {
-            "key": key,
-            "kind": row["kind"],
-            "account_id": row["account_id"],
-            "channel": first.channel,
-            "address": first.address,
-            "mention": first.mention,
-            "fallbacks": [d.to_json() for d in rest],
-            "payload": row["payload"],
-            "message_id": message_id(key, self._config.message_id_domain),
-            "thread_key": thread_key(row["account_id"], first) if row["account_id"] else None,
-            "state": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
+
+# ---------------------------------------------------------------------------------------------
+# The decisions (pure)
+
+
+def choose(due: list[Candidate], *, pacing: bool) -> tuple[list[int], dict[str, int]]:
+    """Which due rows to take: all but Slack rows when Slack is paced; of those, the first per
+    channel, returned by address, to take only if its channel is free."""
+    chosen: list[int] = []
+    first_per_channel: dict[str, int] = {}
+    for row in due:
+        if row.channel == "slack" and pacing:
+            first_per_channel.setdefault(row.address, row.id)
+        else:
+            chosen.append(row.id)
+    return chosen, first_per_channel
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: store.Outcome
+    status: str  # sent, retry, rate_limited, fallback, failed (the metrics' outcome label)
+    given_up: bool = False
+
+
+def judge(
+    row: ClaimedRow,
+    outcome: Outcome,
+    config: DeliveryConfig,
+    now: datetime,
+    rng: Callable[[], float] = random.random,
+) -> Verdict:
+    """What becomes of a row after a send: sent; tried again later (exponential backoff, or
+    exactly a 429's ``Retry-After``, which holds the whole Slack channel as long); or, when
+    retrying cannot help or ``give_up`` passed, fallen back to the next destination or failed.
+    A Slack channel is held ``slack_channel_interval`` from the end of each send."""
+    given_up = False
+    if isinstance(outcome, Retry) and now - row.created_at >= config.give_up:
+        outcome = Permanent(f"gave up after {row.attempts} attempts: {outcome.reason}")
+        given_up = True
+    slack = row.destination.channel == "slack"
+    holds: list[datetime] = []
+    if slack and config.slack_channel_interval > timedelta(0):
+        holds.append(now + config.slack_channel_interval)
+    if isinstance(outcome, Delivered):
+        thread = (
+            (row.thread_key, outcome.ref)
+            if outcome.ref and row.thread_key and row.kind != "resolved"
+            else None
+        )
+        verdict = store.Outcome("sent", provider_ref=outcome.ref, thread=thread)
+        status = "sent"
+    elif isinstance(outcome, Retry):
+        delay = (
+            outcome.after_seconds
+            if outcome.after_seconds is not None
+            else backoff_seconds(
+                row.attempts, config.backoff_initial_seconds, config.backoff_max_seconds, rng
+            )
+        )
+        next_at = now + timedelta(seconds=delay)
+        if outcome.after_seconds is not None and slack:
+            holds.append(next_at)  # Slack's rate limit is per channel: hold it as long
+        verdict = store.Outcome("pending", error=outcome.reason, next_attempt_at=next_at)
+        status = "rate_limited" if outcome.after_seconds is not None else "retry"
+    else:
+        fallback = (
+            outbox_entry(
+                f"{row.key}>{row.fallbacks[0].channel}:{row.fallbacks[0].address}",
+                row.kind,
+                row.account_id,
+                row.fallbacks,
+                row.payload,
+                config.message_id_domain,
+                now,
+            )
+            if row.fallbacks
+            else None
+        )
+        verdict = store.Outcome(
+            "fallen_back" if fallback else "failed", error=outcome.reason, fallback=fallback
+        )
+        status = "fallback" if fallback else "failed"
+    return Verdict(replace(verdict, hold_channel_until=max(holds, default=None)), status, given_up)
 
 
 async def _wait(stopping: asyncio.Event, seconds: float) -> None:

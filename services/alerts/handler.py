@@ -18,14 +18,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.alerts import decide, digest, messages, metrics, routing, store
-from services.alerts.decide import AccountState, Config, Decision, Health
+from services.alerts.decide import AccountState, Config, Decision
 from services.alerts.lifecycle import Alert
+from services.alerts.messages import OutboxEntry
 from shared import events
 from shared.events import AccountRecord, HealthChange, PersonRecord
 from shared.kafka import Record, Rejection
@@ -70,22 +69,7 @@ async def gather(
     ids = sorted(set(account_ids))
     teams = await store.load_teams(conn, ids)
     open_alerts = await store.load_open_alerts(conn, ids)
-    health_rows = await conn.execute(
-        select(store.account_health).where(store.account_health.c.account_id.in_(ids))
-    )
-    healths = {
-        r["account_id"]: Health(
-            as_of=r["as_of"],
-            score=r["score"],
-            band=r["band"],
-            before_score=r["before_score"],
-            before_band=r["before_band"],
-            reasons=tuple(r["reasons"]),
-            days_since_activity=r["days_since_activity"],
-            change_id=r["change_id"],
-        )
-        for r in health_rows.mappings()
-    }
+    healths = await store.load_health(conn, ids)
     person_ids: set[str] = set()
     for team in teams.values():
         person_ids |= team.team.members()
@@ -123,29 +107,11 @@ async def apply(
     real_now: datetime,
 ) -> int:
     """Write the decisions; returns how many outbox rows were written."""
-    health_rows = [
-        {
-            "account_id": d.account_id,
-            "as_of": d.health.as_of,
-            "score": d.health.score,
-            "band": d.health.band,
-            "before_score": d.health.before_score,
-            "before_band": d.health.before_band,
-            "reasons": list(d.health.reasons),
-            "days_since_activity": d.health.days_since_activity,
-            "change_id": d.health.change_id,
-        }
-        for d in decisions
-        if d.health is not None
-    ]
-    await store.upsert_health(conn, health_rows)
+    await store.upsert_health(
+        conn, [(d.account_id, d.health) for d in decisions if d.health is not None]
+    )
     await store.insert_history(
-        conn,
-        [
-            {"account_id": d.account_id, "as_of": at, "score": score}
-            for d in decisions
-            for at, score in d.history
-        ],
+        conn, [(d.account_id, at, score) for d in decisions for at, score in d.history]
     )
     saved = await store.save_alerts(conn, [a for d in decisions for a in d.alerts])
     before = {a.id: a for s in states.values() for a in s.alerts}
@@ -157,8 +123,8 @@ async def apply(
     by_account: dict[str, dict[str, Alert]] = defaultdict(dict)
     for alert in saved:
         by_account[alert.account_id][alert.rule] = alert
-    first: list[dict[str, Any]] = []
-    replies: list[dict[str, Any]] = []
+    first: list[OutboxEntry] = []
+    replies: list[OutboxEntry] = []
     for d in decisions:
         state = states[d.account_id]
         view = replace(state, health=d.health or state.health).view()
@@ -189,17 +155,13 @@ async def apply(
             metrics.NOTIFICATIONS.labels(notification.kind).inc()
     written = len(await store.enqueue(conn, first))
     if replies:
-        keys = sorted({r["thread_key"] for r in replies if r["thread_key"]})
-        latest = await conn.execute(
-            text(
-                "SELECT thread_key, max(id) FROM alerts.outbox WHERE thread_key = ANY(:keys) "
-                "AND state IN ('pending', 'sending') GROUP BY thread_key"
-            ),
-            {"keys": keys},
-        )
-        pending: dict[str, int] = {key: last for key, last in latest}
-        for row in replies:
-            row["depends_on"] = pending.get(row["thread_key"])
+        # A resolved notice replies in its thread: it waits for the thread's unsent message.
+        keys = sorted({r.thread_key for r in replies if r.thread_key})
+        pending = await store.unsent_heads(conn, keys)
+        replies = [
+            replace(r, depends_on=pending.get(r.thread_key) if r.thread_key else None)
+            for r in replies
+        ]
         written += len(await store.enqueue(conn, replies))
     return written
 
@@ -232,8 +194,8 @@ class BatchHandler:
         self, records: Sequence[Record[Message]]
     ) -> Sequence[tuple[Record[Message], Rejection]]:
         now = self._clocks.now()
-        people: dict[str, dict[str, Any] | None] = {}
-        account_rows: dict[str, dict[str, Any] | None] = {}
+        people: dict[str, store.PersonRow | None] = {}
+        account_rows: dict[str, store.OwnedAccount | None] = {}
         changes: dict[str, HealthChange] = {}
         consumed_changes = 0
         for record in records:  # offset order per partition: the last value of a key wins
@@ -287,24 +249,24 @@ class BatchHandler:
         metrics.HEALTH_CHANGES.labels("late").inc(sum(d.late for d in decisions))
         return []
 
-    def _person_row(self, person: PersonRecord, now: datetime) -> dict[str, Any]:
-        return {
-            "person_id": person.person_id,
-            "name": person.name,
-            "email": person.email,
-            "slack_user_id": person.slack_user_id,
-            "manager_id": person.manager_id,
-            "time_zone": person.time_zone,
-            "active": person.active,
-            "updated_at": person.updated_at,
-            "next_digest_at": digest.next_digest_at(person.time_zone, self._digest_hour, now),
-        }
+    def _person_row(self, person: PersonRecord, now: datetime) -> store.PersonRow:
+        return store.PersonRow(
+            person_id=person.person_id,
+            name=person.name,
+            email=person.email,
+            slack_user_id=person.slack_user_id,
+            manager_id=person.manager_id,
+            time_zone=person.time_zone,
+            active=person.active,
+            updated_at=person.updated_at,
+            next_digest_at=digest.next_digest_at(person.time_zone, self._digest_hour, now),
+        )
 
     async def _apply_ownership(
         self,
         conn: AsyncConnection,
-        people: Mapping[str, dict[str, Any] | None],
-        account_rows: Mapping[str, dict[str, Any] | None],
+        people: Mapping[str, store.PersonRow | None],
+        account_rows: Mapping[str, store.OwnedAccount | None],
     ) -> set[str]:
         """Write ownership; returns the accounts whose open alerts may need re-routing."""
         rerouted: set[str] = set()
@@ -312,11 +274,7 @@ class BatchHandler:
             old = await store.load_teams(conn, account_rows, for_update=True)
             for account_id, row in account_rows.items():
                 before = old.get(account_id)
-                after = (
-                    routing.Team(row["csm"], row["account_executive"], row["renewal_owner"])
-                    if row
-                    else routing.Team()
-                )
+                after = row.team if row else routing.Team()
                 if before is None or before.team != after:
                     rerouted.add(account_id)
             await store.upsert_accounts(conn, [r for r in account_rows.values() if r])
@@ -328,35 +286,27 @@ class BatchHandler:
                 for pid, row in people.items()
                 if row is None
                 or pid not in previous
-                or previous[pid].active != row["active"]
-                or previous[pid].manager_id != row["manager_id"]
+                or previous[pid].active != row.active
+                or previous[pid].manager_id != row.manager_id
                 or bool(previous[pid].email or previous[pid].slack_user_id)
-                != bool(row["email"] or row["slack_user_id"])
+                != bool(row.email or row.slack_user_id)
             ]
             await store.upsert_people(conn, [r for r in people.values() if r])
             await store.delete_people(conn, [k for k, r in people.items() if r is None])
             if changed:
                 rerouted |= set(await store.accounts_owned_by(conn, changed))
-        if rerouted:
-            # Only accounts with open alerts need the work.
-            with_alerts = await conn.execute(
-                select(store.alerts.c.account_id)
-                .where(store.alerts.c.account_id.in_(rerouted), store.alerts.c.state != "resolved")
-                .distinct()
-            )
-            rerouted = {r[0] for r in with_alerts}
-        return rerouted
+        return await store.with_open_alerts(conn, rerouted)  # only they need the work
 
 
-def _account_row(account: AccountRecord) -> dict[str, Any]:
-    return {
-        "account_id": account.account_id,
-        "name": account.name,
-        "tier": account.tier,
-        "seats": account.seats,
-        "renewal_date": account.renewal_date,
-        "csm": account.team.csm,
-        "account_executive": account.team.account_executive,
-        "renewal_owner": account.team.renewal_owner,
-        "updated_at": account.updated_at,
-    }
+def _account_row(account: AccountRecord) -> store.OwnedAccount:
+    return store.OwnedAccount(
+        account_id=account.account_id,
+        name=account.name,
+        tier=account.tier,
+        seats=account.seats,
+        renewal_date=account.renewal_date,
+        csm=account.team.csm,
+        account_executive=account.team.account_executive,
+        renewal_owner=account.team.renewal_owner,
+        updated_at=account.updated_at,
+    )

@@ -168,6 +168,55 @@ def digest_payload(
     }
 
 
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One message to one destination, as the outbox stores it (the row before it has an id)."""
+
+    key: str
+    kind: str
+    account_id: str | None
+    channel: str
+    address: str
+    mention: str | None
+    fallbacks: list[dict[str, Any]]
+    payload: dict[str, Any]
+    message_id: str
+    thread_key: str | None
+    next_attempt_at: datetime
+    created_at: datetime
+    depends_on: int | None = None  # a message of the same thread that must be sent first
+
+
+def outbox_entry(
+    key: str,
+    kind: str,
+    account_id: str | None,
+    options: Sequence[Destination],
+    payload: Mapping[str, Any],
+    message_id_domain: str,
+    enqueued_at: datetime,
+) -> OutboxEntry:
+    """The entry for the first of ``options``, with the others as its fallbacks.
+
+    ``enqueued_at`` is real (wall-clock) time: delivery retries live in the real world even
+    when the service runs on a simulated clock."""
+    first, rest = options[0], options[1:]
+    return OutboxEntry(
+        key=key,
+        kind=kind,
+        account_id=account_id,
+        channel=first.channel,
+        address=first.address,
+        mention=first.mention,
+        fallbacks=[d.to_json() for d in rest],
+        payload=dict(payload),
+        message_id=message_id(key, message_id_domain),
+        thread_key=thread_key(account_id, first) if account_id else None,
+        next_attempt_at=enqueued_at,
+        created_at=enqueued_at,
+    )
+
+
 def outbox_rows(
     key: str,
     kind: str,
@@ -176,31 +225,14 @@ def outbox_rows(
     payload: Mapping[str, Any],
     content: Content,
     enqueued_at: datetime,
-) -> list[dict[str, Any]]:
-    """The outbox row for the first destination, with the others as its fallbacks.
-
-    ``enqueued_at`` is real (wall-clock) time: delivery retries live in the real world even
-    when the service runs on a simulated clock."""
+) -> list[OutboxEntry]:
+    """The outbox entry for the first destination (none when there is no destination)."""
     if not options:
         return []
-    first, rest = options[0], options[1:]
     return [
-        {
-            "key": key,
-            "kind": kind,
-            "account_id": account_id,
-            "channel": first.channel,
-            "address": first.address,
-            "mention": first.mention,
-            "fallbacks": [d.to_json() for d in rest],
-            "payload": dict(payload),
-            "message_id": content.message_id(key),
-            "thread_key": thread_key(account_id, first) if account_id else None,
-            "state": "pending",
-            "attempts": 0,
-            "next_attempt_at": enqueued_at,
-            "created_at": enqueued_at,
-        }
+        outbox_entry(
+            key, kind, account_id, options, payload, content.message_id_domain, enqueued_at
+        )
     ]
 
 

@@ -16,18 +16,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts import decide, digest, messages, metrics, routing, store
 from services.alerts.decide import Config
 from services.alerts.handler import Clocks, apply, gather
+from services.alerts.messages import OutboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -116,184 +114,107 @@ class Scheduler:
 
     async def send_digests(self, now: datetime) -> int:
         """Send the digests due now; returns how many people were due."""
-        options = self._digest
-        config = self._config
         async with self._engine.begin() as conn:
-            due = (
-                (
-                    await conn.execute(
-                        text(
-                            "SELECT * FROM alerts.people WHERE next_digest_at <= :now "
-                            "ORDER BY next_digest_at LIMIT :limit FOR UPDATE SKIP LOCKED"
-                        ),
-                        {"now": now, "limit": DIGESTS_PER_PASS},
-                    )
-                )
-                .mappings()
-                .all()
-            )
+            due = await store.claim_due_people(conn, now, DIGESTS_PER_PASS)
             if not due:
                 return 0
-            ids = [p["person_id"] for p in due]
-            lines = await _portfolio(conn, ids, now)
-            held = await _held_alerts(conn, ids)
-            rows: list[dict[str, Any]] = []
-            shown: list[int] = []
-            for person in due:
-                slot = digest.due_slot(person["time_zone"], options.hour, now)
-                if slot is None or not person["active"]:
-                    continue
-                day = digest.local_date(person["time_zone"], slot)
-                built = digest.build(
-                    person["person_id"],
-                    person["name"],
-                    day,
-                    lines.get(person["person_id"], []),
-                    held.get(person["person_id"], []),
-                    now=now,
-                    silent_days=options.silent_days,
-                )
-                if built.empty and options.skip_empty:
-                    continue
-                recipient = routing.Recipient(
-                    name=person["name"],
-                    person_id=person["person_id"],
-                    slack=person["slack_user_id"],
-                    email=person["email"],
-                    time_zone=person["time_zone"],
-                )
-                payload = messages.digest_payload(built, recipient, config.content, now)
-                destinations = routing.destinations(
-                    recipient,
-                    config.channels,
-                    routing.TeamChannel(),  # a personal digest never goes to the team channel
-                    prefer=config.digest_channel,
-                )
-                new_rows = messages.outbox_rows(
-                    f"digest:{person['person_id']}:{day.isoformat()}",
-                    "digest",
-                    None,
-                    destinations,
-                    payload,
-                    config.content,
-                    self._clocks.real_now(),
-                )
-                if new_rows:
-                    metrics.NOTIFICATIONS.labels("digest").inc()
-                    shown += [h.alert_id for h in built.held]
-                rows += new_rows
-            await store.enqueue(conn, rows)
-            if shown:
-                await conn.execute(
-                    text(
-                        "UPDATE alerts.alerts SET notified_at = :now, "
-                        "notified_severity = severity, "
-                        "first_notified_at = coalesce(first_notified_at, :now) "
-                        "WHERE id = ANY(:ids)"
-                    ),
-                    {"now": now, "ids": shown},
-                )
-            await conn.execute(
-                text(
-                    "UPDATE alerts.people SET next_digest_at = t.next "
-                    "FROM unnest(CAST(:ids AS text[]), CAST(:nexts AS timestamptz[])) "
-                    "AS t(person_id, next) WHERE people.person_id = t.person_id"
-                ),
-                {
-                    "ids": ids,
-                    "nexts": [
-                        digest.next_digest_at(p["time_zone"], options.hour, now) for p in due
-                    ],
-                },
+            ids = [p.person_id for p in due]
+            plan = plan_digests(
+                due,
+                await store.portfolios(conn, ids),
+                await store.held_alerts(conn, ids),
+                self._digest,
+                self._config,
+                now=now,
+                real_now=self._clocks.real_now(),
             )
+            await store.enqueue(conn, plan.entries)
+            await store.mark_notified(conn, plan.shown, now)
+            await store.set_next_digests(conn, plan.next_at)
+        if plan.sent:
+            metrics.NOTIFICATIONS.labels("digest").inc(plan.sent)
         return len(due)
 
     async def refresh_metrics(self) -> None:
         async with self._engine.connect() as conn:
-            counts = await conn.execute(
-                text(
-                    "SELECT rule, severity, state, count(*) FROM alerts.alerts "
-                    "WHERE state <> 'resolved' GROUP BY 1, 2, 3"
-                )
-            )
-            metrics.ALERTS.clear()
-            for rule, severity, state, count in counts:
-                metrics.ALERTS.labels(rule, severity, state).set(count)
-            outbox = await conn.execute(
-                text(
-                    "SELECT channel, count(*), min(created_at) FROM alerts.outbox "
-                    "WHERE state IN ('pending', 'sending') GROUP BY channel"
-                )
-            )
-            metrics.OUTBOX_DEPTH.clear()
-            oldest: datetime | None = None
-            for channel, count, first in outbox:
-                metrics.OUTBOX_DEPTH.labels(channel).set(count)
-                oldest = first if oldest is None or first < oldest else oldest
-            real = self._clocks.real_now()
-            metrics.OUTBOX_OLDEST_AGE.set((real - oldest).total_seconds() if oldest else 0)
+            counts = await store.open_counts(conn)
+            waiting = await store.depth(conn)
+        metrics.ALERTS.clear()
+        for rule, severity, state, count in counts:
+            metrics.ALERTS.labels(rule, severity, state).set(count)
+        metrics.OUTBOX_DEPTH.clear()
+        for channel, count, _first in waiting:
+            metrics.OUTBOX_DEPTH.labels(channel).set(count)
+        oldest = min((first for _c, _n, first in waiting), default=None)
+        real = self._clocks.real_now()
+        metrics.OUTBOX_OLDEST_AGE.set((real - oldest).total_seconds() if oldest else 0)
 
 
-async def _portfolio(
-    conn: Any, person_ids: Sequence[str], now: datetime
-) -> Mapping[str, list[digest.AccountLine]]:
-    rows = await conn.execute(
-        text(
-            "SELECT p.person_id, a.account_id, a.name, h.score, h.band, h.as_of, "
-            "h.days_since_activity, h.reasons, "
-            "(SELECT s.score FROM alerts.score_history s WHERE s.account_id = a.account_id "
-            " AND s.as_of <= h.as_of - interval '7 days' ORDER BY s.as_of DESC LIMIT 1) "
-            "AS score_week_ago "
-            "FROM unnest(CAST(:ids AS text[])) AS p(person_id) "
-            "JOIN alerts.accounts a ON p.person_id IN (a.csm, a.account_executive, "
-            "a.renewal_owner) "
-            "JOIN alerts.account_health h ON h.account_id = a.account_id"
-        ),
-        {"ids": list(person_ids)},
-    )
-    found: dict[str, list[digest.AccountLine]] = defaultdict(list)
-    for r in rows.mappings():
-        found[r["person_id"]].append(
-            digest.AccountLine(
-                account_id=r["account_id"],
-                name=r["name"],
-                score=r["score"],
-                band=r["band"],
-                as_of=r["as_of"],
-                score_week_ago=r["score_week_ago"],
-                days_since_activity=r["days_since_activity"],
-                reasons=tuple(r["reasons"]),
+@dataclass(frozen=True)
+class DigestPlan:
+    entries: list[OutboxEntry]  # the digests to send
+    shown: list[int]  # the held alerts they show
+    next_at: dict[str, datetime]  # when each person's next digest is due
+    sent: int  # how many people get one
+
+
+def plan_digests(
+    due: Sequence[store.PersonRow],
+    portfolios: Mapping[str, list[digest.AccountLine]],
+    held: Mapping[str, list[digest.HeldAlert]],
+    options: DigestOptions,
+    config: Config,
+    *,
+    now: datetime,
+    real_now: datetime,
+) -> DigestPlan:
+    """The digests of the people due one (pure). A person gets none when their local digest
+    hour has not come (the slot), when inactive, when nothing reaches a destination, or — with
+    ``skip_empty`` — when there is nothing to say; every due person's next digest is set."""
+    plan = DigestPlan([], [], {}, 0)
+    for person in due:
+        plan.next_at[person.person_id] = digest.next_digest_at(person.time_zone, options.hour, now)
+        slot = digest.due_slot(person.time_zone, options.hour, now)
+        if slot is None or not person.active:
+            continue
+        day = digest.local_date(person.time_zone, slot)
+        built = digest.build(
+            person.person_id,
+            person.name,
+            day,
+            portfolios.get(person.person_id, []),
+            held.get(person.person_id, []),
+            now=now,
+            silent_days=options.silent_days,
+        )
+        if built.empty and options.skip_empty:
+            continue
+        recipient = routing.Recipient(
+            name=person.name,
+            person_id=person.person_id,
+            slack=person.slack_user_id,
+            email=person.email,
+            time_zone=person.time_zone,
+        )
+        destinations = routing.destinations(
+            recipient,
+            config.channels,
+            routing.TeamChannel(),  # a personal digest never goes to the team channel
+            prefer=config.digest_channel,
+        )
+        if not destinations:
+            continue
+        payload = messages.digest_payload(built, recipient, config.content, now)
+        plan.entries.append(
+            messages.outbox_entry(
+                f"digest:{person.person_id}:{day.isoformat()}",
+                "digest",
+                None,
+                destinations,
+                payload,
+                config.content.message_id_domain,
+                real_now,
             )
         )
-    return found
-
-
-async def _held_alerts(
-    conn: Any, person_ids: Sequence[str]
-) -> Mapping[str, list[digest.HeldAlert]]:
-    rows = await conn.execute(
-        text(
-            "SELECT p.person_id, al.id, al.account_id, coalesce(a.name, al.account_id) AS name, "
-            "al.rule, al.severity, al.summary, al.notified_at IS NULL AS new "
-            "FROM unnest(CAST(:ids AS text[])) AS p(person_id) "
-            "JOIN alerts.alerts al ON al.route -> 'recipients' @> "
-            "jsonb_build_array(jsonb_build_object('person_id', p.person_id)) "
-            "LEFT JOIN alerts.accounts a ON a.account_id = al.account_id "
-            "WHERE al.delivery = 'digest' AND al.state = 'firing'"
-        ),
-        {"ids": list(person_ids)},
-    )
-    found: dict[str, list[digest.HeldAlert]] = defaultdict(list)
-    for r in rows.mappings():
-        found[r["person_id"]].append(
-            digest.HeldAlert(
-                alert_id=r["id"],
-                account_id=r["account_id"],
-                account_name=r["name"],
-                rule=r["rule"],
-                severity=r["severity"],
-                summary=r["summary"],
-                new=r["new"],
-            )
-        )
-    return found
+        plan.shown.extend(h.alert_id for h in built.held)
+    return replace(plan, sent=len(plan.entries))

@@ -1,4 +1,4 @@
-from services.alerts.store import metadata
+from services.alerts.store.tables import metadata
 from shared.migrations import run_env
 
 run_env(schema="alerts", metadata=metadata)

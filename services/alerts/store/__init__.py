@@ -1,0 +1,138 @@
+"""The alerts service's store: every statement it runs against its schema (``alerts``).
+
+One module per concern, re-exported here so callers write ``store.enqueue(...)``:
+
+- ``tables``     the schema (SQLAlchemy ``Table`` objects; Alembic migrations change it)
+- ``ownership``  accounts and people (from the compacted topics), per-account advisory locks
+- ``health``     the dedup set of health changes, latest health, score history, the purge
+- ``alerts``     alerts and silences: load, save, due, the API's listings, used links
+- ``outbox``     the transactional outbox: enqueue, claim (with Slack pacing), record, threads
+- ``digests``    the people due a digest, their portfolios and held alerts
+
+Rows cross the boundary as dataclasses (``PersonRow``, ``ClaimedRow``, ``Alert``…), never as
+dicts. Writes are set-based: one statement per table per batch (multi-row INSERT … ON
+CONFLICT, or an executemany of one prepared UPDATE). Work on one account is serialised by a
+transaction-scoped advisory lock on the account id (:func:`lock_accounts`).
+"""
+
+from services.alerts.store.alerts import (
+    AlertQuery,
+    active_silences,
+    alert_from_row,
+    create_silence,
+    due_accounts,
+    expire_silence,
+    list_alerts,
+    list_silences,
+    load_alerts,
+    load_open_alerts,
+    mark_notified,
+    matcher_json,
+    open_counts,
+    save_alerts,
+    silence_from_row,
+    use_link,
+    wake,
+)
+from services.alerts.store.digests import (
+    claim_due_people,
+    held_alerts,
+    portfolios,
+    set_next_digests,
+)
+from services.alerts.store.health import (
+    claim_changes,
+    insert_history,
+    load_health,
+    load_history,
+    purge,
+    upsert_health,
+)
+from services.alerts.store.outbox import (
+    OUTBOX_CHANNEL,
+    Candidate,
+    ClaimedRow,
+    Outcome,
+    candidates,
+    depth,
+    enqueue,
+    expire_leases,
+    hold_channels,
+    next_due,
+    record,
+    take,
+    unsent_heads,
+)
+from services.alerts.store.ownership import (
+    AccountRow,
+    OwnedAccount,
+    PersonRow,
+    accounts_owned_by,
+    delete_accounts,
+    delete_people,
+    load_people,
+    load_teams,
+    lock_accounts,
+    try_lock_accounts,
+    upsert_accounts,
+    upsert_people,
+    with_open_alerts,
+)
+from services.alerts.store.tables import metadata
+
+__all__ = [
+    "OUTBOX_CHANNEL",
+    "AccountRow",
+    "AlertQuery",
+    "Candidate",
+    "ClaimedRow",
+    "Outcome",
+    "OwnedAccount",
+    "PersonRow",
+    "accounts_owned_by",
+    "active_silences",
+    "alert_from_row",
+    "candidates",
+    "claim_changes",
+    "claim_due_people",
+    "create_silence",
+    "delete_accounts",
+    "delete_people",
+    "depth",
+    "due_accounts",
+    "enqueue",
+    "expire_leases",
+    "expire_silence",
+    "held_alerts",
+    "hold_channels",
+    "insert_history",
+    "list_alerts",
+    "list_silences",
+    "load_alerts",
+    "load_health",
+    "load_history",
+    "load_open_alerts",
+    "load_people",
+    "load_teams",
+    "lock_accounts",
+    "mark_notified",
+    "matcher_json",
+    "metadata",
+    "next_due",
+    "open_counts",
+    "portfolios",
+    "purge",
+    "record",
+    "save_alerts",
+    "set_next_digests",
+    "silence_from_row",
+    "take",
+    "try_lock_accounts",
+    "unsent_heads",
+    "upsert_accounts",
+    "upsert_health",
+    "upsert_people",
+    "use_link",
+    "wake",
+    "with_open_alerts",
+]
