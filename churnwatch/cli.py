@@ -20,16 +20,16 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 import msgspec
 
-from churnwatch import backtest, files
+from churnwatch import backtest, files, fit, importer
 from churnwatch.client import (
     Client,
     ClientError,
@@ -38,6 +38,8 @@ from churnwatch.client import (
     ServiceUnreachable,
     error_of,
 )
+from churnwatch.evaluation import HorizonAuc
+from shared.events import Event
 
 OK, REFUSED_ITEMS, BAD_INPUT, UNAVAILABLE = 0, 1, 2, 3
 REPLAY_BATCH = 1000
@@ -377,42 +379,106 @@ def _table(rows: Sequence[Sequence[str]], *, right: Sequence[int] = ()) -> list[
 # backtest
 
 
-def run_backtest(args: argparse.Namespace, out: TextIO) -> int:
+def run_backtest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from services.alerts import rules as alert_rules
     from services.alerts.settings import DEFAULT_RULES_FILE
     from services.scoring import model as scoring_model
 
     events_path: Path = args.events
+    rules_path: Path = args.rules or DEFAULT_RULES_FILE
     try:
         labels = files.read_labels(args.labels)
+        observed_until = files.read_observed_until(args.labels)
         model_paths = args.model or [scoring_model.DEFAULT_MODEL_FILE]
         models = [(Path(p), scoring_model.load(Path(p))) for p in model_paths]
-        ruleset = alert_rules.load(args.rules or DEFAULT_RULES_FILE)
+        ruleset = alert_rules.load(rules_path)
         account_files = args.accounts or _beside(events_path)
-        now = datetime.now(UTC)
-        records = [r for f in account_files for r in files.read_accounts(f, now=now)]
-        events = list(files.read_events(events_path))
+        # A record without updated_at holds from the start of the data.
+        records = [r for f in account_files for r in files.read_accounts(f, now=backtest.EPOCH)]
+        horizons = [int(h) for h in args.horizons.split(",") if h.strip()]
     except (files.FormatError, scoring_model.ModelError, alert_rules.RulesError) as exc:
         raise InputError(str(exc)) from None
     except OSError as exc:
         raise InputError(f"{exc.filename}: {exc.strerror or exc}") from None
-    horizons = [int(h) for h in args.horizons.split(",") if h.strip()]
+    except ValueError:
+        raise InputError(f"--horizons: {args.horizons!r} is not a list of days") from None
+    if args.tune and len(models) != 1:
+        raise InputError("--tune works with one model file")
     started = time.perf_counter()
-    result = backtest.run(
-        events,
-        labels,
-        models,
-        ruleset,
-        records=records,
-        horizons=horizons,
-        warmup_days=args.warmup_days,
-    )
+
+    def backtest_with(events: Iterable[Event]) -> backtest.BacktestResult:
+        return backtest.run(
+            events,
+            labels,
+            models,
+            ruleset,
+            records=records,
+            observed_until=observed_until,
+            horizons=horizons,
+            judged=(args.judged_from, args.judged_until),
+            resamples=args.bootstrap,
+            seed=args.seed,
+            keep_changes=args.tune,
+        )
+
+    try:
+        try:
+            result = backtest_with(files.read_events(events_path))
+        except backtest.EventsOutOfOrder as exc:
+            err.write(f"churnwatch: {events_path}: {exc}; sorting the whole file in memory\n")
+            ordered = sorted(files.read_events(events_path), key=lambda e: e.occurred_at)
+            result = backtest_with(ordered)
+    except files.FormatError as exc:
+        raise InputError(str(exc)) from None
+    except OSError as exc:
+        raise InputError(f"{exc.filename}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise InputError(f"{events_path}: {exc}") from None
     seconds = time.perf_counter() - started
+    for warning in result.warnings:
+        err.write(f"churnwatch: warning: {warning}\n")
+    tuned = None
+    if args.tune:
+        from churnwatch import tune
+
+        tuned = tune.search(
+            result,
+            ruleset,
+            budget=args.budget,
+            min_lift=args.min_lift,
+            min_lead_days=args.min_lead,
+        )
+        if args.write_rules:
+            try:
+                args.write_rules.write_text(tune.rules_toml(rules_path.read_text(), tuned.chosen))
+            except OSError as exc:
+                raise InputError(f"{exc.filename}: {exc.strerror or exc}") from None
     if args.json:
-        out.write(json.dumps(_backtest_json(result), indent=2, default=str) + "\n")
+        body = _backtest_json(result)
+        if tuned is not None:
+            from churnwatch import tune
+
+            body["tuning"] = tune.to_json(tuned)
+        out.write(json.dumps(body, indent=2, default=str) + "\n")
         return OK
     out.write(format_backtest(result, account_files, seconds) + "\n")
+    if tuned is not None:
+        from churnwatch import tune
+
+        out.write("\n" + tune.format_table(tuned, written=args.write_rules) + "\n")
     return OK
+
+
+def run_fit(args: argparse.Namespace, out: TextIO) -> int:
+    """``churnwatch fit`` (churnwatch.fit); scikit-learn is imported only there, lazily."""
+    from services.scoring import model as scoring_model
+
+    try:
+        return fit.command(args, out)
+    except (files.FormatError, scoring_model.ModelError, fit.FitError) as exc:
+        raise InputError(str(exc)) from None
+    except OSError as exc:
+        raise InputError(f"{exc.filename}: {exc.strerror or exc}") from None
 
 
 def _beside(events: Path) -> list[Path]:
@@ -424,60 +490,89 @@ def _beside(events: Path) -> list[Path]:
     ]
 
 
+HORIZON_NOTE = (
+    "AUC at horizon h: each churner's score h days before its churn date against the same "
+    "day's scores of the accounts observed then and known not to churn within h days; the share "
+    "of pairs where the churner scores lower (ties ½). 1.0: every churner lower; 0.5: chance."
+)
+
+
 def format_backtest(
     result: backtest.BacktestResult, account_files: Sequence[Path], seconds: float
 ) -> str:
     names = [r.model_version for r in result.results]
+    first, last = result.judged
+    base = result.base_rate
     out = [
-        f"Backtest: {result.events:,} events, {result.accounts} accounts, "
-        f"{result.first_day} to {result.last_day}, {result.churners} churners; "
-        f"scored at the end of every day ({seconds:.1f} s)",
+        f"Backtest: {result.events:,} events, {result.accounts:,} accounts, "
+        f"{result.first_day} to {result.last_day}; every account scored at the end of every "
+        f"day while observed ({seconds:.1f} s)",
+        f"  judged: {first} to {last} — {result.labelled:,} labelled accounts observed, "
+        f"{result.churners:,} churned in the period (base rate {_fmt(base, '{:.1%}')}); "
+        f"{result.account_days:,} account-days scored after warm-up",
         "  account records: "
         + (
             ", ".join(str(p) for p in account_files)
             if account_files
-            else "none (no seats, tiers or renewals)"
+            else "none (no seats, tiers, renewals or owners)"
         ),
         "",
-        "AUC of the health score h days before churn, against the accounts that did not churn "
-        "that day",
-        "(1.0: every churner scored lower; 0.5: chance)",
+        HORIZON_NOTE,
     ]
-    rows = [["horizon", *names, "churners compared"]]
-    for i, (horizon, _, churners) in enumerate(result.results[0].aucs):
+    rows = [["horizon", *[f"{n} (95% CI)" for n in names], "churners", "pairs"]]
+    for i, first_auc in enumerate(result.results[0].aucs):
         rows.append(
-            [f"{horizon} days"]
-            + [_fmt(r.aucs[i][1], "{:.3f}") for r in result.results]
-            + [str(churners)]
+            [f"{first_auc.horizon} days"]
+            + [_auc_cell(r.aucs[i]) for r in result.results]
+            + [f"{first_auc.churners:,}", f"{first_auc.pairs:,}"]
         )
-    out += _table(rows, right=range(1, len(names) + 2))
+    out += _table(rows, right=range(1, len(names) + 3))
     out.append("")
     out.append(
-        f"Rules (alerts counted from {result.counted_from:%Y-%m-%d}; before that the accounts "
-        "have no baseline)"
+        "Rules: alerts opened in the judged period (one still open at its start counts from then)"
     )
     header = ["rule"]
     for name in names:
         suffix = f" {name}" if len(names) > 1 else ""
-        header += [f"accounts{suffix}", f"precision{suffix}", f"recall{suffix}", f"lead{suffix}"]
+        header += [
+            f"accounts{suffix}",
+            f"precision{suffix}",
+            f"recall{suffix}",
+            f"lead{suffix}",
+            f"/acct-mo{suffix}",
+            f"/owner-wk{suffix}",
+        ]
     rows = [header]
     for i, score in enumerate(result.results[0].rules):
         row = [score.rule if score.target == "churn" else f"{score.rule} (→ {score.target})"]
         for r in result.results:
             s = r.rules[i]
+            v = s.volume
             row += [
                 str(s.alerted),
                 _fmt(s.precision, "{:.0%}"),
                 _fmt(s.recall, "{:.0%}"),
                 _fmt(s.median_lead_days, "{:.0f} d"),
+                _fmt(v.per_account_month if v else None, "{:.3f}"),
+                _fmt(v.per_owner_week if v else None, "{:.2f}"),
             ]
         rows.append(row)
     out += _table(rows, right=range(1, len(header)))
     out.append(
-        "  accounts: alerted on · precision: of those, real churners (or opportunities) · "
-        "recall: churners alerted before their churn date · lead: median days ahead"
+        "  accounts: alerted on · precision: of those, churned in the period after the alert (or "
+        "real opportunities) · recall: churners alerted before their churn date · lead: median "
+        "days ahead · /acct-mo: new alerts per observed account-month · /owner-wk: new alerts "
+        "per owner (CSM) per week"
     )
     return "\n".join(out)
+
+
+def _auc_cell(value: HorizonAuc) -> str:
+    if value.auc is None:
+        return "—"
+    if value.low is None or value.high is None:
+        return f"{value.auc:.3f}"
+    return f"{value.auc:.3f} ({value.low:.3f}–{value.high:.3f})"
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -490,13 +585,27 @@ def _backtest_json(result: backtest.BacktestResult) -> dict[str, Any]:
         "accounts": result.accounts,
         "first_day": result.first_day,
         "last_day": result.last_day,
+        "judged": {"from": result.judged[0], "until": result.judged[1]},
+        "labelled": result.labelled,
         "churners": result.churners,
-        "counted_from": result.counted_from,
+        "base_rate": result.base_rate,
+        "account_days": result.account_days,
+        "warnings": list(result.warnings),
+        "horizon_definition": HORIZON_NOTE,
         "models": [
             {
                 "model_version": r.model_version,
                 "path": r.path,
-                "auc": [{"horizon_days": h, "auc": auc, "churners": n} for h, auc, n in r.aucs],
+                "auc": [
+                    {
+                        "horizon_days": a.horizon,
+                        "auc": a.auc,
+                        "ci95": [a.low, a.high],
+                        "churners": a.churners,
+                        "pairs": a.pairs,
+                    }
+                    for a in r.aucs
+                ],
                 "rules": [
                     {
                         "rule": s.rule,
@@ -506,6 +615,10 @@ def _backtest_json(result: backtest.BacktestResult) -> dict[str, Any]:
                         "recall": s.recall,
                         "late": s.late,
                         "median_lead_days": s.median_lead_days,
+                        "alerts": s.volume.alerts if s.volume else None,
+                        "per_account_month": s.volume.per_account_month if s.volume else None,
+                        "per_owner_week": s.volume.per_owner_week if s.volume else None,
+                        "busiest_owner_week": s.volume.busiest_owner_week if s.volume else None,
                     }
                     for s in r.rules
                 ],
@@ -517,6 +630,13 @@ def _backtest_json(result: backtest.BacktestResult) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # The command line
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (2026-07-01)") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -534,8 +654,13 @@ def parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument("--batch", type=int, default=REPLAY_BATCH, help="events per request")
 
     bt = sub.add_parser("backtest", help="score an event file offline and judge it by labels")
-    bt.add_argument("events", type=Path, help="events.jsonl")
-    bt.add_argument("--labels", type=Path, required=True, help="labels.csv (ground truth)")
+    bt.add_argument("events", type=Path, help="events: .jsonl (one object a line) or .csv")
+    bt.add_argument(
+        "--labels",
+        type=Path,
+        required=True,
+        help="labels.csv: account_id,churned,churn_date[,observed_until]",
+    )
     bt.add_argument(
         "--model",
         action="append",
@@ -550,12 +675,69 @@ def parser() -> argparse.ArgumentParser:
     bt.add_argument("--rules", type=Path, default=None, help="alert rules file")
     bt.add_argument("--horizons", default="7,14,30", help="days before churn (default 7,14,30)")
     bt.add_argument(
-        "--warmup-days",
+        "--from",
+        dest="judged_from",
+        type=_day,
+        default=None,
+        metavar="DATE",
+        help="judge only from this day (everything before is still folded and scored)",
+    )
+    bt.add_argument(
+        "--until",
+        dest="judged_until",
+        type=_day,
+        default=None,
+        metavar="DATE",
+        help="judge only until this day (default: the last day of the data)",
+    )
+    bt.add_argument(
+        "--bootstrap",
         type=int,
-        default=backtest.DEFAULT_WARMUP_DAYS,
-        help="alerts before this many days are counted only if still open then (default 14)",
+        default=backtest.DEFAULT_RESAMPLES,
+        metavar="N",
+        help=f"resamples of accounts for the AUC's 95%% interval (0: none; default "
+        f"{backtest.DEFAULT_RESAMPLES})",
+    )
+    bt.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default 0)")
+    bt.add_argument(
+        "--tune",
+        action="store_true",
+        help="search the risk rules' thresholds (see --budget, --min-lift, --min-lead)",
+    )
+    bt.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="N",
+        help="with --tune: at most N new risk alerts per owner per week (mean)",
+    )
+    bt.add_argument(
+        "--min-lift",
+        type=float,
+        default=2.0,
+        metavar="X",
+        help="with --tune: risk alerts' precision at least X times the base rate (default 2)",
+    )
+    bt.add_argument(
+        "--min-lead",
+        type=float,
+        default=14.0,
+        metavar="DAYS",
+        help="with --tune: median lead time at least this (default 14)",
+    )
+    bt.add_argument(
+        "--write-rules",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --tune: write the rules file with the chosen thresholds",
     )
     bt.add_argument("--json", action="store_true", help="machine-readable output")
+
+    importer.add_parser(sub)
+
+    fit_cmd = sub.add_parser("fit", help="learn a health model file from history and outcomes")
+    fit.add_arguments(fit_cmd)
 
     for kind in ("accounts", "people"):
         group = sub.add_parser(kind, help=f"{kind} records").add_subparsers(
@@ -651,7 +833,11 @@ def main(
     endpoints = Endpoints.from_env(env if env is not None else os.environ)
     try:
         if args.command == "backtest":
-            return run_backtest(args, out)
+            return run_backtest(args, out, err)
+        if args.command == "fit":
+            return run_fit(args, out)
+        if args.command == "import-history":
+            return importer.command(args, out, err, env if env is not None else os.environ)
         if not endpoints.api_key:
             err.write("churnwatch: set CHURNWATCH_API_KEY (make up writes it to .local/env)\n")
             return BAD_INPUT

@@ -18,9 +18,9 @@ from services.scoring.aggregate import DayMask
 from shared.events import UsageEvent
 
 START = date(2026, 3, 2)
-DAYS = 45
-CHURN_DAY = 40  # both churners are lost on day 40
-SILENT_FROM = 25  # the first churner is silent from day 25
+DAYS = 80  # the model's warm-up (35 days) is long over when the churners are judged
+CHURN_DAY = 75  # both churners are lost on day 75
+SILENT_FROM = 60  # the first churner is silent from day 60
 
 
 def usage(account: str, day: int) -> UsageEvent:
@@ -41,8 +41,8 @@ def labelled_file(directory: Path) -> tuple[Path, Path]:
     """Four accounts, one user each, one identical session a day:
 
     - ``healthy-1``, ``healthy-2``: every day of the run; they do not churn;
-    - ``silent``: every day until day 24, then nothing; churns on day 40;
-    - ``sudden``: every day until day 39, exactly like the healthy ones; churns on day 40.
+    - ``silent``: every day until day 59, then nothing; churns on day 75;
+    - ``sudden``: every day until day 74, exactly like the healthy ones; churns on day 75.
     """
     events = []
     for day in range(DAYS):
@@ -80,15 +80,19 @@ def result(tmp_path: Path) -> backtest.BacktestResult:
 
 
 def test_the_auc_is_what_the_hand_count_says(result: backtest.BacktestResult) -> None:
-    """Seven days before the churn (day 33) ``silent`` has been quiet for nine days and scores
+    """Seven days before the churn (day 68) ``silent`` has been quiet for nine days and scores
     below both healthy accounts: 2 wins of 2 pairs. ``sudden`` has done exactly what the
     healthy accounts did, so the same model gives it exactly their score: 2 ties, ½ each.
-    AUC(7) = (1 + 1 + ½ + ½) / 4 = 0.75.
+    AUC(7) = (1 + 1 + ½ + ½) / 4 = 0.75. (The churners are not each other's controls: both
+    churn within 7 days of day 68.)
 
-    Thirty days before (day 10) all four accounts have the same history, hence the same score:
+    Thirty days before (day 45) all four accounts have the same history, hence the same score:
     four ties, AUC(30) = 0.5 — the score cannot tell them apart yet."""
     [scored] = result.results
-    assert scored.aucs == ((7, 0.75, 2), (30, 0.5, 2))
+    assert [(a.horizon, a.auc, a.churners, a.pairs) for a in scored.aucs] == [
+        (7, 0.75, 2, 4),
+        (30, 0.5, 2, 4),
+    ]
 
 
 def test_a_silent_churner_is_warned_before_it_churns_and_the_sudden_one_is_not(
@@ -138,8 +142,8 @@ def test_two_model_files_are_compared_in_one_pass(tmp_path: Path) -> None:
         models[0]["auc"]
         == models[1]["auc"]
         == [
-            {"horizon_days": 7, "auc": 0.75, "churners": 2},
-            {"horizon_days": 30, "auc": 0.5, "churners": 2},
+            {"horizon_days": 7, "auc": 0.75, "ci95": [0.5, 1.0], "churners": 2, "pairs": 4},
+            {"horizon_days": 30, "auc": 0.5, "ci95": [0.5, 0.5], "churners": 2, "pairs": 4},
         ]
     )
 
