@@ -66,10 +66,10 @@ deploy-tools-lock: $(INSTALLED) ## re-resolve deploy/tools/requirements.in into 
 	@test -x $(VENV)/bin/uv || $(PY) -m pip install -q uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip compile -q deploy/tools/requirements.in --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o deploy/tools/requirements.lock
 
-lock: ## re-resolve pyproject.toml into requirements.lock / requirements-dev.lock
+lock: ## re-resolve pyproject.toml into requirements.lock (services) / requirements-dev.lock (+ dev, fit extras)
 	@test -x $(VENV)/bin/uv || $(PY) -m pip install -q uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip compile -q pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock
-	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev -c requirements.lock --generate-hashes --python-version 3.11 -o requirements-dev.lock
+	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --extra fit -c requirements.lock --generate-hashes --python-version 3.11 -o requirements-dev.lock
 
 schemas: $(INSTALLED) ## re-export the event contract's JSON Schema
 	$(PY) -m shared.events schema > shared/schemas/events.v1.json

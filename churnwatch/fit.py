@@ -1,0 +1,1104 @@
+"""``churnwatch fit``: learn a health model from a team's own history and outcomes.
+
+The input is what ``churnwatch backtest`` reads: events (JSONL or CSV), account records, and
+the outcomes — a labels file (``account_id,churned,churn_date[,observed_until]``) or, without
+one, the account records themselves (an account is lost on the ``updated_at`` of its first
+record whose ``lifecycle_stage`` is ``churned``).
+
+**Training data.** The events are folded day by day with scoring's own offline facts
+(:class:`services.scoring.facts.Ledger`, held to the live SQL by a parity test); every
+``train_step`` days while an account is observed (from its first event or record until its
+churn date or the end of its data) and up to ``train_until``, its measure values
+(:func:`services.scoring.health.measure_values`) make one row, labelled 1 when it churns within
+``horizon`` days. A row whose outcome is not known by ``train_until`` is left out: nothing from
+the hold-out period leaks into the fit.
+
+**What is learned** (scikit-learn, the optional ``fit`` extra, imported only here):
+
+- per measure, a *point curve*: an isotonic regression of the churn rate on the value, forced
+  monotone in the component's direction, turned into log-odds and scaled to 0–100 points
+  (100 = the lowest risk seen) at up to ``MAX_KNOTS`` quantile knots;
+- per component, the measures' shares (a logistic regression with non-negative weights on the
+  measure points) and ``missing_points`` (the points whose churn rate matches that of accounts
+  whose input is missing, never above 50: missing data never upgrades);
+- the component weights: a logistic regression with non-negative weights on the component
+  points, scaled to add up to 100 — so the score is a monotone transform of the model's
+  log-odds and every contribution stays additive and explainable;
+- per tier with enough accounts and churners, a profile with its own weights;
+- the band cut-offs: red below the highest score under which the churn rate is at least
+  ``red_lift`` × the base rate; green from the lowest score above which it is at most half the
+  base rate.
+
+The file keeps the base model's components, directions, data ages, thresholds and sentences,
+and is loaded through :func:`services.scoring.model.load` — the service's own validation —
+before anything is reported.
+
+**The report** (JSON and HTML) judges on the hold-out — the days after ``train_until`` — with
+``churnwatch.evaluation.horizon_auc`` (same-day AUC with observation windows and a bootstrap
+interval): naive inactivity (active days of the last 7), the base model, the fitted model and a
+black-box reference (scikit-learn gradient boosting on the same measure values), the churn rate
+per band against the base rate, and each measure's learned curve as a small chart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from churnwatch import files
+from churnwatch.evaluation import HorizonAuc, horizon_auc
+from services.scoring import health
+from services.scoring import model as scoring_model
+from services.scoring.facts import Ledger
+from services.scoring.health import Facts
+from services.scoring.model import CATALOG, Component, Model
+from shared.events import AccountRecord, Event
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    FloatArray = NDArray[np.float64]
+
+DEFAULT_HORIZON = 30
+DEFAULT_HORIZONS = (7, 14, 30, 60)
+DEFAULT_TRAIN_STEP = 3
+DEFAULT_RED_LIFT = 2.0
+MAX_KNOTS = 10
+MIN_VALUES = 30  # fewer known values than this: the measure keeps a flat curve
+PROFILE_MIN_ACCOUNTS = 100
+PROFILE_MIN_CHURNERS = 25
+CALIBRATION_EVERY = 7  # hold-out days sampled for the calibration by band
+MEASURES: tuple[tuple[str, str], ...] = tuple(
+    (component, measure) for component, spec in CATALOG.items() for measure in spec.measures
+)
+COMPONENTS: tuple[str, ...] = tuple(CATALOG)
+
+
+class FitError(ValueError):
+    """The inputs cannot support a fit (no churners, no hold-out, ...)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Outcomes and observation windows
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    churn_date: date | None
+    observed_until: date | None = None  # the last day its data covers, when the labels say
+
+
+def outcomes_from_labels(
+    path: Path, observed_until: Mapping[str, date] | None = None
+) -> dict[str, Outcome]:
+    until = observed_until if observed_until is not None else files.read_observed_until(path)
+    return {
+        t.account_id: Outcome(t.churn_date, until.get(t.account_id))
+        for t in files.read_labels(path)
+    }
+
+
+def outcomes_from_records(records: Iterable[AccountRecord]) -> dict[str, Outcome]:
+    """Every account of the records; lost on the first record that says ``churned``."""
+    churned: dict[str, date] = {}
+    accounts: set[str] = set()
+    for record in sorted(records, key=lambda r: r.updated_at):
+        accounts.add(record.account_id)
+        if record.lifecycle_stage == "churned" and record.account_id not in churned:
+            churned[record.account_id] = record.updated_at.astimezone(UTC).date()
+    return {a: Outcome(churned.get(a)) for a in sorted(accounts)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Collecting: one pass over the events, the fit in the middle
+
+
+@dataclass
+class Rows:
+    """Training rows: measure values (NaN = none), unscored components, label, account, tier."""
+
+    values: list[list[float]] = field(default_factory=list)
+    unscored: list[list[bool]] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    accounts: list[str] = field(default_factory=list)
+    tiers: list[str | None] = field(default_factory=list)
+
+
+def row_of(base: Model, facts: Facts, as_of: datetime) -> tuple[list[float], list[bool]]:
+    """The measure values (in :data:`MEASURES` order) and which components score as missing
+    (their input missing or stale, or no absolute measure with a value) — as the scorer sees."""
+    values = health.measure_values(facts, as_of)
+    row = [math.nan if (v := values[m]) is None else float(v) for _, m in MEASURES]
+    by_name = {c.name: c for c in base.default.components}
+    unscored = []
+    for name in COMPONENTS:
+        component = by_name[name]
+        status, _, _ = health.input_status(component, facts, as_of)
+        absolute = any(
+            values[m.name] is not None for m in component.measures if m.kind == "absolute"
+        )
+        lost = status == "missing" or (status == "stale" and not component.absence_is_zero)
+        unscored.append(lost or not absolute)
+    return row, unscored
+
+
+@dataclass
+class Inputs:
+    events: list[Event]
+    records: list[AccountRecord]
+    outcomes: dict[str, Outcome]
+
+
+def every_day(events: Sequence[Event]) -> Iterator[tuple[date, list[Event]]]:
+    """Every calendar day from the first event's to the last's, with that day's events."""
+    by_day: dict[date, list[Event]] = defaultdict(list)
+    for event in events:
+        by_day[event.occurred_at.astimezone(UTC).date()].append(event)
+    if not by_day:
+        return
+    day, last = min(by_day), max(by_day)
+    while day <= last:
+        yield day, by_day.get(day, [])
+        day += timedelta(days=1)
+
+
+def _end_of(day: date) -> datetime:
+    return datetime.combine(day, clock_time(23, 59, 59), UTC)
+
+
+@dataclass
+class Observation:
+    """When each account is observed: from its first event or record to its last day."""
+
+    first: dict[str, date] = field(default_factory=dict)
+    last_day: date | None = None
+
+    def window(self, account: str, outcome: Outcome) -> tuple[date, date] | None:
+        first = self.first.get(account)
+        if first is None or self.last_day is None:
+            return None
+        last = self.last_day
+        if outcome.observed_until is not None:
+            last = min(last, outcome.observed_until)
+        if outcome.churn_date is not None:
+            last = min(last, outcome.churn_date - timedelta(days=1))
+        return (first, last) if first <= last else None
+
+
+@dataclass
+class Holdout:
+    """Hold-out scores per scorer: name -> account -> day -> score (lower = riskier)."""
+
+    scores: dict[str, dict[str, dict[date, float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(dict))
+    )
+    bands: dict[str, dict[tuple[str, date], str]] = field(default_factory=lambda: defaultdict(dict))
+    calibration_days: set[date] = field(default_factory=set)
+    features: list[list[float]] = field(default_factory=list)  # the black box's, in batch
+    keys: list[tuple[str, date]] = field(default_factory=list)
+    warming_up: int = 0
+    rows: int = 0
+
+
+@dataclass
+class Fitted:
+    text: str  # the model file
+    model: Model
+    summary: dict[str, Any]
+    black_box: Any  # a fitted scikit-learn classifier
+    empty_columns: list[int]  # features never known in training, set to 0 for the black box
+
+
+def _label(outcome: Outcome, day: date, horizon: int, known_until: date) -> int | None:
+    """1 when the account churns within ``horizon`` days after ``day``; None if not known."""
+    churn = outcome.churn_date
+    if churn is not None and churn <= known_until:
+        return 1 if day < churn <= day + timedelta(days=horizon) else 0
+    if day + timedelta(days=horizon) <= known_until:
+        return 0
+    return None
+
+
+def _sampled(account: str, day: date, step: int) -> bool:
+    return (day.toordinal() + zlib.crc32(account.encode())) % step == 0
+
+
+def run(
+    inputs: Inputs,
+    base: Model,
+    *,
+    train_until: date,
+    version: str,
+    horizon: int = DEFAULT_HORIZON,
+    horizons: Sequence[int] = DEFAULT_HORIZONS,
+    train_step: int = DEFAULT_TRAIN_STEP,
+    red_lift: float = DEFAULT_RED_LIFT,
+    resamples: int = 200,
+) -> Report:
+    """Fold the events; at ``train_until`` fit; then score the hold-out and judge."""
+    started = time.perf_counter()
+    events = sorted(inputs.events, key=lambda e: e.occurred_at)
+    if not events:
+        raise FitError("the event file holds no events")
+    outcomes = inputs.outcomes
+    unmatched = sorted({e.account_id for e in events} - set(outcomes))
+    ledger = Ledger()
+    last_day = events[-1].occurred_at.astimezone(UTC).date()
+    observation = Observation(last_day=last_day)
+    # Records dated after the data (a snapshot exported later, or no updated_at at all) hold
+    # from the start; the others from their updated_at.
+    end = _end_of(last_day)
+    timeline = sorted(
+        (r for r in inputs.records if r.updated_at <= end), key=lambda r: r.updated_at
+    )
+    current: dict[str, AccountRecord] = {}
+    for snapshot in sorted(inputs.records, key=lambda r: r.updated_at):
+        if snapshot.updated_at > end:
+            current[snapshot.account_id] = snapshot
+    if train_until >= last_day:
+        raise FitError(f"--train-until {train_until} leaves no hold-out: the data ends {last_day}")
+    rows = Rows()
+    holdout = Holdout()
+    fitted: Fitted | None = None
+    eval_days: set[date] = set()
+    for outcome in outcomes.values():
+        if outcome.churn_date is not None:
+            eval_days.update(outcome.churn_date - timedelta(days=h) for h in horizons)
+    for day, todays in every_day(events):
+        ledger.fold_day(todays)
+        as_of = _end_of(day)
+        while timeline and timeline[0].updated_at <= as_of:
+            change = timeline.pop(0)
+            current[change.account_id] = change
+            observation.first.setdefault(change.account_id, day)
+        for event in todays:
+            observation.first.setdefault(event.account_id, day)
+        if day > train_until and fitted is None:
+            fitted = fit(rows, base, version=version, red_lift=red_lift, horizon=horizon)
+        calibrate = day > train_until and (day - train_until).days % CALIBRATION_EVERY == 1
+        if calibrate:
+            holdout.calibration_days.add(day)
+        if day > train_until and day not in eval_days and not calibrate:
+            continue
+        for account, outcome in outcomes.items():
+            window = observation.window(account, outcome)
+            if window is None or not window[0] <= day <= window[1]:
+                continue
+            record = current.get(account)
+            if day <= train_until:
+                if not _sampled(account, day, train_step):
+                    continue
+                label = _label(outcome, day, horizon, train_until)
+                if label is None:
+                    continue
+                facts = ledger.facts(account, as_of, record)
+                values, unscored = row_of(base, facts, as_of)
+                rows.values.append(values)
+                rows.unscored.append(unscored)
+                rows.labels.append(label)
+                rows.accounts.append(account)
+                rows.tiers.append(record.tier if record else None)
+            else:
+                assert fitted is not None
+                facts = ledger.facts(account, as_of, record)
+                _score_holdout(holdout, fitted, base, facts, as_of)
+    if fitted is None:  # pragma: no cover - train_until < last day guarantees the hold-out
+        raise FitError("no hold-out day")
+    _score_black_box(holdout, fitted)
+    observed = {a: w for a, o in outcomes.items() if (w := observation.window(a, o)) is not None}
+    return _report(
+        fitted,
+        base,
+        holdout,
+        outcomes,
+        observed,
+        rows,
+        train_until=train_until,
+        last_day=last_day,
+        horizon=horizon,
+        horizons=horizons,
+        resamples=resamples,
+        unmatched=unmatched,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _score_holdout(
+    holdout: Holdout, fitted: Fitted, base: Model, facts: Facts, as_of: datetime
+) -> None:
+    day = as_of.date()
+    account = facts.account_id
+    holdout.rows += 1
+    mine = health.evaluate(fitted.model, facts, as_of)
+    shipped = health.evaluate(base, facts, as_of)
+    holdout.warming_up += mine.snapshot.warming_up
+    values, unscored = row_of(base, facts, as_of)
+    holdout.features.append(values + [float(u) for u in unscored])
+    holdout.keys.append((account, day))
+    scores = holdout.scores
+    scores["naive inactivity"][account][day] = float(facts.active_days_7d)
+    scores["base model"][account][day] = shipped.snapshot.score
+    scores["fitted model"][account][day] = mine.snapshot.score
+    if day in holdout.calibration_days:
+        profile_of = fitted.model.profile_for(facts.tier, facts.lifecycle_stage)
+        holdout.bands["fitted model"][account, day] = profile_of.band(mine.snapshot.score)
+        base_profile = base.profile_for(facts.tier, facts.lifecycle_stage)
+        holdout.bands["base model"][account, day] = base_profile.band(shipped.snapshot.score)
+
+
+def _score_black_box(holdout: Holdout, fitted: Fitted) -> None:
+    """The black box's scores, predicted in one batch (−probability: lower is riskier)."""
+    import numpy as np
+
+    if not holdout.keys:
+        return
+    features = np.array(holdout.features)
+    features[:, fitted.empty_columns] = 0.0
+    risk = fitted.black_box.predict_proba(features)[:, 1]
+    box = holdout.scores["black box"]
+    for (account, day), p in zip(holdout.keys, risk, strict=True):
+        box[account][day] = -float(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fitting
+
+
+@dataclass(frozen=True)
+class Curve:
+    knots: tuple[tuple[float, float], ...]
+    informative: bool
+
+
+def fit(rows: Rows, base: Model, *, version: str, red_lift: float, horizon: int) -> Fitted:
+    """Learn curves, shares, missing points, weights, profiles and bands; write and load."""
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    if not rows.labels:
+        raise FitError("no training rows before --train-until (is the date after the data?)")
+    x = np.array(rows.values, dtype=float)
+    lost = np.array(rows.unscored, dtype=bool)
+    y = np.array(rows.labels, dtype=float)
+    positives = int(y.sum())
+    if positives < 5 or positives == len(y):
+        raise FitError(
+            f"{positives} of {len(y)} training rows churn within {horizon} days: too few to "
+            "learn from (is --train-until too early, or are the labels for other accounts?)"
+        )
+    components = {c.name: c for c in base.default.components}
+    curves: dict[str, Curve] = {}
+    points = np.full_like(x, np.nan)
+    for j, (component, measure) in enumerate(MEASURES):
+        present = ~np.isnan(x[:, j]) & ~lost[:, CATALOG_INDEX[component]]
+        curve = learn_curve(x[present, j], y[present], components[component].direction)
+        curves[measure] = curve
+        column = np.interp(x[:, j], [k[0] for k in curve.knots], [k[1] for k in curve.knots])
+        points[:, j] = np.where(np.isnan(x[:, j]), np.nan, column)
+    shares: dict[str, float] = {}
+    missing_points: dict[str, float] = {}
+    component_points = np.zeros((len(y), len(COMPONENTS)))
+    for c, name in enumerate(COMPONENTS):
+        columns = [j for j, (comp, _) in enumerate(MEASURES) if comp == name]
+        scored = ~lost[:, c]
+        learned = learn_shares(points[scored][:, columns], y[scored], curves, columns)
+        shares.update(learned)
+        weights_of = np.array([learned[MEASURES[j][1]] for j in columns])
+        block = points[:, columns]
+        have = ~np.isnan(block)
+        denominator = (have * weights_of).sum(axis=1)
+        mean = np.where(
+            denominator > 0,
+            np.nansum(block * weights_of, axis=1) / np.where(denominator > 0, denominator, 1),
+            np.nan,
+        )
+        scored &= ~np.isnan(mean)
+        missing_points[name] = learn_missing_points(mean[scored], y[scored], y[~scored])
+        component_points[:, c] = np.where(scored, mean, missing_points[name])
+    weights = learn_weights(component_points, y)
+    profiles = []
+    tiers = np.array([t or "" for t in rows.tiers])
+    accounts = np.array(rows.accounts)
+    for tier in sorted(set(tiers) - {""}):
+        mine = tiers == tier
+        churners = len(set(accounts[mine & (y == 1)]))
+        if len(set(accounts[mine])) < PROFILE_MIN_ACCOUNTS or churners < PROFILE_MIN_CHURNERS:
+            continue
+        try:
+            profiles.append((tier, learn_weights(component_points[mine], y[mine])))
+        except FitError:
+            continue
+    score = component_points @ np.array([weights[n] for n in COMPONENTS]) / 100.0
+    for tier, tier_weights in profiles:
+        mine = tiers == tier
+        score[mine] = component_points[mine] @ np.array([tier_weights[n] for n in COMPONENTS]) / 100
+    red, green, band_notes = learn_bands(score, y, red_lift)
+    summary = {
+        "training_rows": len(y),
+        "training_accounts": len(set(rows.accounts)),
+        "training_positives": positives,
+        "base_rate": float(y.mean()),
+        "weights": weights,
+        "profiles": {tier: w for tier, w in profiles},
+        "shares": shares,
+        "missing_points": missing_points,
+        "bands": {"red": [0, red], "yellow": [red, green], "green": [green, 100]},
+        "band_choice": band_notes,
+        "curves": {m: [list(k) for k in c.knots] for m, c in curves.items()},
+        "uninformative": sorted(m for m, c in curves.items() if not c.informative),
+    }
+    text = model_text(
+        base,
+        version=version,
+        horizon=horizon,
+        curves=curves,
+        shares=shares,
+        missing_points=missing_points,
+        weights=weights,
+        profiles=profiles,
+        bands=(red, green),
+        summary=summary,
+    )
+    loaded = scoring_model.parse(text, source=f"{version} (fitted)")
+    features = np.hstack([x, lost.astype(float)])
+    empty = np.isnan(features).all(axis=0)  # a measure never known: a constant column
+    features[:, empty] = 0.0
+    black_box = HistGradientBoostingClassifier(
+        max_iter=300, learning_rate=0.05, max_leaf_nodes=31, l2_regularization=1.0, random_state=0
+    ).fit(features, y)
+    return Fitted(text, loaded, summary, black_box, [int(i) for i in np.nonzero(empty)[0]])
+
+
+CATALOG_INDEX = {name: i for i, name in enumerate(COMPONENTS)}
+
+
+def learn_curve(values: FloatArray, labels: FloatArray, direction: str) -> Curve:
+    """A monotone curve of points: isotonic churn rate → log-odds → 0–100 at quantile knots."""
+    import numpy as np
+    from sklearn.isotonic import IsotonicRegression
+
+    rising_risk = direction == "lower_is_better"
+    if len(values) < MIN_VALUES or labels.min() == labels.max():
+        low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+        if high <= low:
+            high = low + 1.0
+        return Curve(((_round(low), 100.0), (_round(high), 100.0)), informative=False)
+    iso = IsotonicRegression(increasing=rising_risk, out_of_bounds="clip").fit(values, labels)
+    grid = np.unique(np.quantile(values, np.linspace(0.0, 1.0, 4 * MAX_KNOTS + 1)))
+    if len(grid) < 2:
+        grid = np.array([grid[0], grid[0] + 1.0])
+    # the rate with a little shrinkage to the mean: no infinite log-odds at the ends
+    prior = float(labels.mean())
+    rate = (iso.predict(grid) * len(values) / len(grid) + prior) / (len(values) / len(grid) + 1)
+    logit = np.log(rate / (1 - rate))
+    spread = float(logit.max() - logit.min())
+    if spread < 1e-6:
+        return Curve(((_round(grid[0]), 100.0), (_round(grid[-1]), 100.0)), informative=False)
+    # points: 100 at the lowest risk, 0 at the highest — monotone because the rate is
+    pts = 100.0 * (logit.max() - logit) / spread
+    knots = _simplify([(float(v), float(p)) for v, p in zip(grid, pts, strict=True)])
+    return Curve(knots, informative=True)
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.4g}")
+
+
+def _simplify(knots: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    """At most MAX_KNOTS knots: keep the ends and the points where the slope changes most,
+    round values to 4 significant digits (kept ascending) and points to 0.1 (kept monotone)."""
+    rounded: list[tuple[float, float]] = []
+    for v, p in knots:
+        value, pts = _round(v), round(p, 1)
+        if rounded and value <= rounded[-1][0]:
+            continue
+        rounded.append((value, pts))
+    # drop interior knots on a straight line (within 0.5 points) until few enough
+    while len(rounded) > 2:
+        errors = []
+        for i in range(1, len(rounded) - 1):
+            (v0, p0), (v1, p1), (v2, p2) = rounded[i - 1], rounded[i], rounded[i + 1]
+            line = p0 + (p2 - p0) * (v1 - v0) / (v2 - v0)
+            errors.append((abs(line - p1), i))
+        error, i = min(errors)
+        if error > 0.5 and len(rounded) <= MAX_KNOTS:
+            break
+        del rounded[i]
+    return tuple(rounded)
+
+
+def learn_shares(
+    points: FloatArray, labels: FloatArray, curves: Mapping[str, Curve], columns: Sequence[int]
+) -> dict[str, float]:
+    """The measures' shares in their component: non-negative logistic weights on the points
+    (a missing measure takes the mean of the present ones, as the component's mean does)."""
+    import numpy as np
+
+    names = [MEASURES[j][1] for j in columns]
+    if len(labels) == 0 or labels.min() == labels.max():
+        return {n: 1.0 for n in names}
+    filled = points.copy()
+    row_mean = np.nanmean(np.where(np.isnan(filled).all(axis=1, keepdims=True), 50.0, filled), 1)
+    holes = np.isnan(filled)
+    filled[holes] = np.take(row_mean, np.nonzero(holes)[0])
+    coefficients = _nonnegative_logistic(filled / 100.0, labels)
+    total = float(coefficients.sum())
+    shares = {}
+    for n, c in zip(names, coefficients, strict=True):
+        share = float(c) / total if total > 0 else 1.0 / len(names)
+        if not curves[n].informative:
+            share = 0.0
+        shares[n] = round(max(share, 0.01), 3)  # a share is > 0 in the file
+    return shares
+
+
+def learn_missing_points(
+    present: FloatArray, present_labels: FloatArray, lost: FloatArray
+) -> float:
+    """The points whose churn rate (among present rows) matches the rate of the rows whose input
+    is missing — at most 50 (neutral): missing data never upgrades a score."""
+    import numpy as np
+    from sklearn.isotonic import IsotonicRegression
+
+    if len(lost) < MIN_VALUES or len(present) < MIN_VALUES:
+        return 0.0
+    if present_labels.min() == present_labels.max():
+        return 0.0
+    iso = IsotonicRegression(increasing=False, out_of_bounds="clip").fit(present, present_labels)
+    grid = np.arange(0.0, 50.5, 0.5)
+    rate = iso.predict(grid)  # falls as the points rise
+    target = float(lost.mean())
+    at_least = grid[rate >= target]
+    return float(at_least.max()) if len(at_least) else 0.0
+
+
+def learn_weights(component_points: FloatArray, labels: FloatArray) -> dict[str, float]:
+    """Component weights adding up to 100: non-negative logistic weights on the points."""
+    coefficients = _nonnegative_logistic(component_points / 100.0, labels)
+    total = float(coefficients.sum())
+    if total <= 0:
+        raise FitError("no component separates the churners from the others")
+    raw = [100.0 * float(c) / total for c in coefficients]
+    weights = [round(w, 1) for w in raw]
+    top = max(range(len(weights)), key=lambda i: weights[i])
+    weights[top] = round(weights[top] + 100.0 - sum(weights), 1)
+    return dict(zip(COMPONENTS, weights, strict=True))
+
+
+def _nonnegative_logistic(features: FloatArray, labels: FloatArray) -> FloatArray:
+    """Logistic regression whose coefficients on health (higher = healthier) are ≥ 0 against
+    churn: fitted on −features with non-negative bounds (L-BFGS-B), a free intercept, a light
+    L2 penalty and balanced classes."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    n, k = features.shape
+    positive = labels.mean()
+    sample = np.where(labels == 1, 0.5 / positive, 0.5 / (1 - positive))
+    sample = sample / sample.mean()
+    design = -features
+    penalty = 1e-3
+
+    def loss(theta: FloatArray) -> tuple[float, FloatArray]:
+        z = design @ theta[:k] + theta[k]
+        p = 1.0 / (1.0 + np.exp(-z))
+        eps = 1e-12
+        value = -np.mean(sample * (labels * np.log(p + eps) + (1 - labels) * np.log(1 - p + eps)))
+        residual = sample * (p - labels) / n
+        grad = np.concatenate([design.T @ residual, [residual.sum()]])
+        value += penalty * float(theta[:k] @ theta[:k])
+        grad[:k] += 2 * penalty * theta[:k]
+        return float(value), grad
+
+    start = np.concatenate([np.full(k, 0.1), [0.0]])
+    bounds = [(0.0, None)] * k + [(None, None)]
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    coefficients: FloatArray = np.maximum(result.x[:k], 0.0)
+    return coefficients
+
+
+def learn_bands(score: FloatArray, labels: FloatArray, red_lift: float) -> tuple[int, int, str]:
+    """Red: below the highest cut whose churn rate is ≥ ``red_lift`` × the base rate (at least
+    2 % of the rows); green: from the lowest cut above which it is ≤ half the base rate."""
+    import numpy as np
+
+    base = float(labels.mean())
+    minimum = max(1, int(0.02 * len(labels)))
+    red = 0
+    for cut in range(1, 99):
+        below = score < cut
+        if below.sum() >= minimum and labels[below].mean() >= red_lift * base:
+            red = cut
+    note = []
+    if red == 0:
+        red = int(np.quantile(score, 0.1)) or 1
+        note.append(f"no score range reaches {red_lift:g}× the base rate: red is the lowest tenth")
+    green = 0
+    for cut in range(99, red, -1):
+        above = score >= cut
+        if above.sum() >= minimum and labels[above].mean() <= 0.5 * base:
+            green = cut
+    if green == 0:
+        green = min(99, max(red + 1, int(np.quantile(score, 0.5))))
+        note.append("no score range falls to half the base rate: green is the upper half")
+    green = max(green, red + 1)
+    return (
+        red,
+        green,
+        "; ".join(note)
+        or (
+            f"red: below {red}, where the churn rate is ≥ {red_lift:g}× the base rate; "
+            f"green: from {green}, where it is ≤ ½ the base rate"
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The model file
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if value == int(value) or abs(value) >= 1e-4 else repr(value)
+
+
+def model_text(
+    base: Model,
+    *,
+    version: str,
+    horizon: int,
+    curves: Mapping[str, Curve],
+    shares: Mapping[str, float],
+    missing_points: Mapping[str, float],
+    weights: Mapping[str, float],
+    profiles: Sequence[tuple[str, Mapping[str, float]]],
+    bands: tuple[int, int],
+    summary: Mapping[str, Any],
+) -> str:
+    red, green = bands
+    lines = [
+        f"# The churnwatch health model {version}, learned by `churnwatch fit`.",
+        "#",
+        f"# Trained on {summary['training_rows']:,} account-days of "
+        f"{summary['training_accounts']:,} accounts; label: churn within {horizon} days (base rate "
+        f"{summary['base_rate']:.1%}).",
+        "# Curves: (value, points) knots, linear between, flat beyond; monotone in the",
+        "# component's direction. docs/scoring.md and docs/fit.md explain each field.",
+        "",
+        f'version = "{version}"',
+        f'description = "Learned from history by churnwatch fit (label: churn within {horizon} '
+        f'days); curves, shares, weights and bands from the data."',
+        f"top_reasons = {base.top_reasons}",
+        f"reason_below_points = {_number(base.reason_below_points)}",
+        f"warm_up_days = {base.warm_up_days}",
+        "",
+        f'[[bands]]\nname = "red"\nfrom = 0\nto = {red}\n',
+        f'[[bands]]\nname = "yellow"\nfrom = {red}\nto = {green}\n',
+        f'[[bands]]\nname = "green"\nfrom = {green}\nto = 100\n',
+    ]
+    for component in base.default.components:
+        lines += _component_text(component, weights, curves, shares, missing_points)
+    for tier, tier_weights in profiles:
+        listing = ", ".join(f"{n} = {_number(tier_weights[n])}" for n in COMPONENTS)
+        lines += [
+            "[[profiles]]",
+            f'name = "tier-{tier}"',
+            f"tier = [{json.dumps(tier)}]",
+            f"weights = {{ {listing} }}",
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _component_text(
+    component: Component,
+    weights: Mapping[str, float],
+    curves: Mapping[str, Curve],
+    shares: Mapping[str, float],
+    missing_points: Mapping[str, float],
+) -> list[str]:
+    lines = [
+        f"[components.{component.name}]",
+        f"weight = {_number(weights[component.name])}",
+        f'direction = "{component.direction}"',
+        f"max_data_age_days = {_number(component.max_data_age_days)}",
+        f"threshold_points = {_number(component.threshold_points)}",
+        f"missing_points = {_number(missing_points[component.name])}",
+        "measures = [",
+    ]
+    for measure in component.measures:
+        knots = ", ".join(f"[{_number(v)}, {_number(p)}]" for v, p in curves[measure.name].knots)
+        lines.append(
+            f'  {{ name = "{measure.name}", kind = "{measure.kind}", '
+            f"share = {_number(shares[measure.name])}, curve = [{knots}] }},"
+        )
+    return [*lines, "]", ""]
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+@dataclass
+class Report:
+    fitted: Fitted
+    data: dict[str, Any]
+
+
+def _report(
+    fitted: Fitted,
+    base: Model,
+    holdout: Holdout,
+    outcomes: Mapping[str, Outcome],
+    observed: Mapping[str, tuple[date, date]],
+    rows: Rows,
+    *,
+    train_until: date,
+    last_day: date,
+    horizon: int,
+    horizons: Sequence[int],
+    resamples: int,
+    unmatched: Sequence[str],
+    seconds: float,
+) -> Report:
+    churn_dates = {a: o.churn_date for a, o in outcomes.items()}
+    period = (train_until + timedelta(days=1), last_day)
+    aucs: dict[str, list[dict[str, Any]]] = {}
+    for name, scores in holdout.scores.items():
+        aucs[name] = [
+            _auc_json(
+                horizon_auc(scores, churn_dates, observed, h, resamples=resamples, days=period)
+            )
+            for h in horizons
+        ]
+    targets = _targets(aucs, horizons)
+    calibration = {
+        name: _calibration(bands, outcomes, horizon, last_day)
+        for name, bands in holdout.bands.items()
+    }
+    data = {
+        "version": fitted.model.version,
+        "label_horizon_days": horizon,
+        "train_until": train_until.isoformat(),
+        "holdout": [period[0].isoformat(), period[1].isoformat()],
+        "accounts": len(outcomes),
+        "churners": sum(1 for o in outcomes.values() if o.churn_date is not None),
+        "unmatched_accounts": len(unmatched),
+        "holdout_rows": holdout.rows,
+        "holdout_rows_warming_up": holdout.warming_up,
+        "seconds": round(seconds, 1),
+        "fit": fitted.summary,
+        "auc": aucs,
+        "targets": targets,
+        "calibration": calibration,
+        "base_model": base.version,
+    }
+    return Report(fitted, data)
+
+
+def _auc_json(result: HorizonAuc) -> dict[str, Any]:
+    return {
+        "horizon": result.horizon,
+        "auc": result.auc,
+        "low": result.low,
+        "high": result.high,
+        "churners": result.churners,
+        "pairs": result.pairs,
+    }
+
+
+def _targets(
+    aucs: Mapping[str, list[dict[str, Any]]], horizons: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Per horizon: fitted within 0.01 of the black box, and ≥ 0.08 above naive inactivity."""
+    out = []
+    for i, h in enumerate(horizons):
+        fitted = aucs["fitted model"][i]["auc"]
+        box = aucs["black box"][i]["auc"]
+        naive = aucs["naive inactivity"][i]["auc"]
+        vs_box = fitted - box if fitted is not None and box is not None else None
+        vs_naive = fitted - naive if fitted is not None and naive is not None else None
+        out.append(
+            {
+                "horizon": h,
+                "fitted_minus_black_box": vs_box,
+                "within_0.01_of_black_box": vs_box is not None and vs_box >= -0.01,
+                "fitted_minus_naive": vs_naive,
+                "at_least_0.08_above_naive": vs_naive is not None and vs_naive >= 0.08,
+            }
+        )
+    return out
+
+
+def _calibration(
+    bands: Mapping[tuple[str, date], str],
+    outcomes: Mapping[str, Outcome],
+    horizon: int,
+    last_day: date,
+) -> dict[str, Any]:
+    """Churn within ``horizon`` days per band on the sampled hold-out days, vs the base rate."""
+    counts: dict[str, list[int]] = {b: [0, 0] for b in ("red", "yellow", "green")}
+    for (account, day), band in bands.items():
+        label = _label(outcomes[account], day, horizon, last_day)
+        if label is None:
+            continue
+        counts[band][0] += 1
+        counts[band][1] += label
+    total = sum(c[0] for c in counts.values())
+    churned = sum(c[1] for c in counts.values())
+    base = churned / total if total else None
+    return {
+        "base_rate": base,
+        "rows": total,
+        "bands": {
+            b: {
+                "rows": n,
+                "churn_rate": (k / n) if n else None,
+                "lift": (k / n / base) if n and base else None,
+            }
+            for b, (n, k) in counts.items()
+        },
+    }
+
+
+def write_report(report: Report, json_path: Path, html_path: Path) -> None:
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report.data, indent=2, default=str) + "\n")
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(render_html(report))
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def render_html(report: Report) -> str:
+    d = report.data
+    fit_summary = d["fit"]
+    esc = html.escape
+    head = (
+        "<!doctype html><meta charset='utf-8'><title>churnwatch fit — "
+        f"{esc(d['version'])}</title><style>body{{font:14px system-ui;margin:2em;max-width:70em}}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+        "text-align:right}th{background:#f4f4f4}.ok{color:#070}.miss{color:#b00}"
+        "figure{display:inline-block;margin:6px;font-size:12px}</style>"
+    )
+    out = [
+        head,
+        f"<h1>churnwatch fit: {esc(d['version'])}</h1>",
+        f"<p>Trained until {d['train_until']} on {fit_summary['training_rows']:,} account-days of "
+        f"{fit_summary['training_accounts']:,} accounts (label: churn within "
+        f"{d['label_horizon_days']} days, base rate {fit_summary['base_rate']:.1%}); judged on "
+        f"the hold-out {d['holdout'][0]} – {d['holdout'][1]} ({d['holdout_rows']:,} account-days "
+        f"scored, {d['holdout_rows_warming_up']:,} of them warming up). {d['accounts']:,} "
+        f"accounts, {d['churners']:,} churners.</p>",
+        "<h2>Hold-out AUC per horizon</h2>",
+        "<p>Same-day AUC of the score h days before churn against the accounts observed that "
+        "day that do not churn within h days; 95 % bootstrap interval over accounts.</p>",
+        "<table><tr><th>scorer</th>",
+    ]
+    horizons = [a["horizon"] for a in next(iter(d["auc"].values()))]
+    out += [f"<th>{h} days</th>" for h in horizons] + ["</tr>"]
+    for name, results in d["auc"].items():
+        cells = "".join(
+            f"<td>{_fmt(r['auc'])} <small>[{_fmt(r['low'])}–{_fmt(r['high'])}]"
+            f" n={r['churners']}</small></td>"
+            for r in results
+        )
+        out.append(f"<tr><th>{esc(name)}</th>{cells}</tr>")
+    out.append(
+        "</table><h3>Targets</h3><table><tr><th>horizon</th><th>fitted − black box</th>"
+        "<th>≥ −0.01</th><th>fitted − naive</th><th>≥ 0.08</th></tr>"
+    )
+    for t in d["targets"]:
+        out.append(
+            f"<tr><td>{t['horizon']}</td><td>{_fmt(t['fitted_minus_black_box'])}</td>"
+            f"{_verdict(t['within_0.01_of_black_box'])}<td>{_fmt(t['fitted_minus_naive'])}</td>"
+            f"{_verdict(t['at_least_0.08_above_naive'])}</tr>"
+        )
+    out.append("</table><h2>Calibration by band (hold-out)</h2>")
+    out.append(f"<p>{esc(fit_summary['band_choice'])}.</p>")
+    for name, cal in d["calibration"].items():
+        out.append(
+            f"<h3>{esc(name)}</h3><table><tr><th>band</th><th>account-days</th>"
+            f"<th>churn within {d['label_horizon_days']} days</th><th>× base rate</th></tr>"
+        )
+        for band, row in cal["bands"].items():
+            out.append(
+                f"<tr><td>{band}</td><td>{row['rows']:,}</td><td>{_pct(row['churn_rate'])}</td>"
+                f"<td>{_fmt(row['lift'], 2)}</td></tr>"
+            )
+        out.append(
+            f"<tr><th>all</th><td>{cal['rows']:,}</td><td>{_pct(cal['base_rate'])}</td>"
+            "<td>1.00</td></tr></table>"
+        )
+    out.append("<h2>Weights</h2><table><tr><th>profile</th>")
+    out += [f"<th>{c}</th>" for c in COMPONENTS] + ["</tr>"]
+    for profile, weights in [("default", fit_summary["weights"]), *fit_summary["profiles"].items()]:
+        out.append(
+            f"<tr><th>{esc(profile)}</th>"
+            + "".join(f"<td>{weights[c]:g}</td>" for c in COMPONENTS)
+            + "</tr>"
+        )
+    out.append("</table><h2>Learned shapes (points by value)</h2>")
+    for component, measure in MEASURES:
+        knots = fit_summary["curves"][measure]
+        share = fit_summary["shares"][measure]
+        out.append(
+            f"<figure>{curve_svg(knots)}<figcaption>{esc(component)}.{esc(measure)} "
+            f"(share {share:g})</figcaption></figure>"
+        )
+    return "".join(out) + "\n"
+
+
+def _verdict(ok: bool) -> str:
+    return "<td class='ok'>met</td>" if ok else "<td class='miss'>missed</td>"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def curve_svg(knots: Sequence[Sequence[float]], width: int = 180, height: int = 90) -> str:
+    """A small inline SVG of a curve: points (0–100) up, the value across."""
+    low, high = knots[0][0], knots[-1][0]
+    span = (high - low) or 1.0
+    pad = 4
+
+    def xy(v: float, p: float) -> str:
+        x = pad + (width - 2 * pad) * (v - low) / span
+        y = height - pad - (height - 2 * pad) * p / 100.0
+        return f"{x:.1f},{y:.1f}"
+
+    path = " ".join(xy(v, p) for v, p in knots)
+    return (
+        f"<svg width='{width}' height='{height + 14}' viewBox='0 0 {width} {height + 14}' "
+        "xmlns='http://www.w3.org/2000/svg'>"
+        f"<rect x='0' y='0' width='{width}' height='{height}' fill='#fafafa' stroke='#ddd'/>"
+        f"<polyline points='{path}' fill='none' stroke='#2563eb' stroke-width='2'/>"
+        f"<text x='2' y='{height + 11}' font-size='10'>{low:g}</text>"
+        f"<text x='{width - 2}' y='{height + 11}' font-size='10' text-anchor='end'>{high:g}</text>"
+        "</svg>"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def add_arguments(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("events", type=Path, help="events (.jsonl or .csv)")
+    cmd.add_argument(
+        "--labels",
+        type=Path,
+        help="labels.csv (account_id,churned,churn_date[,observed_until]); default: churn from "
+        "the account records' lifecycle_stage",
+    )
+    cmd.add_argument(
+        "--accounts",
+        type=Path,
+        action="append",
+        help="account records (CSV); default: accounts.csv and account-changes.csv beside EVENTS",
+    )
+    cmd.add_argument(
+        "--train-until",
+        type=date.fromisoformat,
+        required=True,
+        help="last day of the training period (YYYY-MM-DD); later days are the hold-out",
+    )
+    cmd.add_argument("--out", type=Path, required=True, help="the model file to write")
+    cmd.add_argument("--version", help="the model's version (default: the file name's stem)")
+    cmd.add_argument("--base", type=Path, help="the model to start from (default: the service's)")
+    cmd.add_argument(
+        "--horizon", type=int, default=DEFAULT_HORIZON, help="label: churn within N days"
+    )
+    cmd.add_argument("--horizons", default="7,14,30,60", help="hold-out AUC horizons")
+    cmd.add_argument("--train-step", type=int, default=DEFAULT_TRAIN_STEP, help="days between rows")
+    cmd.add_argument(
+        "--red-lift", type=float, default=DEFAULT_RED_LIFT, help="red: churn ≥ this × base"
+    )
+    cmd.add_argument("--resamples", type=int, default=200, help="bootstrap resamples (0: none)")
+    cmd.add_argument(
+        "--report", type=Path, help="the report's HTML (JSON beside it); default: OUT's"
+    )
+
+
+def _beside(events: Path) -> list[Path]:
+    names = ("accounts.csv", "account-changes.csv")
+    return [p for p in (events.with_name(n) for n in names) if p.exists()]
+
+
+def command(args: argparse.Namespace, out: TextIO) -> int:
+    """``churnwatch fit``: raises :class:`ValueError` subclasses for bad input (exit 2)."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise FitError(
+            "churnwatch fit needs the `fit` extra: pip install 'churnwatch[fit]' "
+            "(or the dev lock, requirements-dev.lock)"
+        ) from None
+    base = scoring_model.load(args.base or scoring_model.DEFAULT_MODEL_FILE)
+    now = datetime.now(UTC)
+    account_files = args.accounts or _beside(args.events)
+    records = [r for f in account_files for r in files.read_accounts(f, now=now)]
+    events = list(files.read_events(args.events))
+    if args.labels is not None:
+        outcomes = outcomes_from_labels(args.labels)
+    else:
+        outcomes = outcomes_from_records(records)
+        if not any(o.churn_date for o in outcomes.values()):
+            raise FitError("no --labels and no account record says lifecycle_stage = churned")
+    version = args.version or args.out.stem
+    horizons = [int(h) for h in args.horizons.split(",") if h.strip()]
+    report = run(
+        Inputs(events, records, outcomes),
+        base,
+        train_until=args.train_until,
+        version=version,
+        horizon=args.horizon,
+        horizons=horizons,
+        train_step=args.train_step,
+        red_lift=args.red_lift,
+        resamples=args.resamples,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report.fitted.text)
+    scoring_model.load(args.out)  # what the service will load, validated the same way
+    html_path = args.report or args.out.with_suffix(".html")
+    json_path = html_path.with_suffix(".json")
+    write_report(report, json_path, html_path)
+    out.write(summary_text(report, args.out, html_path, json_path) + "\n")
+    return 0
+
+
+def summary_text(report: Report, model_path: Path, html_path: Path, json_path: Path) -> str:
+    d = report.data
+    lines = [
+        f"Fitted {d['version']} → {model_path} (trained until {d['train_until']}, "
+        f"hold-out {d['holdout'][0]} – {d['holdout'][1]}, {d['seconds']} s)",
+        f"  report: {html_path}, {json_path}",
+        "  hold-out AUC   " + "".join(f"{a['horizon']:>8}d" for a in d["auc"]["fitted model"]),
+    ]
+    for name, results in d["auc"].items():
+        lines.append(f"  {name:<15}" + "".join(f"{_fmt(r['auc']):>9}" for r in results))
+    for t in d["targets"]:
+        lines.append(
+            f"  {t['horizon']}d: fitted − black box {_fmt(t['fitted_minus_black_box'])} "
+            f"({'met' if t['within_0.01_of_black_box'] else 'MISSED'}), fitted − naive "
+            f"{_fmt(t['fitted_minus_naive'])} "
+            f"({'met' if t['at_least_0.08_above_naive'] else 'MISSED'})"
+        )
+    if d["unmatched_accounts"]:
+        lines.append(f"  warning: {d['unmatched_accounts']} accounts with events have no label")
+    return "\n".join(lines)
