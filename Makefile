@@ -12,7 +12,7 @@ INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
 .PHONY: help venv demo up down status lint format test test-unit test-integration lock schemas clean \
-	deploy-tools deploy-check deploy-tools-lock bench bench-quick chaos
+	deploy-tools deploy-check deploy-tools-lock bench bench-quick chaos eval-outside
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ bench-quick: $(INSTALLED) ## a reduced benchmark run (under 3 minutes) → repor
 
 chaos: $(INSTALLED) ## six faults under load, then hostile inputs, on its own Kafka/PostgreSQL/services (~5 min) → docs/reliability.md
 	$(PY) -m chaos
+
+eval-outside: $(INSTALLED) ## judge the signal on outside data (fightchurn crm5, CDNOW): generate, convert, import, fit, backtest → docs/signal-quality.md (cached stages)
+	$(PY) -m churnwatch.outside $(EVAL_ARGS)
 
 clean: down ## stop everything and delete local state (.local), keeping the venv and caches
 	rm -rf .local

@@ -130,8 +130,7 @@ def ensure_venv(say: Callable[[str], None] = print) -> Path:
             "install",
             "-q",
             "--disable-pip-version-check",
-            "--require-hashes",
-            "--only-binary=:all:",
+            "--require-hashes",  # antlr4-python3-runtime 4.9.3 (hydra's) is a source release
             "-r",
             str(LOCK),
         ],
