@@ -119,26 +119,36 @@ def write_events(path: Path, events: Iterable[Event]) -> int:
         return _write_event_lines(out, events)
 
 
-def read_events(path: Path) -> Iterator[Event]:
+def read_events(path: Path, *, errors: list[FormatError] | None = None) -> Iterator[Event]:
     """The events of a JSONL file or, for a ``.csv`` name, a CSV file (``EVENT_COLUMNS``), in
-    file order. A bad line raises ``FormatError`` naming every missing field at once."""
+    file order. A bad line raises ``FormatError`` naming every missing field at once — or, with
+    ``errors``, is appended there and skipped (a bad CSV header always raises)."""
     if path.suffix.lower() == ".csv":
-        yield from _read_csv_events(path)
+        yield from _read_csv_events(path, errors)
         return
     with path.open("rb") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                yield decode_event(line)
-            except msgspec.DecodeError as exc:
-                try:
-                    item = msgspec.json.decode(line)
-                except msgspec.DecodeError:
-                    raise FormatError(path, number, str(exc)) from exc
-                if not isinstance(item, dict):
-                    raise FormatError(path, number, "not a JSON object") from exc
-                yield _event_of(path, number, item)
+                yield _jsonl_event(path, number, line)
+            except FormatError as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
+
+
+def _jsonl_event(path: Path, number: int, line: bytes) -> Event:
+    try:
+        return decode_event(line)
+    except msgspec.DecodeError as exc:
+        try:
+            item = msgspec.json.decode(line)
+        except msgspec.DecodeError:
+            raise FormatError(path, number, str(exc)) from exc
+        if not isinstance(item, dict):
+            raise FormatError(path, number, "not a JSON object") from exc
+        return _event_of(path, number, item)
 
 
 _EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
@@ -176,7 +186,7 @@ def _event_of(path: Path, line: int, item: dict[str, Any]) -> Event:
         raise FormatError(path, line, str(exc)) from exc
 
 
-def _read_csv_events(path: Path) -> Iterator[Event]:
+def _read_csv_events(path: Path, errors: list[FormatError] | None) -> Iterator[Event]:
     with path.open(newline="", encoding="utf-8") as source:
         reader = csv.DictReader(source)
         columns = reader.fieldnames or []
@@ -189,15 +199,24 @@ def _read_csv_events(path: Path) -> Iterator[Event]:
                 + (f"; unknown: {', '.join(unknown)}" if unknown else "; event_type is missing"),
             )
         for row in reader:
-            item: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
             try:
-                if "quantity" in item:
-                    item["quantity"] = _number(item["quantity"], "quantity", float)
-                if "score" in item:
-                    item["score"] = _number(item["score"], "score", int)
-            except ValueError as exc:
-                raise FormatError(path, reader.line_num, str(exc)) from exc
-            yield _event_of(path, reader.line_num, item)
+                yield _csv_event(path, reader.line_num, row)
+            except FormatError as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
+
+
+def _csv_event(path: Path, line: int, row: Mapping[str, str | None]) -> Event:
+    item: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
+    try:
+        if "quantity" in item:
+            item["quantity"] = _number(item["quantity"], "quantity", float)
+        if "score" in item:
+            item["score"] = _number(item["score"], "score", int)
+    except ValueError as exc:
+        raise FormatError(path, line, str(exc)) from exc
+    return _event_of(path, line, item)
 
 
 def _number(value: str, name: str, kind: Callable[[str], float | int]) -> float | int:
@@ -226,8 +245,15 @@ def write_accounts(path: Path, records: Iterable[AccountRecord]) -> int:
     return _write_csv(path, ACCOUNT_COLUMNS, (_account_row(r) for r in records))
 
 
-def read_accounts(path: Path, *, now: datetime, source: str = IMPORT_SOURCE) -> list[AccountRecord]:
-    """Account records from CSV; ``now`` stands in for a missing ``updated_at``."""
+def read_accounts(
+    path: Path,
+    *,
+    now: datetime,
+    source: str = IMPORT_SOURCE,
+    errors: list[FormatError] | None = None,
+) -> list[AccountRecord]:
+    """Account records from CSV; ``now`` stands in for a missing ``updated_at``. With
+    ``errors``, a bad row is appended there and skipped instead of raising."""
 
     def parse(row: Mapping[str, str]) -> AccountRecord:
         return AccountRecord(
@@ -247,7 +273,7 @@ def read_accounts(path: Path, *, now: datetime, source: str = IMPORT_SOURCE) -> 
             source=source,
         )
 
-    return _read_csv(path, ("account_id", "name"), parse, decode_account)
+    return _read_csv(path, ("account_id", "name"), parse, decode_account, errors)
 
 
 def write_people(path: Path, records: Iterable[PersonRecord]) -> int:
@@ -255,8 +281,15 @@ def write_people(path: Path, records: Iterable[PersonRecord]) -> int:
     return _write_csv(path, PEOPLE_COLUMNS, (_person_row(r) for r in records))
 
 
-def read_people(path: Path, *, now: datetime, source: str = IMPORT_SOURCE) -> list[PersonRecord]:
-    """Person records from CSV; ``now`` stands in for a missing ``updated_at``."""
+def read_people(
+    path: Path,
+    *,
+    now: datetime,
+    source: str = IMPORT_SOURCE,
+    errors: list[FormatError] | None = None,
+) -> list[PersonRecord]:
+    """Person records from CSV; ``now`` stands in for a missing ``updated_at``. With
+    ``errors``, a bad row is appended there and skipped instead of raising."""
 
     def parse(row: Mapping[str, str]) -> PersonRecord:
         return PersonRecord(
@@ -271,7 +304,7 @@ def read_people(path: Path, *, now: datetime, source: str = IMPORT_SOURCE) -> li
             source=source,
         )
 
-    return _read_csv(path, ("person_id", "name"), parse, decode_person)
+    return _read_csv(path, ("person_id", "name"), parse, decode_person, errors)
 
 
 def _account_row(record: AccountRecord) -> list[str]:
@@ -435,9 +468,11 @@ def _read_csv(
     required: tuple[str, ...],
     parse: Callable[[Mapping[str, str]], T],
     validate: Callable[[bytes], object] | None,
+    errors: list[FormatError] | None = None,
 ) -> list[T]:
     """Rows parsed by ``parse``; with ``validate`` (a ``shared.events`` decoder) each parsed
-    record is also checked against the v1 contract's constraints."""
+    record is also checked against the v1 contract's constraints. With ``errors`` a bad row is
+    appended there and skipped (a bad header always raises)."""
     with path.open(newline="", encoding="utf-8") as source:
         reader = csv.DictReader(source)
         missing = [c for c in required if c not in (reader.fieldnames or ())]
@@ -450,7 +485,11 @@ def _read_csv(
                 if validate is not None and isinstance(item, msgspec.Struct):
                     validate(encode(item))
             except (ValueError, KeyError, msgspec.ValidationError) as exc:
-                raise FormatError(path, reader.line_num, str(exc)) from exc
+                error = FormatError(path, reader.line_num, str(exc))
+                if errors is None:
+                    raise error from exc
+                errors.append(error)
+                continue
             parsed.append(item)
     return parsed
 

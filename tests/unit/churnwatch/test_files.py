@@ -271,3 +271,27 @@ def test_labels_may_say_until_when_an_account_is_observed(tmp_path: Path) -> Non
     path.write_text("account_id,churned,observed_until\na,false,soon\n")
     with pytest.raises(FormatError, match="observed_until: 'soon' is not a date"):
         files.read_observed_until(path)
+
+
+def test_with_an_error_list_bad_lines_are_collected_and_the_good_ones_read(
+    tmp_path: Path,
+) -> None:
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "event_type,event_id,account_id,occurred_at,user_id,type\n"
+        "usage,e1,acme,2026-07-01T09:00:00Z,u1,login\n"
+        "usage,e2,acme,2026-07-01T09:00:00Z,,\n"
+        "usage,e3,acme,2026-07-01T10:00:00Z,u1,login\n"
+    )
+    errors: list[FormatError] = []
+    assert [e.event_id for e in files.read_events(events, errors=errors)] == ["e1", "e3"]
+    assert [(e.line, e.reason) for e in errors] == [
+        (3, "usage event: missing field(s) user_id, type")
+    ]
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("account_id,name,seats\na1,A,3\na2,B,many\n")
+    errors = []
+    now = datetime(2026, 7, 1, tzinfo=UTC)
+    read = files.read_accounts(accounts, now=now, errors=errors)
+    assert [r.account_id for r in read] == ["a1"]
+    assert [e.line for e in errors] == [3]
