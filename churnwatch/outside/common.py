@@ -23,11 +23,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from churnwatch import files
 from shared.events import PersonRecord
@@ -123,12 +124,17 @@ def timestamp(moment: datetime) -> str:
 
 
 class EventWriter:
-    """Writes usage events as ``events.csv`` rows, counting them."""
+    """Writes usage events as ``events.csv`` in time order (then account, then id), whatever
+    order they come in: rows wait in one file per month beside the target, and each month is
+    sorted in memory when the writer closes (a month of crm5 is a few hundred thousand rows)."""
 
     def __init__(self, path: Path) -> None:
-        self._file = path.open("w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._file, lineterminator="\n")
-        self._writer.writerow(EVENT_HEADER)
+        self.path = path
+        self._parts = path.with_name(path.name + ".parts")
+        shutil.rmtree(self._parts, ignore_errors=True)
+        self._parts.mkdir(parents=True)
+        self._files: dict[str, TextIO] = {}
+        self._writers: dict[str, Any] = {}
         self.count = 0
 
     def usage(
@@ -141,7 +147,13 @@ class EventWriter:
         feature: str | None,
         quantity: float,
     ) -> None:
-        self._writer.writerow(
+        month = occurred_at[:7]
+        part = self._writers.get(month)
+        if part is None:
+            opened = (self._parts / month).open("w", newline="", encoding="utf-8")
+            self._files[month] = opened
+            part = self._writers[month] = csv.writer(opened, lineterminator="\n")
+        part.writerow(
             (
                 "usage",
                 event_id,
@@ -156,7 +168,19 @@ class EventWriter:
         self.count += 1
 
     def close(self) -> None:
-        self._file.close()
+        for opened in self._files.values():
+            opened.close()
+        self._files.clear()
+        self._writers.clear()
+        with self.path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(EVENT_HEADER)
+            for part in sorted(self._parts.iterdir()):
+                with part.open(newline="", encoding="utf-8") as rows:
+                    month = list(csv.reader(rows))
+                month.sort(key=lambda row: (row[3], row[2], row[1]))
+                writer.writerows(month)
+        shutil.rmtree(self._parts)
 
     def __enter__(self) -> EventWriter:
         return self
