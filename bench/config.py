@@ -23,6 +23,9 @@ class Config:
     s3_rescore_interval_seconds: float
     s4_accounts: int
     s5_accounts: tuple[int, ...]
+    s6_events: int  # S6: past usage events imported
+    s6_accounts: int
+    s6_days: int
 
 
 FULL = Config(
@@ -41,6 +44,9 @@ FULL = Config(
     s3_rescore_interval_seconds=0.0,
     s4_accounts=100_000,
     s5_accounts=(100_000, 1_000_000),
+    s6_events=1_000_000,
+    s6_accounts=5_000,
+    s6_days=90,
 )
 
 QUICK = Config(
@@ -59,4 +65,7 @@ QUICK = Config(
     s3_rescore_interval_seconds=0.0,
     s4_accounts=20_000,
     s5_accounts=(10_000,),
+    s6_events=150_000,
+    s6_accounts=1_000,
+    s6_days=60,
 )

@@ -134,4 +134,25 @@ flight, so PostgreSQL works while Python scores; more cores (and a higher
 accounts (nothing is held between chunks).
 """
 
-FINDINGS: dict[str, str] = {"S1": S1, "S2": S2, "S3": S3, "S4": S4, "S5": S5}
+S6 = """
+The baseline does two things per event: decode the line, and hand one tuple to a binary
+`COPY` into a table without an index. The import does those and more, in Python, per event:
+the dedup key (a BLAKE2b digest of source, account and id, ~3 µs), the day of `occurred_at`
+kept for the history step (~2.5 µs), and the fold into per-account aggregates
+(`aggregate.coalesce`, ~12 µs per event on history: a user active on a new day costs a day
+mask merge — live traffic is nearly all one day, history is spread over months). Then the
+database claims every digest in a primary-key index (`imported_events`) and merges the
+coalesced rows. Reading and folding run in a thread while PostgreSQL works on the previous
+chunk, but both threads share one interpreter, and all of it shares 2 cores with PostgreSQL.
+Profiled on 150,000 events: decoding 0.6 s, keys 0.4 s, the day spill 0.4 s, folding 1.8–2.4 s,
+the statements' rows 0.7 s, waiting for PostgreSQL the rest.
+
+**What it would take:** folding in the database instead of in Python — `COPY` the raw events
+into a staging table, as the baseline does, and derive the day rows, masks and claims with
+`GROUP BY` statements (the Python cost would then be the baseline's); or a vectorised fold
+(NumPy / Arrow) of each chunk. The history step (no target) is the offline scorer's cost per
+account and day (~0.5–1 ms: the facts of every window, then the model), linear in accounts ×
+days; `--no-history` leaves it out.
+"""
+
+FINDINGS: dict[str, str] = {"S1": S1, "S2": S2, "S3": S3, "S4": S4, "S5": S5, "S6": S6}

@@ -411,15 +411,27 @@ class DaySpill:
 
 @dataclass
 class Chunk:
+    """A chunk of input, prepared in the reader's thread while the database works: its events
+    and their keys, the claims sorted by key (index order), and the whole chunk already
+    coalesced (what is written when every event is new, the common case)."""
+
     events: list[Event]
     keys: list[bytes]
     duplicates: int  # repeated inside the chunk
     bytes_read: int
+    digest: bytes = b""
+    claims: list[tuple[bytes, datetime]] = field(default_factory=list)
+    batch: aggregate.Coalesced | None = None
 
-    @property
-    def digest(self) -> bytes:
-        """The chunk marker: a digest of its events' dedup keys, in order."""
-        return blake2b(b"".join(self.keys), digest_size=16).digest()
+    def prepare(self) -> Chunk:
+        # The marker: a digest of the events' keys in file order (the same input, the same
+        # chunks, the same markers).
+        self.digest = blake2b(b"".join(self.keys), digest_size=16).digest()
+        self.claims = sorted(
+            (k, e.occurred_at) for k, e in zip(self.keys, self.events, strict=True)
+        )
+        self.batch = aggregate.coalesce(self.events)
+        return self
 
 
 def chunks_of(reader: EventReader, size: int, spill: DaySpill, summary: Summary) -> Iterator[Chunk]:
@@ -445,10 +457,10 @@ def chunks_of(reader: EventReader, size: int, spill: DaySpill, summary: Summary)
         events.append(event)
         keys.append(key)
         if len(events) >= size:
-            yield Chunk(events, keys, repeated, reader.bytes_read)
+            yield Chunk(events, keys, repeated, reader.bytes_read).prepare()
             events, keys, seen, repeated = [], [], set(), 0
     if events or repeated:
-        yield Chunk(events, keys, repeated, reader.bytes_read)
+        yield Chunk(events, keys, repeated, reader.bytes_read).prepare()
 
 
 async def load_chunk(
@@ -456,29 +468,32 @@ async def load_chunk(
     chunk: Chunk,
     live_horizon: datetime,
     legacy_until: datetime | None = None,
-) -> tuple[int, list[str]] | None:
-    """One chunk in one transaction; returns (events counted, accounts touched), or None when
-    an earlier run committed this chunk."""
+) -> int | None:
+    """One chunk in one transaction; returns how many of its events were counted, or None
+    when an earlier run committed this chunk."""
     async with conn.transaction():
         if not await imports.begin_chunk(conn, chunk.digest, len(chunk.events)):
             return None
-        claims = [(k, e.occurred_at) for k, e in zip(chunk.keys, chunk.events, strict=True)]
-        new = await imports.claim(conn, claims)
-        fresh = [
-            (k, e) for k, e in zip(chunk.keys, chunk.events, strict=True) if new is None or k in new
-        ]
+        new = await imports.claim(conn, chunk.claims)
+        pairs = zip(chunk.keys, chunk.events, strict=True)
+        fresh = list(pairs) if new is None else [(k, e) for k, e in pairs if k in new]
         recent = [(k, e.occurred_at) for k, e in fresh if e.occurred_at >= live_horizon]
         legacy = dedup.legacy_keys(
             (e for _, e in fresh if e.occurred_at >= live_horizon), legacy_until
         )
         live_new = await dedup.claim_events(conn, recent, legacy=legacy)
-        counted = [
-            e for k, e in fresh if e.occurred_at < live_horizon or live_new is None or k in live_new
-        ]
-        batch = aggregate.coalesce(counted)
+        if new is None and live_new is None and chunk.batch is not None:
+            counted, batch = len(fresh), chunk.batch  # all new: coalesced already
+        else:
+            kept = [
+                e
+                for k, e in fresh
+                if e.occurred_at < live_horizon or live_new is None or k in live_new
+            ]
+            counted, batch = len(kept), aggregate.coalesce(kept)
         await writes.apply_aggregates(conn, batch)
-        await imports.finish_chunk(conn, chunk.digest, len(counted))
-    return len(counted), batch.accounts
+        await imports.finish_chunk(conn, chunk.digest, counted)
+    return counted
 
 
 async def load(
@@ -513,16 +528,15 @@ async def load(
                 summary.chunks_skipped += 1
                 summary.duplicates += len(chunk.events)
             else:
-                counted, _ = done
-                summary.events_counted += counted
-                summary.duplicates += len(chunk.events) - counted
+                summary.events_counted += done
+                summary.duplicates += len(chunk.events) - done
                 committed += 1
             log.debug(
                 "chunk done",
                 extra={
                     "chunk": summary.chunks,
                     "events": len(chunk.events),
-                    "counted": None if done is None else done[0],
+                    "counted": done,
                     "skipped": done is None,
                 },
             )

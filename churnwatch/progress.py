@@ -78,7 +78,7 @@ class Bar:
             if now - self.last_drawn >= 0.2:
                 self.last_drawn = now
                 self._draw(extra)
-        elif (tenth := int(min(1.0, done / self.total) * 10)) > self.shown_tenth:
+        elif self.shown_tenth < (tenth := int(min(1.0, done / self.total) * 10)) < 10:
             self.shown_tenth = tenth
             self.out.write(self.line(extra) + "\n")
             self.out.flush()
