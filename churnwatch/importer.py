@@ -334,25 +334,29 @@ def _field_message(item: dict[str, Any], exc: msgspec.DecodeError) -> str:
 
 
 def read_accounts(paths: Sequence[Path], now: datetime, bad: list[BadRow]) -> list[AccountRecord]:
-    """Account records from CSV files; a file with a bad row is reported and left out (the
-    reader stops at its first bad row)."""
+    """Account records from CSV files: every bad row reported, the good ones kept (a file
+    whose header lacks a required column is reported and left out)."""
     found: list[AccountRecord] = []
+    errors: list[files.FormatError] = []
     for path in paths:
         try:
-            found += files.read_accounts(path, now=now)
+            found += files.read_accounts(path, now=now, errors=errors)
         except files.FormatError as exc:
-            bad.append(BadRow(exc.path, exc.line, f"{exc.reason} (this file was not imported)"))
+            errors.append(exc)
+    bad += [BadRow(e.path, e.line, e.reason) for e in errors]
     return found
 
 
 def read_people(paths: Sequence[Path], now: datetime, bad: list[BadRow]) -> list[PersonRecord]:
     """Person records from CSV files, as :func:`read_accounts`."""
     found: list[PersonRecord] = []
+    errors: list[files.FormatError] = []
     for path in paths:
         try:
-            found += files.read_people(path, now=now)
+            found += files.read_people(path, now=now, errors=errors)
         except files.FormatError as exc:
-            bad.append(BadRow(exc.path, exc.line, f"{exc.reason} (this file was not imported)"))
+            errors.append(exc)
+    bad += [BadRow(e.path, e.line, e.reason) for e in errors]
     return found
 
 
