@@ -66,7 +66,7 @@ def statements(values: list[bytes], topic: str, batch: int) -> list[list[Stateme
             for i, v in enumerate(values[start : start + batch])
         ]
         decided = plan(records, now, max_age=timedelta(days=7), future_tolerance=timedelta(hours=1))
-        claims = sorted((dedup.event_hash(e.event_id), e.occurred_at) for e in decided.events)
+        claims = sorted((dedup.event_key(e), e.occurred_at) for e in decided.events)
         rows = aggregate.coalesce(decided.events)
         users, features = known.new_users(rows.users), known.new_features(rows.features)
         activity = known.new_activity(rows.activity)

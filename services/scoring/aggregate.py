@@ -128,7 +128,13 @@ class TicketState:
     event_id: str
 
     def newer_than(self, other: TicketState) -> bool:
-        return (self.updated_at, self.event_id) > (other.updated_at, other.event_id)
+        """Last writer wins by (time, event id), then the state itself: a total order, so two
+        sources sending one id at the same moment give one winner whatever the arrival order
+        (the store compares the same way)."""
+        return self._order() > other._order()
+
+    def _order(self) -> tuple[datetime, str, str, str, str]:
+        return (self.updated_at, self.event_id, self.status, self.priority, self.action)
 
 
 @dataclass(slots=True)

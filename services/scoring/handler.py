@@ -2,10 +2,10 @@
 
 1. **decide what comes in** (pure, :func:`plan`): events outside the lateness window are
    refused (``too_old`` / ``from_the_future``, dead-lettered by the loop with that reason);
-   an ``event_id`` seen twice in the batch counts once; for account and person records the
-   last one per key wins (a tombstone deletes);
-2. **gather**: claim the event ids in ``processed_events`` — the ones already there are
-   duplicates (redelivery, replay, a client retry) and are dropped;
+   an event (its ``source``, ``account_id`` and ``event_id``) seen twice in the batch counts
+   once; for account and person records the last one per key wins (a tombstone deletes);
+2. **gather**: claim the events' keys in ``processed_events`` (``store.dedup``) — the ones
+   already there are duplicates (redelivery, replay, a client retry) and are dropped;
 3. **apply** the new events, coalesced per account and day (``aggregate.coalesce``), with one
    set-based merge per table — leaving out mask and activity rows that what this process
    already wrote covers (``known``) — the records, and queue the touched accounts for
@@ -104,7 +104,7 @@ def plan(
 ) -> Plan:
     """What the batch asks for, before looking at the database."""
     out = Plan()
-    seen: set[str] = set()
+    seen: set[tuple[str, str, str]] = set()
     oldest, newest = now - max_age, now + future_tolerance
     kept = out.events
     for record in records:
@@ -119,10 +119,11 @@ def plan(
                 if rejection is not None:
                     out.rejected.append((record, rejection))
                     continue
-            if event.event_id in seen:
+            scoped = (event.source, event.account_id, event.event_id)
+            if scoped in seen:
                 out.duplicates += 1
             else:
-                seen.add(event.event_id)
+                seen.add(scoped)
                 kept.append(event)
         elif kind is AccountRecord:
             account: AccountRecord = value  # type: ignore[assignment]
@@ -162,6 +163,15 @@ class BatchHandler:
         self._on_queued = on_queued
         self._known = known if known is not None else KnownRows()
         self._lag = lag if lag is not None else ConsumerLag()
+        self._legacy: datetime | Literal["unread"] | None = "unread"  # see store.dedup
+
+    async def _legacy_until(self, conn: asyncpg.Connection) -> datetime | None:
+        """Where legacy dedup keys end (read once), or None once no event that old is admitted."""
+        if self._legacy == "unread":
+            self._legacy = await dedup.legacy_until(conn)
+        if self._legacy is None or self._legacy < self._clock.now() - self._max_age:
+            return None
+        return self._legacy
 
     async def __call__(
         self, records: Sequence[Record[Inbound]]
@@ -174,11 +184,12 @@ class BatchHandler:
             max_age=self._max_age,
             future_tolerance=self._future_tolerance,
         )
-        hashes = [dedup.event_hash(e.event_id) for e in decided.events]
+        hashes = [dedup.event_key(e) for e in decided.events]
         claims = [(h, e.occurred_at) for h, e in zip(hashes, decided.events, strict=True)]
         known = self._known
         async with self._pool.acquire() as conn, conn.transaction():
-            new_ids = await dedup.claim_events(conn, claims)  # gather: which are new
+            legacy = dedup.legacy_keys(decided.events, await self._legacy_until(conn))
+            new_ids = await dedup.claim_events(conn, claims, legacy=legacy)  # gather: new ones
             fresh = (
                 decided.events
                 if new_ids is None

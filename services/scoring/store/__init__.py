@@ -17,8 +17,11 @@ the service's SQL lives in this package, one module per concern:
 
 What each table holds:
 
-- ``processed_events``: the dedup horizon — a 16-byte digest of every event id taken, kept
-  while its ``occurred_at`` is inside the horizon (the events older than that are refused);
+- ``processed_events``: the dedup horizon — a 16-byte digest of every event taken (its source,
+  account and id), kept while its ``occurred_at`` is inside the horizon (older events are
+  refused);
+- ``dedup_cutover``: where the dedup keys of before the scoping by source and account end
+  (see ``dedup``);
 - ``account_days`` / ``survey_days``: counters per account and day of ``occurred_at``;
 - ``account_users`` / ``account_features``: per account and user (feature), a 62-day bitmask
   of the days it was active (see ``aggregate.DayMask``) — distinct counts stay exact;

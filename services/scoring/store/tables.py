@@ -34,6 +34,13 @@ processed_events = Table(
     Column("event_hash", LargeBinary, primary_key=True),
     Column("occurred_at", TZ, nullable=False),
 )
+dedup_cutover = Table(  # where the legacy (unscoped) dedup keys end: see store.dedup
+    "dedup_cutover",
+    metadata,
+    Column("one", Boolean, primary_key=True),
+    Column("cut_over_at", TZ, nullable=False),
+    Column("legacy_until", TZ, nullable=False),
+)
 account_days = Table(
     "account_days",
     metadata,

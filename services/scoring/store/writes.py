@@ -47,7 +47,14 @@ WHERE excluded.anchor_day > m.anchor_day
    OR scoring.shift_days(excluded.days, m.anchor_day - excluded.anchor_day) & ~m.days <> 0
 """
 
-_MERGE_ACTIVITY = """
+# The latest NPS answer: last writer wins by (time, event id, score), as Python compares the
+# tuple (ids byte-wise, whatever the database's collation): a total order, so the winner does
+# not depend on arrival order even when two sources send one id at the same moment.
+_NPS_NEWER = """excluded.nps_latest_at IS NOT NULL AND (a.nps_latest_at IS NULL
+        OR (excluded.nps_latest_at, excluded.nps_latest_event_id COLLATE "C", excluded.nps_latest)
+         > (a.nps_latest_at, a.nps_latest_event_id COLLATE "C", a.nps_latest))"""
+
+_MERGE_ACTIVITY = f"""
 INSERT INTO scoring.activity AS a SELECT * FROM stage_activity ORDER BY account_id
 ON CONFLICT (account_id) DO UPDATE SET
     known_since = least(a.known_since, excluded.known_since),
@@ -57,14 +64,12 @@ ON CONFLICT (account_id) DO UPDATE SET
     last_feature_day = greatest(a.last_feature_day, excluded.last_feature_day),
     last_ticket_at = greatest(a.last_ticket_at, excluded.last_ticket_at),
     last_survey_at = greatest(a.last_survey_at, excluded.last_survey_at),
-    nps_latest = CASE WHEN scoring.newer(excluded.nps_latest_at,
-        excluded.nps_latest_event_id, a.nps_latest_at, a.nps_latest_event_id)
+    nps_latest = CASE WHEN {_NPS_NEWER}
         THEN excluded.nps_latest ELSE a.nps_latest END,
-    nps_latest_event_id = CASE WHEN scoring.newer(excluded.nps_latest_at,
-        excluded.nps_latest_event_id, a.nps_latest_at, a.nps_latest_event_id)
+    nps_latest_event_id = CASE WHEN {_NPS_NEWER}
         THEN excluded.nps_latest_event_id ELSE a.nps_latest_event_id END,
     nps_latest_at = greatest(a.nps_latest_at, excluded.nps_latest_at)
-"""
+"""  # noqa: S608 - the interpolated text is the constant above
 
 
 async def apply_aggregates(
@@ -149,7 +154,11 @@ async def apply_aggregates(
                 priority = excluded.priority, status = excluded.status,
                 last_action = excluded.last_action, updated_at = excluded.updated_at,
                 event_id = excluded.event_id
-            WHERE (excluded.updated_at, excluded.event_id) > (t.updated_at, t.event_id)
+            WHERE (excluded.updated_at, excluded.event_id COLLATE "C",
+                   excluded.status COLLATE "C", excluded.priority COLLATE "C",
+                   excluded.last_action COLLATE "C")
+                > (t.updated_at, t.event_id COLLATE "C", t.status COLLATE "C",
+                   t.priority COLLATE "C", t.last_action COLLATE "C")
             """,
             [k[0] for k in ticket_keys],
             [k[1] for k in ticket_keys],

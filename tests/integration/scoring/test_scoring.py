@@ -151,7 +151,7 @@ async def test_events_outside_the_lateness_window_are_refused_with_a_reason(
     }
     async with pool.acquire() as conn:
         ids = await conn.fetch("SELECT event_hash FROM scoring.processed_events")
-    assert [r[0] for r in ids] == [dedup.event_hash("fine")]
+    assert [r[0] for r in ids] == [dedup.event_hash("test", "acme", "fine")]
 
 
 async def test_distinct_users_stay_exact_when_events_are_redelivered(
