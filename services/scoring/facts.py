@@ -1,31 +1,137 @@
-"""The facts the health model reads, computed offline from events held in memory.
+"""The facts the health model reads: their one definition, and their offline computation.
 
-The one pure definition of scoring's facts: :class:`Ledger` folds events with scoring's own
-``services.scoring.aggregate.coalesce`` and merges them as the store does (day masks unite, the
-newest ticket state wins); :meth:`Ledger.facts` returns what the facts query in
-``services.scoring.store.facts_sql`` computes from the tables, for the same windows (they end on the day
-of ``as_of``; ``services.scoring.health.Facts`` names them). The offline tools (``churnwatch
-backtest``, ``churnwatch fit``, ``churnwatch import-history``) use it; a property-based test
-holds the SQL and this code to identical facts.
+**One definition.** :data:`COUNTS` lists every windowed count of
+:class:`~services.scoring.health.Facts`: the aggregate it is counted from (a table of scoring's
+store), how (a sum of a column, the days with a non-zero column, the users or features active
+in the window), and its :class:`Window` of days before the day of ``as_of``. Both computations
+read this table: the live facts query (``services.scoring.store.facts_sql``) generates its
+``FILTER`` clauses from it, and :class:`Ledger` below counts from it. The counts that are not
+windowed (open tickets) and the latest values (first / last times, the account record) are
+plain in both.
+
+**Offline.** :class:`Ledger` folds events with scoring's own ``services.scoring.aggregate
+.coalesce``, counts each event once by scoring's dedup key, and merges as the store does
+(counters add, day masks unite, the newest ticket state wins); :meth:`Ledger.facts` returns
+what the facts query computes from the tables. The offline tools (``churnwatch backtest``,
+``churnwatch fit``, ``churnwatch import-history``) use it. A property-based test on the real
+PostgreSQL (``tests/integration/scoring/test_facts_parity.py``) feeds random event streams to
+both and requires identical facts.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from services.scoring import aggregate
 from services.scoring.aggregate import DayMask, SurveyCounts, TicketState
-from services.scoring.health import SENTIMENT_TREND_DAYS, SENTIMENT_WINDOW_DAYS, Facts
+from services.scoring.health import (
+    BASELINE_WEEKS,
+    SENTIMENT_TREND_DAYS,
+    SENTIMENT_WINDOW_DAYS,
+    Facts,
+)
+from services.scoring.store.dedup import event_key
 from shared.events import AccountRecord, Event, SurveyEvent, UsageEvent
 
-_CLOSED = frozenset({"solved", "closed"})
+CLOSED = frozenset({"solved", "closed"})  # a ticket in these states is not open
+HIGH_URGENT = aggregate.HIGH_URGENT
+
+
+# ---------------------------------------------------------------------------------------------
+# The definition of the windowed counts
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Days before the day of ``as_of``, both ends included: 0 is that day itself."""
+
+    newest: int
+    oldest: int
+
+    def days(self, as_of_day: int) -> range:
+        """The day numbers (``date.toordinal()``) of the window ending on ``as_of_day``."""
+        return range(as_of_day - self.oldest, as_of_day - self.newest + 1)
+
+    def weeks(self) -> list[Window]:
+        """The window cut into weeks (its length is a whole number of weeks)."""
+        if (self.oldest - self.newest + 1) % 7:
+            raise ValueError(f"{self} is not a whole number of weeks")
+        return [Window(n, n + 6) for n in range(self.newest, self.oldest, 7)]
+
+
+WEEK = Window(0, 6)  # ``_7d``: the day of as_of and the six before
+BASELINE = Window(7, 7 * (BASELINE_WEEKS + 1) - 1)  # ``_prior_4w``: the weeks before those
+MONTH = Window(0, 29)  # ``_30d``
+PRIOR_MONTH = Window(30, 59)  # ``_prior_30d``
+SENTIMENT = Window(0, SENTIMENT_WINDOW_DAYS - 1)  # the answers counted at all
+SENTIMENT_RECENT = Window(0, SENTIMENT_TREND_DAYS - 1)  # ``nps_recent_*``
+SENTIMENT_PRIOR = Window(SENTIMENT_TREND_DAYS, SENTIMENT_WINDOW_DAYS - 1)  # ``nps_prior_*``
+
+Table = Literal["account_days", "survey_days", "account_users", "account_features"]
+How = Literal["sum", "days", "active", "weekly"]
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """One windowed count of :class:`~services.scoring.health.Facts`.
+
+    ``how``: ``sum`` adds ``column`` over the window's days; ``days`` counts the days whose
+    ``column`` is above zero; ``active`` counts the keys (users, features) active on at least
+    one day of the window; ``weekly`` adds the ``active`` count of each week of the window.
+    """
+
+    fact: str
+    table: Table
+    how: How
+    window: Window
+    column: str = ""
+
+
+COUNTS: tuple[Count, ...] = (
+    Count("usage_events_7d", "account_days", "sum", WEEK, "usage_events"),
+    Count("usage_events_prior_4w", "account_days", "sum", BASELINE, "usage_events"),
+    Count("active_days_7d", "account_days", "days", WEEK, "usage_events"),
+    Count("active_days_prior_4w", "account_days", "days", BASELINE, "usage_events"),
+    Count("tickets_opened_7d", "account_days", "sum", WEEK, "tickets_opened"),
+    Count("tickets_opened_prior_4w", "account_days", "sum", BASELINE, "tickets_opened"),
+    Count("high_urgent_opened_7d", "account_days", "sum", WEEK, "high_urgent_opened"),
+    Count("escalations_30d", "account_days", "sum", MONTH, "escalations"),
+    Count("reopens_30d", "account_days", "sum", MONTH, "reopens"),
+    Count("active_users_7d", "account_users", "active", WEEK),
+    Count("active_users_prior_4w", "account_users", "weekly", BASELINE),
+    Count("active_users_30d", "account_users", "active", MONTH),
+    Count("active_users_prior_30d", "account_users", "active", PRIOR_MONTH),
+    Count("features_30d", "account_features", "active", MONTH),
+    Count("features_prior_30d", "account_features", "active", PRIOR_MONTH),
+    Count("nps_answers", "survey_days", "sum", SENTIMENT, "nps_answers"),
+    Count("nps_promoters", "survey_days", "sum", SENTIMENT, "nps_promoters"),
+    Count("nps_detractors", "survey_days", "sum", SENTIMENT, "nps_detractors"),
+    Count("nps_recent_sum", "survey_days", "sum", SENTIMENT_RECENT, "nps_sum"),
+    Count("nps_recent_answers", "survey_days", "sum", SENTIMENT_RECENT, "nps_answers"),
+    Count("nps_prior_sum", "survey_days", "sum", SENTIMENT_PRIOR, "nps_sum"),
+    Count("nps_prior_answers", "survey_days", "sum", SENTIMENT_PRIOR, "nps_answers"),
+    Count("csat_sum", "survey_days", "sum", SENTIMENT, "csat_sum"),
+    Count("csat_answers", "survey_days", "sum", SENTIMENT, "csat_answers"),
+)
+
+
+def span(table: Table) -> Window:
+    """The days of ``table`` any count reads: from as_of's day to the oldest window's end."""
+    return Window(0, max(c.window.oldest for c in COUNTS if c.table == table))
+
+
+# ---------------------------------------------------------------------------------------------
+# The offline computation
 
 
 @dataclass(slots=True)
 class _Days:
+    """An ``account_days`` row (the counters the facts read)."""
+
     usage_events: int = 0
     tickets_opened: int = 0
     high_urgent_opened: int = 0
@@ -52,15 +158,19 @@ class AccountState:
 
 
 class Ledger:
-    """Every account's aggregates, fed one day of events at a time."""
+    """Every account's aggregates, fed batches of events in any order and grouping."""
 
     def __init__(self) -> None:
         self.accounts: dict[str, AccountState] = defaultdict(AccountState)
+        self._seen: set[bytes] = set()  # scoring's dedup keys of the events counted
+        self.duplicates = 0
 
     def fold_day(self, events: Sequence[Event]) -> None:
-        """Fold one day's events (all of them, once) with scoring's own ``coalesce``, then
-        merge as its store does (day masks unite, the newest ticket state wins)."""
-        batch = aggregate.coalesce(events)
+        """Fold a batch of events (a day's, or any other): each event counts once by scoring's
+        dedup key; merged as the store merges (counters add, day masks unite, the newest
+        ticket state wins), so the result does not depend on the batching or the order."""
+        fresh = list(self._fresh(events))
+        batch = aggregate.coalesce(fresh)
         for (account, day), counts in batch.days.items():
             row = self.accounts[account].days.setdefault(day.toordinal(), _Days())
             row.usage_events += counts.usage_events
@@ -69,7 +179,13 @@ class Ledger:
             row.escalations += counts.escalations
             row.reopens += counts.reopens
         for (account, day), survey in batch.surveys.items():
-            self.accounts[account].surveys[day.toordinal()] = survey  # a day is folded once
+            held = self.accounts[account].surveys.setdefault(day.toordinal(), SurveyCounts())
+            held.nps_sum += survey.nps_sum
+            held.nps_answers += survey.nps_answers
+            held.nps_promoters += survey.nps_promoters
+            held.nps_detractors += survey.nps_detractors
+            held.csat_sum += survey.csat_sum
+            held.csat_answers += survey.csat_answers
         for (account, user), mask in batch.users.items():
             users = self.accounts[account].users
             users[user] = users[user].merge(mask) if user in users else mask
@@ -80,8 +196,18 @@ class Ledger:
             tickets = self.accounts[account].tickets
             if ticket not in tickets or state.newer_than(tickets[ticket]):
                 tickets[ticket] = state
-        for event in events:
+        for event in fresh:
             self._times(self.accounts[event.account_id], event)
+
+    def _fresh(self, events: Iterable[Event]) -> Iterable[Event]:
+        seen = self._seen
+        for event in events:
+            key = event_key(event)
+            if key in seen:
+                self.duplicates += 1
+                continue
+            seen.add(key)
+            yield event
 
     @staticmethod
     def _times(state: AccountState, event: Event) -> None:
@@ -105,21 +231,8 @@ class Ledger:
         """What scoring's facts query returns for the account as of ``as_of``."""
         s = self.accounts.get(account_id) or AccountState()
         n = as_of.date().toordinal()
-        recent = [s.days[d] for d in range(n - 6, n + 1) if d in s.days]
-        prior = [s.days[d] for d in range(n - 34, n - 6) if d in s.days]
-        month = [s.days[d] for d in range(n - 29, n + 1) if d in s.days]
-        open_tickets = [t for t in s.tickets.values() if t.status not in _CLOSED]
-        high = [t for t in open_tickets if t.priority in aggregate.HIGH_URGENT]
-        surveys = {d: v for d, v in s.surveys.items() if n - SENTIMENT_WINDOW_DAYS < d <= n}
-        newer = {d: v for d, v in surveys.items() if d > n - SENTIMENT_TREND_DAYS}
-        older = {d: v for d, v in surveys.items() if d <= n - SENTIMENT_TREND_DAYS}
-
-        def users(newest: int, oldest: int) -> int:
-            return sum(1 for m in s.users.values() if active_in(m, n, newest, oldest))
-
-        def features(newest: int, oldest: int) -> int:
-            return sum(1 for m in s.features.values() if active_in(m, n, newest, oldest))
-
+        open_tickets = [t for t in s.tickets.values() if t.status not in CLOSED]
+        high = [t for t in open_tickets if t.priority in HIGH_URGENT]
         return Facts(
             account_id=account_id,
             known_since=s.known_since,
@@ -129,38 +242,27 @@ class Ledger:
             renewal_date=record.renewal_date if record else None,
             first_usage_at=s.first_usage_at,
             last_usage_at=s.last_usage_at,
-            usage_events_7d=sum(d.usage_events for d in recent),
-            usage_events_prior_4w=sum(d.usage_events for d in prior),
-            active_days_7d=sum(1 for d in recent if d.usage_events > 0),
-            active_days_prior_4w=sum(1 for d in prior if d.usage_events > 0),
-            active_users_7d=users(0, 6),
-            active_users_prior_4w=sum(users(a, a + 6) for a in (7, 14, 21, 28)),
-            active_users_30d=users(0, 29),
-            active_users_prior_30d=users(30, 59),
             first_feature_at=s.first_feature_at,
             last_feature_at=s.last_feature_at,
-            features_30d=features(0, 29),
-            features_prior_30d=features(30, 59),
-            tickets_opened_7d=sum(d.tickets_opened for d in recent),
-            tickets_opened_prior_4w=sum(d.tickets_opened for d in prior),
-            high_urgent_opened_7d=sum(d.high_urgent_opened for d in recent),
-            escalations_30d=sum(d.escalations for d in month),
-            reopens_30d=sum(d.reopens for d in month),
             open_tickets=len(open_tickets),
             open_high_urgent=len(high),
             oldest_open_high_urgent_update=min((t.updated_at for t in high), default=None),
             last_survey_at=s.last_survey_at,
-            nps_answers=sum(v.nps_answers for v in surveys.values()),
-            nps_promoters=sum(v.nps_promoters for v in surveys.values()),
-            nps_detractors=sum(v.nps_detractors for v in surveys.values()),
-            nps_recent_sum=sum(v.nps_sum for v in newer.values()),
-            nps_recent_answers=sum(v.nps_answers for v in newer.values()),
-            nps_prior_sum=sum(v.nps_sum for v in older.values()),
-            nps_prior_answers=sum(v.nps_answers for v in older.values()),
-            csat_sum=sum(v.csat_sum for v in surveys.values()),
-            csat_answers=sum(v.csat_answers for v in surveys.values()),
             nps_latest=s.nps_latest[2] if s.nps_latest else None,
+            **{c.fact: _count(s, c, n) for c in COUNTS},
         )
+
+
+def _count(state: AccountState, count: Count, as_of_day: int) -> int:
+    """One of :data:`COUNTS` for one account, as the facts query counts it."""
+    window = count.window
+    if count.table == "account_days" or count.table == "survey_days":
+        held = state.days if count.table == "account_days" else state.surveys
+        values = [getattr(held[d], count.column) for d in window.days(as_of_day) if d in held]
+        return sum(values) if count.how == "sum" else sum(1 for v in values if v > 0)
+    masks = (state.users if count.table == "account_users" else state.features).values()
+    windows = window.weeks() if count.how == "weekly" else [window]
+    return sum(1 for w in windows for m in masks if active_in(m, as_of_day, w.newest, w.oldest))
 
 
 def active_in(mask: DayMask, as_of_day: int, newest: int, oldest: int) -> bool:

@@ -1,4 +1,13 @@
-"""The live facts query: what the model needs about a set of accounts, from the tables."""
+"""The live facts query: what the model needs about a set of accounts, from the tables.
+
+Its windowed counts are generated from ``services.scoring.facts.COUNTS``, the one definition
+the offline :class:`~services.scoring.facts.Ledger` counts from too: one ``FILTER`` clause per
+count over its table's rows (``account_days``, ``survey_days``) or day masks
+(``account_users``, ``account_features``). ``print(FACTS_SQL)`` shows the statement.
+
+Parameters: ``$1`` the account ids, ``$2`` the day of ``as_of``, ``$3`` its day number (for the
+masks), ``$4`` / ``$5`` the smallest and largest id (a range each table's key can scan).
+"""
 
 from __future__ import annotations
 
@@ -9,75 +18,82 @@ from typing import Any
 import asyncpg
 
 from services.scoring import aggregate
-from services.scoring.health import SENTIMENT_TREND_DAYS, SENTIMENT_WINDOW_DAYS, Facts
+from services.scoring.facts import CLOSED, COUNTS, HIGH_URGENT, Count, Table, Window, span
+from services.scoring.health import Facts
+
+
+def _days(window: Window) -> str:
+    return f"day BETWEEN $2::date - {window.oldest} AND $2::date - {window.newest}"
+
+
+def _active(window: Window) -> str:
+    return f"scoring.active_in(anchor_day, days, $3::int, {window.newest}, {window.oldest})"
+
+
+def _expression(count: Count) -> str:
+    """The aggregate that computes one count over its table's rows."""
+    w = count.window
+    if count.how == "sum":
+        return f"sum({count.column}) FILTER (WHERE {_days(w)})"
+    if count.how == "days":
+        return f"count(*) FILTER (WHERE {_days(w)} AND {count.column} > 0)"
+    weeks = w.weeks() if count.how == "weekly" else [w]
+    return "\n        + ".join(f"count(*) FILTER (WHERE {_active(week)})" for week in weeks)
+
+
+def _counts(table: Table) -> str:
+    return ",\n".join(
+        f"        {_expression(c)}\n            AS {c.fact}" for c in COUNTS if c.table == table
+    )
+
+
+def _quoted(values: frozenset[str]) -> str:
+    return ", ".join(f"'{v}'" for v in sorted(values))
+
+
+# The CTE of each table's counts.
+_CTE: dict[Table, str] = {
+    "account_days": "d",
+    "account_users": "u",
+    "account_features": "f",
+    "survey_days": "s",
+}
+_IN_RANGE = "account_id BETWEEN $4 AND $5 AND account_id = ANY($1::text[])"
 
 FACTS_SQL = f"""
 WITH ids AS (SELECT DISTINCT unnest($1::text[]) AS account_id),
 d AS (
     SELECT account_id,
-        sum(usage_events) FILTER (WHERE day > $2::date - 7) AS usage_events_7d,
-        sum(usage_events) FILTER (WHERE day <= $2::date - 7) AS usage_events_prior_4w,
-        count(*) FILTER (WHERE day > $2::date - 7 AND usage_events > 0) AS active_days_7d,
-        count(*) FILTER (WHERE day <= $2::date - 7 AND usage_events > 0) AS active_days_prior_4w,
-        sum(tickets_opened) FILTER (WHERE day > $2::date - 7) AS tickets_opened_7d,
-        sum(tickets_opened) FILTER (WHERE day <= $2::date - 7) AS tickets_opened_prior_4w,
-        sum(high_urgent_opened) FILTER (WHERE day > $2::date - 7) AS high_urgent_opened_7d,
-        sum(escalations) FILTER (WHERE day > $2::date - 30) AS escalations_30d,
-        sum(reopens) FILTER (WHERE day > $2::date - 30) AS reopens_30d
+{_counts("account_days")}
     FROM scoring.account_days
-    WHERE account_id BETWEEN $4 AND $5 AND account_id = ANY($1::text[])
-        AND day > $2::date - 35 AND day <= $2::date
+    WHERE {_IN_RANGE} AND {_days(span("account_days"))}
     GROUP BY account_id),
 u AS (
     SELECT account_id,
-        count(*) FILTER (WHERE scoring.active_in(anchor_day, days, $3::int, 0, 6))
-            AS active_users_7d,
-        count(*) FILTER (WHERE scoring.active_in(anchor_day, days, $3::int, 7, 13))
-        + count(*) FILTER (WHERE scoring.active_in(anchor_day, days, $3::int, 14, 20))
-        + count(*) FILTER (WHERE scoring.active_in(anchor_day, days, $3::int, 21, 27))
-        + count(*) FILTER (WHERE scoring.active_in(anchor_day, days, $3::int, 28, 34))
-            AS active_users_prior_4w,
-        count(*) FILTER (WHERE scoring.active_in(anchor_day, days, $3::int, 0, 29))
-            AS active_users_30d,
-        count(*) FILTER (WHERE scoring.active_in(anchor_day, days, $3::int, 30, 59))
-            AS active_users_prior_30d
+{_counts("account_users")}
     FROM scoring.account_users
-    WHERE account_id BETWEEN $4 AND $5 AND account_id = ANY($1::text[])
+    WHERE {_IN_RANGE}
     GROUP BY account_id),
 f AS (
     SELECT account_id,
-        count(*) FILTER (WHERE scoring.active_in(anchor_day, days, $3::int, 0, 29)) AS features_30d,
-        count(*) FILTER (WHERE scoring.active_in(anchor_day, days, $3::int, 30, 59))
-            AS features_prior_30d
+{_counts("account_features")}
     FROM scoring.account_features
-    WHERE account_id BETWEEN $4 AND $5 AND account_id = ANY($1::text[])
+    WHERE {_IN_RANGE}
     GROUP BY account_id),
 t AS (
     SELECT account_id,
         count(*) AS open_tickets,
-        count(*) FILTER (WHERE priority IN ('high', 'urgent')) AS open_high_urgent,
-        min(updated_at) FILTER (WHERE priority IN ('high', 'urgent'))
+        count(*) FILTER (WHERE priority IN ({_quoted(HIGH_URGENT)})) AS open_high_urgent,
+        min(updated_at) FILTER (WHERE priority IN ({_quoted(HIGH_URGENT)}))
             AS oldest_open_high_urgent_update
     FROM scoring.tickets
-    WHERE account_id BETWEEN $4 AND $5 AND account_id = ANY($1::text[])
-        AND status NOT IN ('solved', 'closed')
+    WHERE {_IN_RANGE} AND status NOT IN ({_quoted(CLOSED)})
     GROUP BY account_id),
 s AS (
     SELECT account_id,
-        sum(nps_answers) AS nps_answers,
-        sum(nps_promoters) AS nps_promoters,
-        sum(nps_detractors) AS nps_detractors,
-        sum(nps_sum) FILTER (WHERE day > $2::date - {SENTIMENT_TREND_DAYS}) AS nps_recent_sum,
-        sum(nps_answers) FILTER (WHERE day > $2::date - {SENTIMENT_TREND_DAYS})
-            AS nps_recent_answers,
-        sum(nps_sum) FILTER (WHERE day <= $2::date - {SENTIMENT_TREND_DAYS}) AS nps_prior_sum,
-        sum(nps_answers) FILTER (WHERE day <= $2::date - {SENTIMENT_TREND_DAYS})
-            AS nps_prior_answers,
-        sum(csat_sum) AS csat_sum,
-        sum(csat_answers) AS csat_answers
+{_counts("survey_days")}
     FROM scoring.survey_days
-    WHERE account_id BETWEEN $4 AND $5 AND account_id = ANY($1::text[])
-        AND day > $2::date - {SENTIMENT_WINDOW_DAYS} AND day <= $2::date
+    WHERE {_IN_RANGE} AND {_days(span("survey_days"))}
     GROUP BY account_id)
 SELECT ids.account_id,
     a.known_since,
@@ -87,14 +103,8 @@ SELECT ids.account_id,
     coalesce(lf.last_feature_at, a.last_feature_day::timestamp AT TIME ZONE 'UTC')
         AS last_feature_at,
     a.last_survey_at, a.nps_latest,
-    d.usage_events_7d, d.usage_events_prior_4w, d.active_days_7d, d.active_days_prior_4w,
-    d.tickets_opened_7d, d.tickets_opened_prior_4w, d.high_urgent_opened_7d,
-    d.escalations_30d, d.reopens_30d,
-    u.active_users_7d, u.active_users_prior_4w, u.active_users_30d, u.active_users_prior_30d,
-    f.features_30d, f.features_prior_30d,
     t.open_tickets, t.open_high_urgent, t.oldest_open_high_urgent_update,
-    s.nps_answers, s.nps_promoters, s.nps_detractors, s.nps_recent_sum, s.nps_recent_answers,
-    s.nps_prior_sum, s.nps_prior_answers, s.csat_sum, s.csat_answers
+    {", ".join(f"{_CTE[c.table]}.{c.fact}" for c in COUNTS)}
 FROM ids
 LEFT JOIN (SELECT * FROM scoring.activity WHERE account_id BETWEEN $4 AND $5) a
     USING (account_id)
@@ -111,36 +121,9 @@ LEFT JOIN scoring.account_days lu
     ON lu.account_id = ids.account_id AND lu.day = a.last_usage_day
 LEFT JOIN scoring.account_days lf
     ON lf.account_id = ids.account_id AND lf.day = a.last_feature_day
-"""  # noqa: S608 - the interpolated values are integer constants
+"""  # noqa: S608 - built from the constant definitions in services.scoring.facts, no input
 
-_COUNTS = (
-    "usage_events_7d",
-    "usage_events_prior_4w",
-    "active_days_7d",
-    "active_days_prior_4w",
-    "tickets_opened_7d",
-    "tickets_opened_prior_4w",
-    "high_urgent_opened_7d",
-    "escalations_30d",
-    "reopens_30d",
-    "active_users_7d",
-    "active_users_prior_4w",
-    "active_users_30d",
-    "active_users_prior_30d",
-    "features_30d",
-    "features_prior_30d",
-    "open_tickets",
-    "open_high_urgent",
-    "nps_answers",
-    "nps_promoters",
-    "nps_detractors",
-    "nps_recent_sum",
-    "nps_recent_answers",
-    "nps_prior_sum",
-    "nps_prior_answers",
-    "csat_sum",
-    "csat_answers",
-)
+_COUNTS = (*(c.fact for c in COUNTS), "open_tickets", "open_high_urgent")
 _AS_IS = (
     "known_since",
     "tier",
