@@ -49,7 +49,7 @@ OFF = "off"
 @dataclass(frozen=True)
 class Candidate:
     rule: str
-    settings: Mapping[str, Any] | None  # None: the rule is switched off
+    settings: tuple[tuple[str, Any], ...] | None  # (field, value); None: switched off
 
     @property
     def label(self) -> str:
@@ -57,7 +57,7 @@ class Candidate:
             return f"{self.rule} {OFF}"
         if not self.settings:
             return f"{self.rule} (as is)"
-        return f"{self.rule} " + " ".join(f"{k}={v}" for k, v in self.settings.items())
+        return f"{self.rule} " + " ".join(f"{k}={v}" for k, v in self.settings)
 
 
 @dataclass(frozen=True)
@@ -110,14 +110,14 @@ def candidates(ruleset: alert_rules.RuleSet) -> dict[str, list[Candidate]]:
         if rule.motion not in RISK_MOTIONS:
             continue
         kind = rule.config.kind
-        options = [Candidate(rule.name, None), Candidate(rule.name, {})]
+        options = [Candidate(rule.name, None), Candidate(rule.name, ())]
         grid = GRID.get(kind, {})
         combos: list[dict[str, Any]] = [{}]
         for key, values in grid.items():
             combos = [{**c, key: v} for c in combos for v in values]
         for settings in combos:
             if settings and any(getattr(rule.config, k) != v for k, v in settings.items()):
-                options.append(Candidate(rule.name, settings))
+                options.append(Candidate(rule.name, tuple(settings.items())))
         out[rule.name] = options
     return out
 
@@ -169,7 +169,7 @@ def search(
         for c in rule_candidates
         if c.settings is not None
     )
-    as_is = [next(c for c in cs if c.settings == {}) for cs in options.values()]
+    as_is = [next(c for c in cs if c.settings == ()) for cs in options.values()]
     current = judge.figures([alerts[c] for c in as_is])
     chosen = {name: cs[0] for name, cs in options.items()}  # every rule off
     best = judge.figures([])
@@ -407,7 +407,7 @@ def rules_toml(text: str, chosen: Sequence[Candidate]) -> str:
             note = "# switched off by churnwatch backtest --tune\n"
             out.append(note + "".join(f"# {line}\n" for line in body.splitlines()) + tail)
         else:
-            for key, value in candidate.settings.items():
+            for key, value in candidate.settings:
                 line = f"{key} = {_toml(value)}"
                 pattern = re.compile(rf"(?m)^{re.escape(key)}\s*=.*$")
                 if pattern.search(block):
