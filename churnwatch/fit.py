@@ -43,6 +43,7 @@ per band against the base rate, and each measure's learned curve as a small char
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import html
 import json
 import math
@@ -73,17 +74,19 @@ if TYPE_CHECKING:
 
 DEFAULT_HORIZON = 30
 DEFAULT_HORIZONS = (7, 14, 30, 60)
-DEFAULT_TRAIN_STEP = 3
+RECENCY_MAX_AGE_DAYS = 3650
+MAX_TRAINING_ROWS = 150_000  # the default train_step keeps the training rows about this many
+MAX_CONTROLS = 600  # hold-out accounts scored a day besides the churners compared
 DEFAULT_RED_LIFT = 2.0
 MAX_KNOTS = 10
 MIN_VALUES = 30  # fewer known values than this: the measure keeps a flat curve
 PROFILE_MIN_ACCOUNTS = 100
 PROFILE_MIN_CHURNERS = 25
-CALIBRATION_EVERY = 7  # hold-out days sampled for the calibration by band
 MEASURES: tuple[tuple[str, str], ...] = tuple(
     (component, measure) for component, spec in CATALOG.items() for measure in spec.measures
 )
 COMPONENTS: tuple[str, ...] = tuple(CATALOG)
+SCORERS = ("naive inactivity", "base model", "fitted model", "black box")
 
 
 class FitError(ValueError):
@@ -134,6 +137,20 @@ class Rows:
     labels: list[int] = field(default_factory=list)
     accounts: list[str] = field(default_factory=list)
     tiers: list[str | None] = field(default_factory=list)
+
+
+def fitting_frame(base: Model) -> Model:
+    """The base model as the fit sees it: the same components, except that recency's data is
+    never "too old" (``RECENCY_MAX_AGE_DAYS``) — its measures *are* the silence, so the learned
+    curve, not a cut-off, says what a long silence costs."""
+    components = tuple(
+        dataclasses.replace(c, max_data_age_days=max(c.max_data_age_days, RECENCY_MAX_AGE_DAYS))
+        if c.name == "recency"
+        else c
+        for c in base.default.components
+    )
+    default = dataclasses.replace(base.default, components=components)
+    return dataclasses.replace(base, default=default, profiles=())
 
 
 def row_of(base: Model, facts: Facts, as_of: datetime) -> tuple[list[float], list[bool]]:
@@ -199,15 +216,14 @@ class Observation:
 
 @dataclass
 class Holdout:
-    """Hold-out scores per scorer: name -> account -> day -> score (lower = riskier)."""
+    """Hold-out scores per (scorer, horizon): account -> day -> score (lower = riskier)."""
 
-    scores: dict[str, dict[str, dict[date, float]]] = field(
+    scores: dict[tuple[str, int], dict[str, dict[date, float]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(dict))
     )
     bands: dict[str, dict[tuple[str, date], str]] = field(default_factory=lambda: defaultdict(dict))
-    calibration_days: set[date] = field(default_factory=set)
     features: list[list[float]] = field(default_factory=list)  # the black box's, in batch
-    keys: list[tuple[str, date]] = field(default_factory=list)
+    keys: list[tuple[str, date, tuple[int, ...]]] = field(default_factory=list)
     warming_up: int = 0
     rows: int = 0
 
@@ -243,7 +259,7 @@ def run(
     version: str,
     horizon: int = DEFAULT_HORIZON,
     horizons: Sequence[int] = DEFAULT_HORIZONS,
-    train_step: int = DEFAULT_TRAIN_STEP,
+    train_step: int | None = None,
     red_lift: float = DEFAULT_RED_LIFT,
     resamples: int = 200,
 ) -> Report:
@@ -255,6 +271,7 @@ def run(
     outcomes = inputs.outcomes
     unmatched = sorted({e.account_id for e in events} - set(outcomes))
     ledger = Ledger()
+    frame = fitting_frame(base)
     last_day = events[-1].occurred_at.astimezone(UTC).date()
     observation = Observation(last_day=last_day)
     # Records dated after the data (a snapshot exported later, or no updated_at at all) hold
@@ -272,10 +289,18 @@ def run(
     rows = Rows()
     holdout = Holdout()
     fitted: Fitted | None = None
-    eval_days: set[date] = set()
-    for outcome in outcomes.values():
+    # Hold-out: every churner on each of its comparison days (churn − h) is scored; the others
+    # are a fixed sample of accounts (by a hash of the id and the day), at most about
+    # MAX_CONTROLS a day — the AUC does not change in expectation when one class is sampled.
+    cases: dict[date, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for account, outcome in outcomes.items():
         if outcome.churn_date is not None:
-            eval_days.update(outcome.churn_date - timedelta(days=h) for h in horizons)
+            for h in horizons:
+                cases[outcome.churn_date - timedelta(days=h)][account].append(h)
+    control_step = max(1, math.ceil(len(outcomes) / MAX_CONTROLS))
+    if train_step is None:
+        span = max(1, (train_until - events[0].occurred_at.astimezone(UTC).date()).days)
+        train_step = max(1, math.ceil(len(outcomes) * span / MAX_TRAINING_ROWS))
     for day, todays in every_day(events):
         ledger.fold_day(todays)
         as_of = _end_of(day)
@@ -286,12 +311,8 @@ def run(
         for event in todays:
             observation.first.setdefault(event.account_id, day)
         if day > train_until and fitted is None:
-            fitted = fit(rows, base, version=version, red_lift=red_lift, horizon=horizon)
-        calibrate = day > train_until and (day - train_until).days % CALIBRATION_EVERY == 1
-        if calibrate:
-            holdout.calibration_days.add(day)
-        if day > train_until and day not in eval_days and not calibrate:
-            continue
+            fitted = fit(rows, frame, version=version, red_lift=red_lift, horizon=horizon)
+        todays_cases = cases.get(day, {})
         for account, outcome in outcomes.items():
             window = observation.window(account, outcome)
             if window is None or not window[0] <= day <= window[1]:
@@ -304,7 +325,7 @@ def run(
                 if label is None:
                     continue
                 facts = ledger.facts(account, as_of, record)
-                values, unscored = row_of(base, facts, as_of)
+                values, unscored = row_of(frame, facts, as_of)
                 rows.values.append(values)
                 rows.unscored.append(unscored)
                 rows.labels.append(label)
@@ -312,8 +333,14 @@ def run(
                 rows.tiers.append(record.tier if record else None)
             else:
                 assert fitted is not None
+                sampled = _sampled(account, day, control_step)
+                judged = list(horizons) if sampled else todays_cases.get(account, [])
+                if not judged:
+                    continue
                 facts = ledger.facts(account, as_of, record)
-                _score_holdout(holdout, fitted, base, facts, as_of)
+                _score_holdout(
+                    holdout, fitted, base, frame, facts, as_of, judged, calibrate=sampled
+                )
     if fitted is None:  # pragma: no cover - train_until < last day guarantees the hold-out
         raise FitError("no hold-out day")
     _score_black_box(holdout, fitted)
@@ -336,22 +363,32 @@ def run(
 
 
 def _score_holdout(
-    holdout: Holdout, fitted: Fitted, base: Model, facts: Facts, as_of: datetime
+    holdout: Holdout,
+    fitted: Fitted,
+    base: Model,
+    frame: Model,
+    facts: Facts,
+    as_of: datetime,
+    horizons: Sequence[int],
+    *,
+    calibrate: bool,
 ) -> None:
+    """Score one account-day with every scorer, for the horizons it is compared at (a sampled
+    account at all, a churner only at those whose comparison day this is)."""
     day = as_of.date()
     account = facts.account_id
     holdout.rows += 1
     mine = health.evaluate(fitted.model, facts, as_of)
     shipped = health.evaluate(base, facts, as_of)
     holdout.warming_up += mine.snapshot.warming_up
-    values, unscored = row_of(base, facts, as_of)
+    values, unscored = row_of(frame, facts, as_of)
     holdout.features.append(values + [float(u) for u in unscored])
-    holdout.keys.append((account, day))
-    scores = holdout.scores
-    scores["naive inactivity"][account][day] = float(facts.active_days_7d)
-    scores["base model"][account][day] = shipped.snapshot.score
-    scores["fitted model"][account][day] = mine.snapshot.score
-    if day in holdout.calibration_days:
+    holdout.keys.append((account, day, tuple(horizons)))
+    for h in horizons:
+        holdout.scores["naive inactivity", h][account][day] = float(facts.active_days_7d)
+        holdout.scores["base model", h][account][day] = shipped.snapshot.score
+        holdout.scores["fitted model", h][account][day] = mine.snapshot.score
+    if calibrate:  # a sampled row (not there because it churns): counted by band
         profile_of = fitted.model.profile_for(facts.tier, facts.lifecycle_stage)
         holdout.bands["fitted model"][account, day] = profile_of.band(mine.snapshot.score)
         base_profile = base.profile_for(facts.tier, facts.lifecycle_stage)
@@ -367,9 +404,9 @@ def _score_black_box(holdout: Holdout, fitted: Fitted) -> None:
     features = np.array(holdout.features)
     features[:, fitted.empty_columns] = 0.0
     risk = fitted.black_box.predict_proba(features)[:, 1]
-    box = holdout.scores["black box"]
-    for (account, day), p in zip(holdout.keys, risk, strict=True):
-        box[account][day] = -float(p)
+    for (account, day, horizons), p in zip(holdout.keys, risk, strict=True):
+        for h in horizons:
+            holdout.scores["black box", h][account][day] = -float(p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,7 +533,11 @@ def learn_curve(values: FloatArray, labels: FloatArray, direction: str) -> Curve
             high = low + 1.0
         return Curve(((_round(low), 100.0), (_round(high), 100.0)), informative=False)
     iso = IsotonicRegression(increasing=rising_risk, out_of_bounds="clip").fit(values, labels)
-    grid = np.unique(np.quantile(values, np.linspace(0.0, 1.0, 4 * MAX_KNOTS + 1)))
+    # knots where the data is, and where the churners are (a tail the rows seldom reach)
+    steps = np.linspace(0.0, 1.0, 4 * MAX_KNOTS + 1)
+    grid = np.unique(
+        np.concatenate([np.quantile(values, steps), np.quantile(values[labels == 1], steps)])
+    )
     if len(grid) < 2:
         grid = np.array([grid[0], grid[0] + 1.0])
     # the rate with a little shrinkage to the mean: no infinite log-odds at the ends
@@ -630,37 +671,40 @@ def _nonnegative_logistic(features: FloatArray, labels: FloatArray) -> FloatArra
 
 
 def learn_bands(score: FloatArray, labels: FloatArray, red_lift: float) -> tuple[int, int, str]:
-    """Red: below the highest cut whose churn rate is ≥ ``red_lift`` × the base rate (at least
-    2 % of the rows); green: from the lowest cut above which it is ≤ half the base rate."""
+    """The cut-offs from the churn rate *at* each score (an isotonic regression of churn on the
+    score, falling as the score rises): red where it is at least ``red_lift`` × the base rate,
+    green where it is at most half the base rate, yellow between."""
     import numpy as np
+    from sklearn.isotonic import IsotonicRegression
 
     base = float(labels.mean())
-    minimum = max(1, int(0.02 * len(labels)))
-    red = 0
-    for cut in range(1, 99):
-        below = score < cut
-        if below.sum() >= minimum and labels[below].mean() >= red_lift * base:
-            red = cut
-    note = []
-    if red == 0:
-        red = int(np.quantile(score, 0.1)) or 1
-        note.append(f"no score range reaches {red_lift:g}× the base rate: red is the lowest tenth")
-    green = 0
-    for cut in range(99, red, -1):
-        above = score >= cut
-        if above.sum() >= minimum and labels[above].mean() <= 0.5 * base:
-            green = cut
+    iso = IsotonicRegression(increasing=False, out_of_bounds="clip").fit(score, labels)
+    grid = np.arange(0, 101)
+    rate = iso.predict(grid.astype(float))
+    notes = []
+    high = grid[rate >= red_lift * base]
+    red = int(high.max()) + 1 if len(high) else 0
+    if red == 0 or red >= 99:
+        red = max(1, min(98, int(np.quantile(score, 0.1))))
+        notes.append(
+            f"the churn rate is {'never' if not len(high) else 'everywhere'} ≥ {red_lift:g}× "
+            "the base rate at a score: red is the lowest tenth of the training scores"
+        )
+    low = grid[(rate <= 0.5 * base) & (grid > red)]
+    green = int(low.min()) if len(low) else 0
     if green == 0:
         green = min(99, max(red + 1, int(np.quantile(score, 0.5))))
-        note.append("no score range falls to half the base rate: green is the upper half")
+        notes.append("the churn rate never falls to half the base rate: green is the upper half")
     green = max(green, red + 1)
+    rate_red = float(labels[score < red].mean()) if (score < red).any() else float("nan")
     return (
         red,
         green,
-        "; ".join(note)
+        "; ".join(notes)
         or (
-            f"red: below {red}, where the churn rate is ≥ {red_lift:g}× the base rate; "
-            f"green: from {green}, where it is ≤ ½ the base rate"
+            f"red below {red}: the churn rate at those scores is ≥ {red_lift:g}× the base rate "
+            f"({rate_red / base:.1f}× over the whole red band in training); green from {green}: "
+            "at most half the base rate"
         ),
     )
 
@@ -775,10 +819,17 @@ def _report(
     churn_dates = {a: o.churn_date for a, o in outcomes.items()}
     period = (train_until + timedelta(days=1), last_day)
     aucs: dict[str, list[dict[str, Any]]] = {}
-    for name, scores in holdout.scores.items():
+    for name in SCORERS:
         aucs[name] = [
             _auc_json(
-                horizon_auc(scores, churn_dates, observed, h, resamples=resamples, days=period)
+                horizon_auc(
+                    holdout.scores[name, h],
+                    churn_dates,
+                    observed,
+                    h,
+                    resamples=resamples,
+                    days=period,
+                )
             )
             for h in horizons
         ]
@@ -1024,7 +1075,11 @@ def add_arguments(cmd: argparse.ArgumentParser) -> None:
         "--horizon", type=int, default=DEFAULT_HORIZON, help="label: churn within N days"
     )
     cmd.add_argument("--horizons", default="7,14,30,60", help="hold-out AUC horizons")
-    cmd.add_argument("--train-step", type=int, default=DEFAULT_TRAIN_STEP, help="days between rows")
+    cmd.add_argument(
+        "--train-step",
+        type=int,
+        help="days between an account's training rows (default: about 150,000 rows in all)",
+    )
     cmd.add_argument(
         "--red-lift", type=float, default=DEFAULT_RED_LIFT, help="red: churn ≥ this × base"
     )
