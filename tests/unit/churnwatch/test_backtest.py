@@ -199,3 +199,103 @@ def test_active_in_reads_a_day_mask_as_scorings_sql_function_does() -> None:
     assert not facts.active_in(mask, as_of, 0, 1)  # 21st..22nd: nothing
     assert facts.active_in(mask, as_of, 5, 5)  # the 17th
     assert not facts.active_in(mask, as_of, 6, 30)  # the 16th and before
+
+
+def test_every_calendar_day_is_scored_while_observed_not_only_days_with_events(
+    tmp_path: Path,
+) -> None:
+    """``quiet`` has events on day 0 and day 79 only; it is scored on all 80 days, ``healthy-1``
+    (observed until day 49 by its label) on 50 days, the rest on 80. The warm-up ends once the
+    data covers 35 days (day 34): judged days 34–79 (46) for ``healthy-2``, 34–49 (16) for
+    ``healthy-1``. Two accounts without a label, and a label without an account, are warned
+    about."""
+    events = [usage(a, day) for day in range(DAYS) for a in ("healthy-1", "healthy-2")]
+    events += [usage("quiet", 0), usage("quiet", DAYS - 1), usage("stray", 3)]
+    events.sort(key=lambda e: e.occurred_at)
+    truth = [
+        GroundTruth("healthy-1", "", False, None, None),
+        GroundTruth("healthy-2", "", False, None, None),
+        GroundTruth("nobody", "", False, None, None),
+    ]
+    until = {"healthy-1": START + timedelta(days=49)}
+    result = backtest.run(
+        events,
+        truth,
+        [(model.DEFAULT_MODEL_FILE, model.load(model.DEFAULT_MODEL_FILE))],
+        rules.load(DEFAULT_RULES_FILE),
+        observed_until=until,
+        horizons=(7,),
+        resamples=0,
+    )
+    assert result.observed["quiet"] == (START, START + timedelta(days=DAYS - 1))
+    assert result.observed["healthy-1"] == (START, START + timedelta(days=49))
+    assert result.account_days == 46 + 16  # the labelled ones, after warm-up
+    assert result.labelled == 2
+    assert any("1 label(s) match no account" in w and "nobody" in w for w in result.warnings)
+    assert any("2 account(s) have no label" in w and "quiet, stray" in w for w in result.warnings)
+
+
+def test_a_churner_is_no_longer_scored_from_its_churn_date(tmp_path: Path) -> None:
+    events_path, labels_path = labelled_file(tmp_path)
+    result = backtest.run(
+        list(files.read_events(events_path)),
+        files.read_labels(labels_path),
+        [(model.DEFAULT_MODEL_FILE, model.load(model.DEFAULT_MODEL_FILE))],
+        rules.load(DEFAULT_RULES_FILE),
+        horizons=(7,),
+        resamples=0,
+    )
+    assert result.observed["silent"] == (START, START + timedelta(days=CHURN_DAY - 1))
+    assert result.observed["healthy-1"] == (START, START + timedelta(days=DAYS - 1))
+
+
+def test_the_judged_period_counts_only_churners_and_alerts_inside_it(tmp_path: Path) -> None:
+    """Judged from day 76: both churners (day 75) are gone before it — no positives, no AUC."""
+    events_path, labels_path = labelled_file(tmp_path)
+    result = backtest.run(
+        list(files.read_events(events_path)),
+        files.read_labels(labels_path),
+        [(model.DEFAULT_MODEL_FILE, model.load(model.DEFAULT_MODEL_FILE))],
+        rules.load(DEFAULT_RULES_FILE),
+        horizons=(7,),
+        judged=(START + timedelta(days=CHURN_DAY + 1), None),
+        resamples=0,
+    )
+    assert (result.labelled, result.churners) == (2, 0)
+    assert result.results[0].aucs[0].auc is None
+
+
+def test_cached_facts_are_the_ledgers_facts_every_day(tmp_path: Path) -> None:
+    """The cache recomputes only when a window can move; it must never differ from the ledger."""
+    sparse = [usage("a", d) for d in (0, 3, 40, 41, 95)] + [usage("b", d) for d in range(0, 99, 9)]
+    sparse.sort(key=lambda e: e.occurred_at)
+    ledger = facts.Ledger()
+    cache = backtest.FactsCache(ledger)
+    for day, todays in backtest.calendar(backtest.days_of(sparse)):
+        ledger.fold_day(todays)
+        cache.folded(todays, day)
+        as_of = datetime.combine(day, time(23, 59, 59), UTC)
+        for account in ("a", "b"):
+            assert cache.facts(account, day, as_of, None) == ledger.facts(account, as_of, None)
+    assert cache.reused > cache.computed  # and it did save work
+
+
+def test_events_out_of_time_order_are_refused_by_day(tmp_path: Path) -> None:
+    with pytest.raises(backtest.EventsOutOfOrder, match="comes after events of"):
+        list(backtest.days_of([usage("a", 2), usage("a", 1)]))
+
+
+def test_a_csv_events_file_with_a_missing_field_exits_2_naming_file_line_and_fields(
+    tmp_path: Path,
+) -> None:
+    _, labels_path = labelled_file(tmp_path)
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "event_type,event_id,account_id,occurred_at,user_id,type\n"
+        "usage,e1,a,2026-03-02T10:00:00Z,u1,login\n"
+        "usage,e2,a,2026-03-02T11:00:00Z,,\n"
+    )
+    err = io.StringIO()
+    code = cli.main(["backtest", str(events), "--labels", str(labels_path)], env={}, err=err)
+    assert code == cli.BAD_INPUT
+    assert f"{events}:3: usage event: missing field(s) user_id, type" in err.getvalue()

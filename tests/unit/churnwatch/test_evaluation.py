@@ -12,6 +12,7 @@ from churnwatch.evaluation import (
     Fired,
     auc,
     auc_same_day,
+    horizon_auc,
     score_rule,
     score_rules,
 )
@@ -128,3 +129,50 @@ def test_same_day_auc_compares_each_churner_with_that_days_scores_only() -> None
 
     assert value == 0.625
     assert churners == 2
+
+
+def test_horizon_auc_compares_a_churner_only_with_accounts_observed_and_surviving_the_horizon() -> (
+    None
+):
+    """Horizon 2; churner ``c`` churns on the 10th → compared on the 8th, score 30. Controls on
+    the 8th: ``n1`` (50, observed to the 20th: survives the 10th) → a win; ``n2`` (20, observed
+    to the 9th only: not known to survive the 10th) → left out; ``late`` (churns on the 15th,
+    after the 10th: a control) at 30 → a tie; ``gone`` (observed until the 5th) → left out.
+    AUC = (1 + ½) / 2 = 0.75 over 2 pairs."""
+    d = date(2026, 8, 8)
+    scores = {"c": {d: 30.0}, "n1": {d: 50.0}, "n2": {d: 20.0}, "late": {d: 30.0}, "gone": {}}
+    churn = {
+        "c": date(2026, 8, 10),
+        "n1": None,
+        "n2": None,
+        "late": date(2026, 8, 15),
+        "gone": None,
+    }
+    observed = {
+        "c": (date(2026, 8, 1), date(2026, 8, 9)),
+        "n1": (date(2026, 8, 1), date(2026, 8, 20)),
+        "n2": (date(2026, 8, 1), date(2026, 8, 9)),
+        "late": (date(2026, 8, 1), date(2026, 8, 14)),
+        "gone": (date(2026, 8, 1), date(2026, 8, 5)),
+    }
+    result = horizon_auc(scores, churn, observed, 2, resamples=0)
+    assert (result.auc, result.churners, result.pairs) == (0.75, 1, 2)
+    assert (result.low, result.high) == (None, None)
+    outside = horizon_auc(scores, churn, observed, 2, days=(date(2026, 8, 9), date(2026, 8, 31)))
+    assert (outside.auc, outside.churners) == (None, 0)
+
+
+def test_the_bootstrap_interval_is_seeded_and_holds_the_estimate() -> None:
+    """Two churners on one day, one ranked below both controls (1 of 1), one above both (0):
+    AUC ½; resampling accounts moves it between 0 and 1."""
+    d = date(2026, 8, 1)
+    scores = {"a": {d: 10.0}, "b": {d: 90.0}, "x": {d: 40.0}, "y": {d: 60.0}}
+    churn = {"a": date(2026, 8, 8), "b": date(2026, 8, 8), "x": None, "y": None}
+    observed = {k: (d, date(2026, 8, 31)) for k in scores}
+    first = horizon_auc(scores, churn, observed, 7, resamples=300, seed=3)
+    again = horizon_auc(scores, churn, observed, 7, resamples=300, seed=3)
+    assert first == again
+    assert first.auc == 0.5
+    assert first.low is not None
+    assert first.high is not None
+    assert 0.0 <= first.low < 0.5 < first.high <= 1.0
