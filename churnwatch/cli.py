@@ -18,6 +18,7 @@ import csv
 import json
 import os
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -425,9 +426,9 @@ def run_backtest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             result = backtest_with(files.read_events(events_path))
         except backtest.EventsOutOfOrder as exc:
-            err.write(f"churnwatch: {events_path}: {exc}; sorting the whole file in memory\n")
-            ordered = sorted(files.read_events(events_path), key=lambda e: e.occurred_at)
-            result = backtest_with(ordered)
+            err.write(f"churnwatch: {events_path}: {exc}; sorting it by month on disk first\n")
+            with tempfile.TemporaryDirectory(prefix="churnwatch-backtest-") as spill:
+                result = backtest_with(files.read_events_in_time_order(events_path, Path(spill)))
     except files.FormatError as exc:
         raise InputError(str(exc)) from None
     except OSError as exc:

@@ -151,6 +151,29 @@ def _jsonl_event(path: Path, number: int, line: bytes) -> Event:
         return _event_of(path, number, item)
 
 
+def read_events_in_time_order(path: Path, spill: Path) -> Iterator[Event]:
+    """The events of a file in time order, however the file is ordered, without holding it in
+    memory: they are read (a bad line raises ``FormatError`` naming ``path``), spread over one
+    JSONL file per month of ``occurred_at`` under ``spill`` (a scratch directory), then each
+    month is read back, sorted and yielded in turn."""
+    months: dict[str, Any] = {}
+    try:
+        for event in read_events(path):
+            month = event.occurred_at.astimezone(UTC).strftime("%Y-%m")
+            out = months.get(month)
+            if out is None:
+                out = months[month] = (spill / f"{month}.jsonl").open("wb")
+            out.write(encode(event))
+            out.write(b"\n")
+    finally:
+        for out in months.values():
+            out.close()
+    for month in sorted(months):
+        events = list(read_events(spill / f"{month}.jsonl"))
+        events.sort(key=lambda e: e.occurred_at)
+        yield from events
+
+
 _EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
     "usage": UsageEvent,
     "ticket": TicketEvent,

@@ -295,3 +295,19 @@ def test_with_an_error_list_bad_lines_are_collected_and_the_good_ones_read(
     read = files.read_accounts(accounts, now=now, errors=errors)
     assert [r.account_id for r in read] == ["a1"]
     assert [e.line for e in errors] == [3]
+
+
+def test_events_in_any_order_are_read_back_in_time_order_through_month_files(
+    tmp_path: Path,
+) -> None:
+    stamps = ["2026-08-03T10:00:00Z", "2026-07-09T10:00:00Z", "2026-08-01T09:00:00Z"]
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "event_type,event_id,account_id,occurred_at,user_id,type\n"
+        + "".join(f"usage,e{i},acme,{at},u1,login\n" for i, at in enumerate(stamps))
+    )
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    ordered = list(files.read_events_in_time_order(path, spill))
+    assert [e.event_id for e in ordered] == ["e1", "e2", "e0"]
+    assert sorted(p.name for p in spill.iterdir()) == ["2026-07.jsonl", "2026-08.jsonl"]
