@@ -13,7 +13,8 @@ A chunk of input (tens of thousands of events) is one transaction:
    live path's own set-based merges (``writes.apply_aggregates``: one binary ``COPY`` into a
    staging table and one merge per table).
 
-History points computed offline go in with ``scores.write_health`` (history only: nothing is
+The tables (``imported_events``, ``import_chunks``) are declared in ``tables``. History points
+computed offline go in with ``scores.write_health`` (history only: nothing is
 written to the outbox, so an import notifies nobody).
 """
 
@@ -23,26 +24,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
-from sqlalchemy import Column, DateTime, Integer, LargeBinary, Table, func
 
-from services.scoring.store.tables import SWEEP_LOCK, metadata
-
-TZ = DateTime(timezone=True)
-
-imported_events = Table(
-    "imported_events",
-    metadata,
-    Column("event_hash", LargeBinary, primary_key=True),
-    Column("occurred_at", TZ, nullable=False),
-)
-import_chunks = Table(
-    "import_chunks",
-    metadata,
-    Column("chunk_hash", LargeBinary, primary_key=True),
-    Column("events", Integer, nullable=False),
-    Column("counted", Integer, nullable=False),
-    Column("imported_at", TZ, nullable=False, server_default=func.now()),
-)
+from services.scoring.store.tables import SWEEP_LOCK
 
 # The moment of an imported day's history point: the last microsecond of the day (UTC). The
 # service never scores at that instant, so these points are told apart from live ones.

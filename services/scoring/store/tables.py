@@ -189,6 +189,22 @@ sweeps = Table(
     Column("accounts", Integer, nullable=False),
     Column("seconds", Float),
 )
+# What `churnwatch import-history` imported (store/imports.py): every event's dedup key, and a
+# marker per committed chunk of input.
+imported_events = Table(
+    "imported_events",
+    metadata,
+    Column("event_hash", LargeBinary, primary_key=True),
+    Column("occurred_at", TZ, nullable=False),
+)
+import_chunks = Table(
+    "import_chunks",
+    metadata,
+    Column("chunk_hash", LargeBinary, primary_key=True),
+    Column("events", Integer, nullable=False),
+    Column("counted", Integer, nullable=False),
+    Column("imported_at", TZ, nullable=False, server_default=func.now()),
+)
 
 # Keys of the advisory locks that make one instance at a time relay or sweep.
 RELAY_LOCK = 0x5C0_0001

@@ -1,0 +1,57 @@
+"""scoring: what `churnwatch import-history` imported (event digests and chunk markers)
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-03
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+UPGRADE = """
+-- Every event an import counted (the same 16-byte digest as processed_events), whatever its
+-- age: a second import of the same event — a re-run, a resumed run, an overlapping export —
+-- finds it here and counts nothing. Kept as long as the daily rows it went into
+-- (SCORING_DAILY_ROWS_RETENTION_DAYS); the importer drops older digests when it starts.
+CREATE TABLE scoring.imported_events (
+    event_hash bytea PRIMARY KEY,
+    occurred_at timestamptz NOT NULL
+);
+CREATE INDEX imported_events_occurred_at ON scoring.imported_events USING brin (occurred_at);
+
+-- One row per chunk of input an import committed, keyed by a digest of the chunk's events:
+-- a re-run skips a committed chunk whole, without claiming its events one by one.
+CREATE TABLE scoring.import_chunks (
+    chunk_hash bytea PRIMARY KEY,
+    events integer NOT NULL,
+    counted integer NOT NULL,
+    imported_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+DOWNGRADE = """
+DROP TABLE scoring.import_chunks;
+DROP TABLE scoring.imported_events;
+"""
+
+
+def _run(script: str) -> None:
+    # One statement at a time: the driver prepares each, and a prepared statement holds one.
+    bind = op.get_bind()
+    for statement in script.split(";\n"):
+        if statement.strip():
+            bind.exec_driver_sql(statement)
+
+
+def upgrade() -> None:
+    _run(UPGRADE)
+
+
+def downgrade() -> None:
+    _run(DOWNGRADE)
