@@ -36,9 +36,14 @@ class Clock(Protocol):
         ...
 
 
+def utc_now() -> datetime:
+    """The wall-clock time, timezone-aware (UTC)."""
+    return datetime.now(UTC)
+
+
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return utc_now()
 
     def real_seconds_for(self, clock_seconds: float) -> float:
         return clock_seconds

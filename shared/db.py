@@ -1,9 +1,14 @@
-"""Database plumbing: the SQLAlchemy 2 async engine over asyncpg, sessions, a readiness ping.
+"""Database plumbing: the SQLAlchemy 2 async engine over asyncpg, a readiness ping, and the two
+predicates every service classifies database errors with.
 
-Services write set-based statements through SQLAlchemy Core (``insert(...).on_conflict_do_update``
-over many rows) or, on the hottest paths, through the raw asyncpg connection — never one ORM
-round trip per event. Each service owns its tables in its own PostgreSQL schema (``scoring``,
-``alerts``), created and changed only by its Alembic migrations (see ``shared.migrations``).
+The rule for database access (docs/architecture.md, "Database access"): every statement of a
+service lives in its store (``services/<name>/store/``); the rest of the service calls store
+functions with typed rows. Statements are set-based — one per table per batch — never one ORM
+round trip per event. A store uses SQLAlchemy Core on an ``AsyncConnection`` (alerts) or raw
+asyncpg on a pool (scoring, whose hot path needs ``COPY`` and prepared statements); both are
+PostgreSQL over asyncpg, and both raise errors :func:`database_gone` and :func:`is_bad_data`
+classify. Each service owns its tables in its own PostgreSQL schema (``scoring``, ``alerts``),
+created and changed only by its Alembic migrations (see ``shared.migrations``).
 """
 
 from __future__ import annotations
@@ -11,21 +16,35 @@ from __future__ import annotations
 import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
 from shared.settings import DatabaseSettings
 
 DATABASE_GONE: tuple[type[Exception], ...] = (
     OSError,
+    TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
     # asyncpg's own state errors on a connection PostgreSQL is cutting (a restart's fast
     # shutdown): "cannot switch to state 15; another operation is in progress".
     asyncpg.InternalClientError,
+    # SQLAlchemy wraps the driver's errors (its DBAPIError family) and has its own pool timeout.
+    sa_exc.DBAPIError,
+    sa_exc.TimeoutError,
 )
-"""What a background loop on raw asyncpg catches to wait and try again: the database, or the
-connection to it, failed — a later attempt may succeed."""
+
+
+def database_gone(error: BaseException) -> bool:
+    """Whether a failure is the database, or the connection to it, failing — so a later
+    attempt may succeed and a background worker waits and tries again. The same answer for raw
+    asyncpg and for SQLAlchemy (which wraps asyncpg's errors); the cause chain is searched."""
+    return _in_chain(error, DATABASE_GONE)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """``postgresql+asyncpg://…`` (SQLAlchemy's form, used in DATABASE_URL) → asyncpg's."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def create_engine(settings: DatabaseSettings, *, application_name: str) -> AsyncEngine:
@@ -53,10 +72,6 @@ def create_engine_for_url(
     )
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
-
-
 async def ping(engine: AsyncEngine) -> bool:
     """A readiness check: one round trip to the database."""
     async with engine.connect() as conn:
@@ -72,11 +87,15 @@ def is_bad_data(error: BaseException) -> bool:
     unavailable: a value the column type cannot hold (asyncpg refuses to encode it) or a data
     exception raised by PostgreSQL (SQLSTATE class 22). Retrying such a statement fails the
     same way forever; consumers isolate and dead-letter the record instead."""
+    return _in_chain(error, _BAD_DATA)
+
+
+def _in_chain(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
     seen: BaseException | None = error
     for _ in range(10):  # the cause chain is short; bounded anyway
         if seen is None:
             return False
-        if isinstance(seen, _BAD_DATA):
+        if isinstance(seen, kinds):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -23,7 +23,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from shared.events import TopicSpec
 from shared.settings import KafkaSettings
+from shared.worker import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -130,24 +130,51 @@ class RenewingProducer:
         self, make: Callable[[], AIOKafkaProducer], *, max_backoff_seconds: float = 10.0
     ) -> None:
         self._make = make
-        self._producer = make()
+        self._started_producer: AIOKafkaProducer | None = None  # made in start (needs a loop)
         self._max_backoff = max_backoff_seconds
         self._renewing: asyncio.Task[None] | None = None
         self.renewals = 0
 
     @property
+    def _producer(self) -> AIOKafkaProducer:
+        if self._started_producer is None:
+            raise RuntimeError("the producer is not started")
+        return self._started_producer
+
+    @_producer.setter
+    def _producer(self, producer: AIOKafkaProducer) -> None:
+        self._started_producer = producer
+
+    @property
     def client(self) -> Any:
         return self._producer.client
 
+    @property
+    def current(self) -> AIOKafkaProducer:
+        """The producer in use now (for what ``send`` does not cover: batches, partitions)."""
+        return self._producer
+
+    @property
+    def renewing(self) -> bool:
+        """A replacement is starting: sends fail until it is in."""
+        return self._renewing is not None and not self._renewing.done()
+
     async def start(self) -> None:
+        self._producer = self._make()
         await self._producer.start()
+
+    async def start_retrying(self) -> None:
+        """Start, with a new producer after each failure, until Kafka answers (for a service
+        that comes up without Kafka; cancel the call to give up)."""
+        self._producer = await self._started(self._make())
 
     async def stop(self) -> None:
         if self._renewing is not None and not self._renewing.done():
             self._renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewing
-        await self._producer.stop()
+        if self._started_producer is not None:
+            await self._started_producer.stop()
 
     async def send(
         self,
@@ -173,40 +200,46 @@ class RenewingProducer:
     def _check(self, producer: AIOKafkaProducer, done: asyncio.Future[Any]) -> None:
         if done.cancelled() or not isinstance(done.exception(), OutOfOrderSequenceNumber):
             return
-        if producer is not self._producer or (
-            self._renewing is not None and not self._renewing.done()
-        ):
+        self.renew(producer)
+
+    def renew(self, broken: AIOKafkaProducer) -> None:
+        """Replace ``broken``, whose sequence numbers the broker refuses (once, however many
+        sends saw it fail)."""
+        if broken is not self._started_producer or self.renewing:
             return  # already replaced, or being replaced
         log.warning(
             "the broker refuses the producer's sequence numbers (a batch was given up while "
             "Kafka was away); replacing the producer"
         )
-        self._renewing = asyncio.get_running_loop().create_task(self._renew(producer))
+        self._renewing = asyncio.get_running_loop().create_task(self._renew(broken))
 
     async def _renew(self, broken: AIOKafkaProducer) -> None:
-        backoff = 0.25
-        while True:
-            fresh = self._make()
-            try:
-                await fresh.start()
-                break
-            except asyncio.CancelledError:  # stopping: the new one must not outlive us
-                with contextlib.suppress(Exception):
-                    await fresh.stop()
-                raise
-            except (KafkaError, OSError) as exc:
-                with contextlib.suppress(Exception):
-                    await fresh.stop()
-                log.warning(
-                    "a new producer could not start yet; retrying", extra={"error": repr(exc)}
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
-        self._producer = fresh
+        self._producer = await self._started(self._make())
         self.renewals += 1
         log.info("Kafka producer replaced")
         with contextlib.suppress(Exception):
             await broken.stop()
+
+    async def _started(self, producer: AIOKafkaProducer) -> AIOKafkaProducer:
+        backoff = Backoff(0.25, self._max_backoff)
+        while True:
+            try:
+                await producer.start()
+                return producer
+            except asyncio.CancelledError:  # stopping: the new one must not outlive us
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                raise
+            except (KafkaError, OSError) as exc:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                delay = backoff.next()
+                log.warning(
+                    "Kafka is not reachable yet; retrying",
+                    extra={"error": repr(exc), "retry_in_seconds": delay},
+                )
+                await asyncio.sleep(delay)
+                producer = self._make()
 
 
 def make_consumer(settings: KafkaSettings, group_id: str, **overrides: Any) -> AIOKafkaConsumer:
@@ -470,7 +503,7 @@ class ConsumerLoop(Generic[T]):
     async def _handle_until_done(
         self, records: list[Record[T]]
     ) -> Sequence[tuple[Record[T], Rejection]]:
-        backoff = 0.2
+        backoff = Backoff(0.2, self._retry_backoff_max, jitter=True)
         while True:
             try:
                 refused = await self._handle(records)
@@ -479,19 +512,19 @@ class ConsumerLoop(Generic[T]):
                     return await self._isolate(records, exc)
                 self.healthy = False
                 HANDLER_FAILURES.labels(self._group).inc()
+                delay = backoff.next()
                 log.exception(
                     "batch handler failed; retrying the batch",
                     extra={
                         "group": self._group,
                         "records": len(records),
-                        "retry_in_seconds": round(backoff, 2),
+                        "retry_in_seconds": round(delay, 2),
                     },
                 )
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), backoff * random.uniform(0.5, 1))
+                    await asyncio.wait_for(self._stopping.wait(), delay)
                 if self._stopping.is_set():
                     return []
-                backoff = min(backoff * 2, self._retry_backoff_max)
                 continue
             self.healthy = True
             return refused

@@ -7,18 +7,18 @@ its batch, the scheduler and workers finish what they hold, and connections clos
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
 import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import httpx
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts import api, delivery, handler, links, rules, scheduler
 from services.alerts.decide import Config
@@ -32,6 +32,7 @@ from services.alerts.routing import Channels, TeamChannel
 from services.alerts.settings import AlertsSettings
 from shared import db
 from shared.auth import ApiKeys
+from shared.clock import utc_now
 from shared.events import Topics
 from shared.kafka import (
     ConsumerLoop,
@@ -42,7 +43,8 @@ from shared.kafka import (
     make_producer,
     producer_ready,
 )
-from shared.ops import Draining, ops_router
+from shared.ops import Draining, ReadinessCheck, ops_router
+from shared.worker import Supervisor, Worker
 
 log = logging.getLogger(__name__)
 
@@ -118,66 +120,54 @@ def notifiers(settings: AlertsSettings, http: httpx.AsyncClient) -> dict[str, No
     return found
 
 
-def _real_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
-class Running:
-    """The background parts, for readiness and shutdown."""
+class Parts:
+    """What the alerts service is made of, built from its settings (nothing connects yet)."""
 
+    settings: AlertsSettings
+    ruleset: rules.RuleSet
+    config: Config
+    clocks: Clocks
+    engine: AsyncEngine
+    topics: Topics
+    supervisor: Supervisor = field(default_factory=Supervisor)
     loop: ConsumerLoop[handler.Message] | None = None
     producer: RenewingProducer | None = None
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @classmethod
+    def build(cls, settings: AlertsSettings) -> Parts:
+        ruleset = rules.load(settings.rules_file)
+        return cls(
+            settings=settings,
+            ruleset=ruleset,
+            config=build_config(settings, ruleset),
+            clocks=Clocks(now=settings.build_clock().now, real_now=utc_now),
+            engine=db.create_engine(settings, application_name="churnwatch-alerts"),
+            topics=Topics(settings.topic_prefix),
+        )
 
-def build_app(settings: AlertsSettings, draining: Draining) -> FastAPI:
-    ruleset = rules.load(settings.rules_file)
-    api_keys = ApiKeys.from_json(settings.api_keys.get_secret_value())
-    clock = settings.build_clock()
-    clocks = Clocks(now=clock.now, real_now=_real_now)
-    config = build_config(settings, ruleset)
-    engine = db.create_engine(settings, application_name="churnwatch-alerts")
-    topics = Topics(settings.topic_prefix)
-    running = Running()
-    worker_name = f"{socket.gethostname()}:{id(running):x}"
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.create_topics:
-            await ensure_topics(settings, topics.all())
-        producer = RenewingProducer(lambda: make_producer(settings))
-        running.producer = producer
-        await producer.start()
-        consumer = make_consumer(settings, settings.group)
-        await consumer.start()
-        loop: ConsumerLoop[handler.Message] = ConsumerLoop(
+    def consumer_loop(self, consumer: AIOKafkaConsumer) -> ConsumerLoop[handler.Message]:
+        settings, topics = self.settings, self.topics
+        assert self.producer is not None
+        return ConsumerLoop(
             consumer,
             group=settings.group,
             topics=[topics.health, topics.accounts, topics.people],
             decode=handler.make_decoder(topics),
-            handle=handler.BatchHandler(engine, config, clocks, digest_hour=settings.digest_hour),
-            dead_letters=DeadLetters(producer, topics.alerts_dlq),
+            handle=handler.BatchHandler(
+                self.engine, self.config, self.clocks, digest_hour=settings.digest_hour
+            ),
+            dead_letters=DeadLetters(self.producer, topics.alerts_dlq),
             max_records=settings.consumer_max_records,
             unprocessable=db.is_bad_data,
         )
-        running.loop = loop
-        wakeup = asyncio.Event()
-        listener = delivery.OutboxListener(_asyncpg_dsn(settings), wakeup)
-        await listener.start()
-        http = httpx.AsyncClient(timeout=settings.slack_timeout_seconds)
-        channels = notifiers(settings, http)
-        workers = [
-            delivery.DeliveryWorker(
-                engine, channels, delivery_config(settings), name=f"{worker_name}/{i}"
-            )
-            for i in range(settings.delivery_workers)
-        ]
-        ticker = scheduler.Scheduler(
-            engine,
-            config,
-            clocks,
+
+    def scheduler(self) -> scheduler.Scheduler:
+        settings = self.settings
+        return scheduler.Scheduler(
+            self.engine,
+            self.config,
+            self.clocks,
             tick_seconds=settings.tick_seconds,
             digest_options=scheduler.DigestOptions(
                 hour=settings.digest_hour,
@@ -186,73 +176,95 @@ def build_app(settings: AlertsSettings, draining: Draining) -> FastAPI:
             ),
             metrics_refresh_seconds=settings.metrics_refresh_seconds,
         )
-        running.tasks = [
-            asyncio.create_task(loop.run(), name="consumer"),
-            asyncio.create_task(ticker.run(running.stopping), name="scheduler"),
-            *(asyncio.create_task(w.run(running.stopping, wakeup), name=w.name) for w in workers),
+
+    def delivery_workers(self, channels: Mapping[str, Notifier]) -> list[delivery.DeliveryWorker]:
+        prefix = f"{socket.gethostname()}:{id(self):x}"
+        return [
+            delivery.DeliveryWorker(
+                self.engine, channels, delivery_config(self.settings), name=f"{prefix}/{i}"
+            )
+            for i in range(self.settings.delivery_workers)
         ]
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Start the consumer, the scheduler and the delivery workers; on exit stop them in
+        an order that loses nothing: the consumer commits its batch, the others finish what
+        they hold, then connections close."""
+        settings = self.settings
+        if settings.create_topics:
+            await ensure_topics(settings, self.topics.all())
+        self.producer = RenewingProducer(lambda: make_producer(settings))
+        await self.producer.start()
+        consumer = make_consumer(settings, settings.group)
+        await consumer.start()
+        self.loop = self.consumer_loop(consumer)
+        http = httpx.AsyncClient(timeout=settings.slack_timeout_seconds)
+        channels = notifiers(settings, http)
+        senders = self.delivery_workers(channels)
+        workers: list[Worker] = [self.scheduler(), *senders]
+        dsn = db.asyncpg_dsn(settings.database_url.get_secret_value())
+        listener = delivery.OutboxListener(dsn, senders)  # a NOTIFY wakes the senders
+        await listener.start()
+        self.supervisor.start("consumer", self.loop.run())
+        for worker in workers:
+            self.supervisor.start(worker.name, worker.run())
         log.info(
             "alerts service started",
             extra={
-                "rules": len(ruleset.rules),
+                "rules": len(self.ruleset.rules),
                 "channels": sorted(channels),
-                "delivery_workers": len(workers),
+                "delivery_workers": len(senders),
                 "group_wait_seconds": settings.group_wait_seconds,
             },
         )
         try:
             yield
         finally:
-            loop.stop()
-            running.stopping.set()
-            done, pending = await asyncio.wait(
-                running.tasks, timeout=settings.shutdown_grace_seconds
-            )
-            for task in pending:
-                task.cancel()
-            for task in done:
-                if not task.cancelled() and task.exception():
-                    log.error("background task failed", exc_info=task.exception())
+            self.loop.stop()
+            for worker in workers:
+                worker.stop()
+            await self.supervisor.finish_all(settings.shutdown_grace_seconds)
             with contextlib.suppress(Exception):
                 await consumer.stop()
             await listener.stop()
             await http.aclose()
-            await producer.stop()
-            await engine.dispose()
+            await self.producer.stop()
+            await self.engine.dispose()
             log.info("alerts service stopped: consumer committed, workers finished")
 
-    async def database_ready() -> bool:
-        return await db.ping(engine)
+    def checks(self) -> dict[str, ReadinessCheck]:
+        async def database() -> bool:
+            return await db.ping(self.engine)
 
-    async def kafka_ready() -> bool:
-        return running.producer is not None and await producer_ready(running.producer)
+        async def kafka() -> bool:
+            return self.producer is not None and await producer_ready(self.producer)
 
-    async def consumer_ready() -> bool:
-        loop = running.loop
-        return loop is not None and loop.healthy and all(not t.done() for t in running.tasks)
+        async def workers() -> bool:
+            return self.loop is not None and self.loop.healthy and self.supervisor.alive
 
-    checks: Mapping[str, Any] = {
-        "database": database_ready,
-        "kafka": kafka_ready,
-        "workers": consumer_ready,
-    }
+        return {"database": database, "kafka": kafka, "workers": workers}
+
+
+def build_app(settings: AlertsSettings, draining: Draining) -> FastAPI:
+    parts = Parts.build(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with parts.running():
+            yield
+
     app = FastAPI(title="churnwatch alerts", version="1", lifespan=lifespan)
     api.install_error_handlers(app)
-    app.include_router(ops_router(checks, draining))
+    app.include_router(ops_router(parts.checks(), draining))
     app.include_router(
         api.router(
-            engine,
-            config,
-            clocks,
-            api_keys,
-            config.content.signer,
+            parts.engine,
+            parts.config,
+            parts.clocks,
+            ApiKeys.from_json(settings.api_keys.get_secret_value()),
+            parts.config.content.signer,
             timedelta(seconds=settings.silence_max_seconds),
         )
     )
     return app
-
-
-def _asyncpg_dsn(settings: AlertsSettings) -> str:
-    return settings.database_url.get_secret_value().replace(
-        "postgresql+asyncpg://", "postgresql://"
-    )

@@ -28,9 +28,9 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -40,6 +40,9 @@ from services.alerts import metrics, store
 from services.alerts.messages import outbox_entry, thread_root
 from services.alerts.notifiers import Delivered, Message, Notifier, Outcome, Permanent, Retry
 from services.alerts.store import Candidate, ClaimedRow
+from shared.clock import utc_now
+from shared.db import database_gone
+from shared.worker import Backoff, Worker, backoff_seconds
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +59,7 @@ class DeliveryConfig:
     message_id_domain: str = "churnwatch.invalid"
 
 
-def backoff_seconds(
-    attempts: int, initial: float, maximum: float, rng: Callable[[], float] = random.random
-) -> float:
-    """Exponential backoff with jitter: in [d/2, d] where d = initial·2^(attempts−1) ≤ max."""
-    ceiling = min(maximum, initial * 2 ** max(0, attempts - 1))
-    return float(ceiling / 2 + rng() * ceiling / 2)
-
-
-def _real_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class DeliveryWorker:
+class DeliveryWorker(Worker):
     def __init__(
         self,
         engine: AsyncEngine,
@@ -76,36 +67,27 @@ class DeliveryWorker:
         config: DeliveryConfig,
         *,
         name: str,
-        now: Callable[[], datetime] = _real_now,
+        now: Callable[[], datetime] = utc_now,
         rng: Callable[[], float] = random.random,
     ) -> None:
+        super().__init__(backoff=Backoff(config.poll_seconds, config.poll_seconds))
         self._engine = engine
         self._notifiers = notifiers
         self._config = config
         self.name = name
         self._now = now
         self._rng = rng
-        self.idle = False  # waiting for a NOTIFY or its poll
 
     # -- the loop ----------------------------------------------------------------------------
 
-    async def run(self, stopping: asyncio.Event, wakeup: asyncio.Event) -> None:
-        """Claim and send until ``stopping``; sleep until ``wakeup`` (NOTIFY) or the poll."""
-        while not stopping.is_set():
-            try:
-                if await self.run_once():
-                    continue  # more may be due right away
-                wakeup.clear()
-                sleep_seconds = await self._sleep_seconds()
-            except Exception:  # the database is gone, say: the worker waits and tries again
-                log.exception("delivery pass failed", extra={"worker": self.name})
-                await _wait(stopping, self._config.poll_seconds)
-                continue
-            self.idle = True
-            try:
-                await _wait_any(stopping, wakeup, sleep_seconds)
-            finally:
-                self.idle = False
+    async def step(self) -> float:
+        """Claim and send; rest until a NOTIFY wakes the worker or the next row is due."""
+        if await self.run_once():
+            return 0  # more may be due right away
+        return await self._sleep_seconds()
+
+    def transient(self, error: Exception) -> bool:
+        return database_gone(error)
 
     async def _sleep_seconds(self) -> float:
         """Until the next due row, at most the poll interval."""
@@ -293,26 +275,12 @@ def judge(
     return Verdict(replace(verdict, hold_channel_until=max(holds, default=None)), status, given_up)
 
 
-async def _wait(stopping: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), seconds)
-
-
-async def _wait_any(stopping: asyncio.Event, wakeup: asyncio.Event, seconds: float) -> None:
-    waiters = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(wakeup.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
 class OutboxListener:
-    """LISTEN on the outbox channel; every NOTIFY sets ``wakeup`` so idle workers claim now."""
+    """LISTEN on the outbox channel; every NOTIFY wakes the workers, so idle ones claim now."""
 
-    def __init__(self, dsn: str, wakeup: asyncio.Event) -> None:
+    def __init__(self, dsn: str, workers: Sequence[Worker]) -> None:
         self._dsn = dsn
-        self._wakeup = wakeup
+        self._workers = workers
         self._conn: Any = None
 
     async def start(self) -> None:
@@ -320,7 +288,8 @@ class OutboxListener:
         await self._conn.add_listener(store.OUTBOX_CHANNEL, self._notified)
 
     def _notified(self, *_args: Any) -> None:
-        self._wakeup.set()
+        for worker in self._workers:
+            worker.wake()
 
     async def stop(self) -> None:
         if self._conn is not None:

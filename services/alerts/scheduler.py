@@ -12,8 +12,6 @@ Every ``tick`` (real seconds) it:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -26,6 +24,8 @@ from services.alerts import decide, digest, messages, metrics, routing, store
 from services.alerts.decide import Config
 from services.alerts.handler import Clocks, apply, gather
 from services.alerts.messages import OutboxEntry
+from shared.db import database_gone
+from shared.worker import Backoff, Worker
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ class DigestOptions:
     skip_empty: bool = True
 
 
-class Scheduler:
+class Scheduler(Worker):
+    name = "scheduler"
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -54,6 +56,7 @@ class Scheduler:
         digest_options: DigestOptions = DigestOptions(),
         metrics_refresh_seconds: float = 5.0,
     ) -> None:
+        super().__init__(backoff=Backoff(tick_seconds, tick_seconds))
         self._engine = engine
         self._config = config
         self._clocks = clocks
@@ -63,16 +66,16 @@ class Scheduler:
         self._last_metrics = 0.0
         self._last_purge: datetime | None = None
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            started = time.perf_counter()
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("scheduler pass failed")
+    async def step(self) -> float:
+        started = time.perf_counter()
+        try:
+            await self.tick()
+        finally:
             metrics.SCHEDULER_SECONDS.observe(time.perf_counter() - started)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self._tick)
+        return self._tick
+
+    def transient(self, error: Exception) -> bool:
+        return database_gone(error)
 
     async def tick(self) -> None:
         now = self._clocks.now()

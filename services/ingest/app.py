@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -28,9 +27,11 @@ from services.ingest.ratelimit import RateLimiter
 from services.ingest.segment import SegmentRules, SegmentTranslator
 from services.ingest.settings import IngestSettings
 from shared.auth import ApiKeys
+from shared.clock import utc_now
 from shared.events import Topics
-from shared.kafka import client_options, ensure_topics, make_producer
+from shared.kafka import RenewingProducer, client_options, ensure_topics, make_producer
 from shared.ops import Draining, ReadinessCheck, ops_router
+from shared.worker import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,6 @@ Authenticated, validated, durable event intake: a 2xx means every accepted item 
 Kafka (idempotent producer, `acks=all`); refused items are reported by index and dead-lettered.
 Error bodies are `{"code": "...", "message": "..."}`. See docs/ingest.md.
 """
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def intake_from(
@@ -150,7 +147,7 @@ def build(settings: IngestSettings, draining: Draining) -> FastAPI:
     """The service as it runs: the Kafka producer, the memberships table, the routes."""
     topics = Topics(settings.topic_prefix)
     publisher = KafkaPublisher(
-        lambda: make_producer(settings),
+        RenewingProducer(lambda: make_producer(settings), max_backoff_seconds=5.0),
         dlq_topic=topics.ingest_dlq,
         timeout_seconds=settings.produce_timeout_seconds,
         large_batch_messages=settings.large_batch_messages,
@@ -167,21 +164,21 @@ def build(settings: IngestSettings, draining: Draining) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        stopping = asyncio.Event()
+        supervisor = Supervisor()
 
-        async def start_kafka() -> None:
+        async def start_kafka() -> None:  # the service answers (503) while Kafka is away
             if settings.create_topics:
-                await _create_topics(settings, topics, stopping)
-            await asyncio.gather(publisher.connect(stopping), memberships.run(stopping))
+                await _create_topics(settings, topics)
+            supervisor.start("memberships", memberships.run())
+            await publisher.connect()
 
-        task = asyncio.create_task(start_kafka())
-        task.add_done_callback(_log_failure)
+        starting = supervisor.start("kafka-start", start_kafka())
         try:
             yield
         finally:
-            stopping.set()
-            with contextlib.suppress(Exception):
-                await task
+            memberships.stop()
+            starting.cancel()  # when Kafka never came
+            await supervisor.finish_all(settings.shutdown_grace_seconds)
             await publisher.close()  # flushes what is queued
 
     return create_app(
@@ -198,19 +195,13 @@ def build(settings: IngestSettings, draining: Draining) -> FastAPI:
     )
 
 
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("the Kafka start-up task failed", exc_info=task.exception())
-
-
-async def _create_topics(settings: IngestSettings, topics: Topics, stopping: asyncio.Event) -> None:
-    while not stopping.is_set():
+async def _create_topics(settings: IngestSettings, topics: Topics) -> None:
+    while True:
         try:
             created = await ensure_topics(settings, topics.all())
         except (KafkaError, OSError) as exc:
             log.warning("cannot create topics yet; retrying", extra={"error": repr(exc)})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), 1.0)
+            await asyncio.sleep(1.0)
             continue
         if created:
             log.info("created topics", extra={"topics": sorted(created)})

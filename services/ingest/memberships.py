@@ -13,7 +13,6 @@ Memory: about 150 bytes per user per replica.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from aiokafka.errors import KafkaError
 
 from services.ingest.metrics import MEMBERSHIPS
 from shared.events import decode_membership
+from shared.worker import Backoff, Worker
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,14 @@ class InMemoryMemberships:
         return True
 
 
-class MembershipTable(InMemoryMemberships):
-    """The memberships topic, followed into memory."""
+class MembershipTable(InMemoryMemberships, Worker):
+    """The memberships topic, followed into memory (a worker: ``run`` until ``stop``)."""
+
+    name = "memberships"
 
     def __init__(self, make_consumer: Callable[[], AIOKafkaConsumer], topic: str) -> None:
-        super().__init__()
+        InMemoryMemberships.__init__(self)
+        Worker.__init__(self, backoff=Backoff(0.25, 5.0))
         self._make_consumer = make_consumer
         self._topic = topic
         self.caught_up = False
@@ -69,32 +72,26 @@ class MembershipTable(InMemoryMemberships):
         super().remember(learned)
         MEMBERSHIPS.set(len(self.accounts))
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Follow the topic until ``stopping`` is set; reconnect when Kafka goes away."""
-        backoff = 0.25
-        while not stopping.is_set():
-            consumer = self._make_consumer()
-            try:
-                await consumer.start()
-                await self._follow(consumer, stopping)
-            except (KafkaError, OSError) as exc:
-                log.warning(
-                    "following the memberships topic failed; retrying",
-                    extra={"error": repr(exc), "retry_in_seconds": backoff},
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+    async def step(self) -> float:
+        """Follow the topic until stopped; a Kafka failure ends the pass (and is retried)."""
+        consumer = self._make_consumer()
+        try:
+            await consumer.start()
+            await self._follow(consumer)
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+        return 0
 
-    async def _follow(self, consumer: AIOKafkaConsumer, stopping: asyncio.Event) -> None:
+    def transient(self, error: Exception) -> bool:
+        return isinstance(error, KafkaError | OSError)
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         # Without a group, a subscription is assigned every partition of the topic and starts
         # from the earliest offset: the whole table.
         consumer.subscribe([self._topic])
         ends: dict[TopicPartition, int] | None = None
-        while not stopping.is_set():
+        while not self.stopping:
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:

@@ -20,20 +20,19 @@ across retries (client-given, or derived from the item's bytes), so a retry is c
 A producer whose sequence numbers the broker no longer accepts (``OutOfOrderSequenceNumber``:
 aiokafka gives up a batch that waited longer than its request timeout for a partition leader,
 as after a broker outage of more than 15 s, and the idempotent sequence has a gap from then
-on) would refuse every later message to that partition, forever. It is replaced: the
-publisher starts a new producer (a new producer id, sequences from zero) and stops the old
-one; meanwhile requests get 503 and readiness is false.
+on) would refuse every later message to that partition, forever. It is replaced — the
+producer is ``shared.kafka.RenewingProducer``, as in the other services; meanwhile requests
+get 503 and readiness is false.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -42,7 +41,7 @@ from aiokafka.partitioner import murmur2
 
 from services.ingest.decisions import Message, Refused
 from services.ingest.metrics import PRODUCE_SECONDS
-from shared.kafka import DeadLetters, Rejection, producer_ready
+from shared.kafka import DeadLetters, Rejection, RenewingProducer, producer_ready
 
 log = logging.getLogger(__name__)
 
@@ -79,61 +78,45 @@ def partition_index(key: bytes, partitions: int) -> int:
 class KafkaPublisher:
     def __init__(
         self,
-        make_producer: Callable[[], AIOKafkaProducer],
+        producer: RenewingProducer,
         *,
         dlq_topic: str,
         timeout_seconds: float,
         large_batch_messages: int = 64,
     ) -> None:
-        self._make_producer = make_producer
+        self.producer = producer
         self._dlq_topic = dlq_topic
         self._timeout = timeout_seconds
         self._large = large_batch_messages
-        self._producer: AIOKafkaProducer | None = None
-        self._dead_letters: DeadLetters | None = None
+        self._dead_letters = DeadLetters(producer, dlq_topic)
         self._batch_locks: defaultdict[TopicPartition, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._stopping: asyncio.Event | None = None
-        self._replacing: asyncio.Task[None] | None = None
-        self.replacements = 0
+        self._connected = False
 
     # -- life cycle --------------------------------------------------------------------------
 
-    async def connect(self, stopping: asyncio.Event, *, max_backoff_seconds: float = 5.0) -> None:
-        """Start the producer, retrying until Kafka answers or ``stopping`` is set."""
-        self._stopping = stopping
-        backoff = 0.25
-        while not stopping.is_set():
-            producer = self._make_producer()
-            try:
-                await producer.start()
-            except (KafkaError, OSError) as exc:
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-                log.warning(
-                    "Kafka is not reachable yet; retrying",
-                    extra={"error": repr(exc), "retry_in_seconds": backoff},
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), backoff)
-                backoff = min(backoff * 2, max_backoff_seconds)
-                continue
-            self._producer = producer
-            self._dead_letters = DeadLetters(producer, self._dlq_topic)
-            log.info("Kafka producer connected")
-            return
+    async def connect(self) -> None:
+        """Start the producer, retrying until Kafka answers (cancel to give up)."""
+        await self.producer.start_retrying()
+        self._connected = True
+        log.info("Kafka producer connected")
 
     async def close(self) -> None:
         """Flush what is queued and stop the producer."""
-        if self._replacing is not None:
-            with contextlib.suppress(Exception):
-                await self._replacing
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await producer.stop()
+        if self._connected:
+            self._connected = False
+            await self.producer.stop()
             log.info("Kafka producer flushed and stopped")
 
+    @property
+    def replacements(self) -> int:
+        return self.producer.renewals
+
     async def ready(self) -> bool:
-        return self._producer is not None and await producer_ready(self._producer)
+        return self._usable and await producer_ready(self.producer)
+
+    @property
+    def _usable(self) -> bool:
+        return self._connected and not self.producer.renewing
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -145,16 +128,16 @@ class KafkaPublisher:
         origin: str,
         headers: Mapping[str, str],
     ) -> None:
-        producer, dead_letters = self._producer, self._dead_letters
-        if producer is None or dead_letters is None:
+        if not self._usable:
             raise KafkaUnavailable("the Kafka producer is not connected yet")
         if not messages and not refused:
             return
+        producer = self.producer.current
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
                 futures = await self._hand_over(
-                    producer, dead_letters, messages, refused, origin, headers
+                    producer, self._dead_letters, messages, refused, origin, headers
                 )
                 await asyncio.gather(*futures)
         except TimeoutError:
@@ -163,27 +146,10 @@ class KafkaPublisher:
             ) from None
         except KafkaError as exc:
             if isinstance(exc, OutOfOrderSequenceNumber):
-                self._replace(producer)
+                self.producer.renew(producer)
             raise KafkaUnavailable(f"Kafka refused the messages: {exc!r}") from None
         finally:
             PRODUCE_SECONDS.observe(time.perf_counter() - started)
-
-    def _replace(self, broken: AIOKafkaProducer) -> None:
-        """Swap ``broken`` for a new producer (once, however many requests saw it fail)."""
-        if self._producer is not broken or self._stopping is None:
-            return
-        self._producer, self._dead_letters = None, None
-        self.replacements += 1
-        log.warning(
-            "the broker refuses the producer's sequence numbers (a batch was given up while "
-            "Kafka was away); replacing the producer"
-        )
-        self._replacing = asyncio.create_task(self._reconnect(broken, self._stopping))
-
-    async def _reconnect(self, broken: AIOKafkaProducer, stopping: asyncio.Event) -> None:
-        await self.connect(stopping)
-        with contextlib.suppress(Exception):
-            await broken.stop()
 
     async def _hand_over(
         self,

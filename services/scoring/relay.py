@@ -19,7 +19,6 @@ is lost; nothing uncommitted is ever published.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
@@ -28,12 +27,15 @@ from aiokafka.errors import KafkaError
 
 from services.scoring import metrics
 from services.scoring.store import outbox
-from shared.db import DATABASE_GONE
+from shared.db import database_gone
+from shared.worker import Backoff, Worker
 
 log = logging.getLogger(__name__)
 
 
-class Relay:
+class Relay(Worker):
+    name = "relay"
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -43,21 +45,12 @@ class Relay:
         batch_size: int = 500,
         poll_seconds: float = 1.0,
     ) -> None:
+        super().__init__(backoff=Backoff(0.5, 30.0))
         self._pool = pool
         self._producer = producer
         self._topic = topic
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-
-    def wake(self) -> None:
-        """New changes were committed: publish them now rather than at the next poll."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
 
     async def publish_pending(self) -> int:
         """Publish every pending change; returns how many were published by this call."""
@@ -83,18 +76,10 @@ class Relay:
                     metrics.OUTBOX_PENDING.set(await outbox.outbox_size(conn))
                 return published
 
-    async def run(self) -> None:
-        backoff = 0.5
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
-            self._wake.clear()
-            try:
-                await self.publish_pending()
-            except (KafkaError, *DATABASE_GONE):
-                log.exception("publishing health changes failed; retrying")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            backoff = 0.5
+    async def step(self) -> float:
+        """Publish what is pending; rest until woken (new changes committed) or the poll."""
+        await self.publish_pending()
+        return self._poll_seconds
+
+    def transient(self, error: Exception) -> bool:
+        return isinstance(error, KafkaError) or database_gone(error)

@@ -15,7 +15,6 @@ for one account costs one rescoring, not one per batch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -29,8 +28,9 @@ from services.scoring import health, metrics
 from services.scoring.model import Model
 from services.scoring.store import dirty, facts_sql, scores
 from shared.clock import Clock
-from shared.db import DATABASE_GONE
+from shared.db import database_gone
 from shared.events import HealthSnapshot
+from shared.worker import Backoff, Worker
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ IDLE_SECONDS = 0.5
 BACKLOG_SECONDS = 5.0
 
 
-class RescoreWorker:
+class RescoreWorker(Worker):
     """Runs :meth:`Scorer.drain_queue` when the consumer queued accounts (or every poll), at
     most once per ``min_interval_seconds``.
 
@@ -167,6 +167,8 @@ class RescoreWorker:
     scores computed from half-consumed history would be stale anyway — and every account is
     rescored once the queue settles, with fewer, fuller rounds meanwhile.
     """
+
+    name = "rescorer"
 
     def __init__(
         self,
@@ -182,6 +184,7 @@ class RescoreWorker:
         round_accounts: int = 20_000,
         lag: Callable[[], float] = lambda: 0.0,
     ) -> None:
+        super().__init__(backoff=Backoff(0.5, 30.0))
         self._scorer = scorer
         self._pool = pool
         self._clock = clock
@@ -192,54 +195,34 @@ class RescoreWorker:
         self._rest_ratio = rest_ratio
         self._round_accounts = round_accounts
         self._lag = lag
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
 
-    def wake(self) -> None:
-        self._wake.set()
+    def transient(self, error: Exception) -> bool:
+        return database_gone(error)
 
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
-    async def run(self) -> None:
-        backoff = 0.5
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            started = time.monotonic()
-            try:
-                async with self._pool.acquire() as conn:
-                    queued = await dirty.dirty_count(conn)
-                done = await self._scorer.drain_queue(
-                    self._pool,
-                    self._clock.now(),
-                    chunk=self._chunk,
-                    max_accounts=min(max(queued, 1), self._round_accounts),
-                )
-                async with self._pool.acquire() as conn:
-                    metrics.RESCORE_QUEUE.set(await dirty.dirty_count(conn))
-            except DATABASE_GONE:
-                log.exception("rescoring failed; retrying", extra={"retry_in_seconds": backoff})
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            backoff = 0.5
-            if done.changes:
-                self._on_changes()
-            # Let the queue gather before the next round: under a stream of events an account
-            # is rescored at most once per interval, however many batches touch it.
-            busy = time.monotonic() - started
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._min_interval)
-            if busy >= LONG_ROUND_SECONDS and self._lag() >= BACKLOG_SECONDS:
-                await self._give_way(busy * self._rest_ratio)  # let the consumer catch up
-            if queued > self._round_accounts:
-                self._wake.set()  # more was waiting than one round takes
+    async def step(self) -> float:
+        """One round; then rest until the consumer queues accounts (``wake``) or the poll."""
+        started = time.monotonic()
+        async with self._pool.acquire() as conn:
+            queued = await dirty.dirty_count(conn)
+        done = await self._scorer.drain_queue(
+            self._pool,
+            self._clock.now(),
+            chunk=self._chunk,
+            max_accounts=min(max(queued, 1), self._round_accounts),
+        )
+        async with self._pool.acquire() as conn:
+            metrics.RESCORE_QUEUE.set(await dirty.dirty_count(conn))
+        if done.changes:
+            self._on_changes()
+        # Let the queue gather before the next round: under a stream of events an account
+        # is rescored at most once per interval, however many batches touch it.
+        busy = time.monotonic() - started
+        await self.pause(self._min_interval)
+        if busy >= LONG_ROUND_SECONDS and self._lag() >= BACKLOG_SECONDS:
+            await self._give_way(busy * self._rest_ratio)  # let the consumer catch up
+        if queued > self._round_accounts:
+            return 0  # more was waiting than one round takes
+        return self._poll_seconds
 
     async def _give_way(self, seconds: float) -> None:
         """Rest up to ``seconds`` while the consumer keeps queueing accounts (it wakes us per

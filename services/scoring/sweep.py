@@ -13,7 +13,6 @@ lock, and only when the last recorded sweep is at least one interval old.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +25,8 @@ from services.scoring import metrics
 from services.scoring.scorer import Scorer
 from services.scoring.store import sweeps
 from shared.clock import Clock
-from shared.db import DATABASE_GONE
+from shared.db import database_gone
+from shared.worker import Backoff, Worker
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ class Horizons:
     history: timedelta
 
 
-class Sweeper:
+class Sweeper(Worker):
+    name = "sweep"
+
     def __init__(
         self,
         scorer: Scorer,
@@ -61,6 +63,7 @@ class Sweeper:
         concurrency: int = 2,
         on_changes: Callable[[], None] = lambda: None,
     ) -> None:
+        super().__init__(backoff=Backoff(1.0, 10.0))
         self._scorer = scorer
         self._pool = pool
         self._clock = clock
@@ -69,10 +72,6 @@ class Sweeper:
         self._concurrency = concurrency
         self._horizons = horizons
         self._on_changes = on_changes
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stopping.set()
 
     async def sweep(self, as_of: datetime) -> SweepResult:
         """Rescore every scored account as of ``as_of``.
@@ -160,12 +159,12 @@ class Sweeper:
         )
         return result
 
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.run_if_due()
-            except DATABASE_GONE:
-                log.exception("sweep failed; trying again at the next interval")
-            wait = self._clock.real_seconds_for(self._interval.total_seconds())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), min(max(wait, 0.05), 10.0))
+    async def step(self) -> float:
+        """Sweep when due; look again after the interval (at most 10 s: another instance may
+        have swept, or the clock is simulated)."""
+        await self.run_if_due()
+        wait = self._clock.real_seconds_for(self._interval.total_seconds())
+        return min(max(wait, 0.05), 10.0)
+
+    def transient(self, error: Exception) -> bool:
+        return database_gone(error)

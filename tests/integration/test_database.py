@@ -7,7 +7,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, Text, insert, inspect, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import migrations
-from shared.db import create_engine, ping, session_factory
+from shared.db import create_engine, ping
 from shared.settings import DatabaseSettings
 
 
@@ -26,8 +26,8 @@ async def test_round_trip_through_sqlalchemy_async_and_asyncpg(
         async with engine.begin() as conn:
             await conn.run_sync(notes.metadata.create_all)
             await conn.execute(insert(notes), [{"id": i, "body": f"note {i}"} for i in range(3)])
-        async with session_factory(engine)() as session:
-            rows = (await session.execute(select(notes.c.body).order_by(notes.c.id))).scalars()
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(notes.c.body).order_by(notes.c.id))).scalars()
             assert list(rows) == ["note 0", "note 1", "note 2"]
     finally:
         await engine.dispose()

@@ -52,8 +52,7 @@ async def drain(
     engine: AsyncEngine, workers: Sequence[DeliveryWorker], timeout_s: float = 30
 ) -> None:
     """Run the workers until no outbox row is pending or sending."""
-    stopping, wakeup = asyncio.Event(), asyncio.Event()
-    tasks = [asyncio.create_task(w.run(stopping, wakeup)) for w in workers]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
 
     async def settled() -> bool:
         rows = await outbox(engine)
@@ -62,7 +61,8 @@ async def drain(
     try:
         await eventually(settled, timeout_s=timeout_s, what="every outbox row delivered")
     finally:
-        stopping.set()
+        for w in workers:
+            w.stop()
         await asyncio.gather(*tasks)
 
 
@@ -209,17 +209,16 @@ async def test_messages_to_one_slack_channel_are_paced(
 async def test_an_idle_worker_is_woken_by_the_outbox_notify_not_its_poll(
     harness: Harness, slack: SlackSink, http: httpx.AsyncClient, migrated: str
 ) -> None:
-    stopping, wakeup = asyncio.Event(), asyncio.Event()
-    listener = OutboxListener(migrated.replace("postgresql+asyncpg://", "postgresql://"), wakeup)
-    await listener.start()
     idle = worker(harness, http, slack, None, poll_seconds=600)
-    task = asyncio.create_task(idle.run(stopping, wakeup))
+    listener = OutboxListener(migrated.replace("postgresql+asyncpg://", "postgresql://"), [idle])
+    await listener.start()
+    task = asyncio.create_task(idle.run())
     try:
         await eventually(lambda: _idle(idle), what="the worker asleep for its long poll")
         await alerts_for(harness, 1)
         await eventually(lambda: _delivered(slack), timeout_s=5, what="a prompt delivery")
     finally:
-        stopping.set()
+        idle.stop()
         await task
         await listener.stop()
 

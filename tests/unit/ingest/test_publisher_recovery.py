@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber
 
 from services.ingest.decisions import Message
 from services.ingest.publisher import KafkaPublisher, KafkaUnavailable
+from shared.kafka import RenewingProducer
 from tests.support import eventually
 
 
@@ -72,21 +73,21 @@ class FakeProducer:
 MESSAGE = [Message("usage", b"acct-1", b"{}")]
 
 
-async def publisher_of(*producers: FakeProducer) -> tuple[KafkaPublisher, asyncio.Event]:
+async def publisher_of(*producers: FakeProducer) -> KafkaPublisher:
     queue = list(producers)
 
     def make() -> AIOKafkaProducer:  # the last one again once the others are used
         return cast(AIOKafkaProducer, queue.pop(0) if len(queue) > 1 else queue[0])
 
-    publisher = KafkaPublisher(make, dlq_topic="dlq", timeout_seconds=2)
-    stopping = asyncio.Event()
-    await publisher.connect(stopping)
-    return publisher, stopping
+    producer = RenewingProducer(make, max_backoff_seconds=0.05)
+    publisher = KafkaPublisher(producer, dlq_topic="dlq", timeout_seconds=2)
+    await publisher.connect()
+    return publisher
 
 
 async def test_a_producer_whose_sequence_the_broker_refuses_is_replaced() -> None:
     broken, fresh = FakeProducer(OutOfOrderSequenceNumber()), FakeProducer(None)
-    publisher, _ = await publisher_of(broken, fresh)
+    publisher = await publisher_of(broken, fresh)
 
     with pytest.raises(KafkaUnavailable, match="OutOfOrderSequenceNumber"):
         await publisher.publish(MESSAGE, [], origin="test", headers={})
@@ -102,7 +103,7 @@ async def test_a_producer_whose_sequence_the_broker_refuses_is_replaced() -> Non
 
 async def test_requests_failing_together_replace_the_producer_once() -> None:
     broken, fresh = FakeProducer(OutOfOrderSequenceNumber()), FakeProducer(None)
-    publisher, _ = await publisher_of(broken, fresh)
+    publisher = await publisher_of(broken, fresh)
 
     outcomes = await asyncio.gather(
         *(publisher.publish(MESSAGE, [], origin="test", headers={}) for _ in range(5)),
@@ -119,7 +120,7 @@ async def test_requests_failing_together_replace_the_producer_once() -> None:
 
 async def test_readiness_is_false_until_the_new_producer_is_connected() -> None:
     broken, unreachable = FakeProducer(OutOfOrderSequenceNumber()), FakeProducer(None)
-    publisher, stopping = await publisher_of(broken, unreachable)
+    publisher = await publisher_of(broken, unreachable)
     unreachable.reachable = False  # the new producer cannot connect yet
 
     with pytest.raises(KafkaUnavailable):
@@ -127,13 +128,12 @@ async def test_readiness_is_false_until_the_new_producer_is_connected() -> None:
     assert not await publisher.ready()
     with pytest.raises(KafkaUnavailable, match="not connected"):
         await publisher.publish(MESSAGE, [], origin="test", headers={})
-    stopping.set()
-    await publisher.close()
+    await publisher.close()  # gives up the renewal
 
 
 async def test_a_broker_that_is_only_unreachable_keeps_the_producer() -> None:
     flaky = FakeProducer(KafkaConnectionError())
-    publisher, _ = await publisher_of(flaky)
+    publisher = await publisher_of(flaky)
 
     with pytest.raises(KafkaUnavailable):
         await publisher.publish(MESSAGE, [], origin="test", headers={})
