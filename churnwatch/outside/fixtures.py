@@ -28,7 +28,7 @@ from churnwatch.outside import run
 FIXTURES = run.ROOT / "tests" / "fixtures" / "outside"
 SAMPLE_ACCOUNTS = 300
 EVENT_SHARE = 0.02
-SAMPLE_CUSTOMERS = 2000
+SAMPLE_CUSTOMERS = 1000
 SEED = "fixture-1"
 
 

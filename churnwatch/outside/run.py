@@ -416,10 +416,6 @@ def evaluate(
     results: dict[str, Any] = {"dataset": name, "train_until": ds.train_until.isoformat()}
     results["source"] = stage_source(ds, folder, stages, "source" in force)
     results["convert"] = stage_convert(ds, folder, stages, results["source"], "convert" in force)
-    if "import" in only:
-        results["import"] = _guarded(
-            lambda: stage_import(ds, folder, stages, results["convert"], "import" in force)
-        )
     if "fit" in only:
         results["fit"] = _guarded(
             lambda: stage_fit(ds, folder, stages, results["convert"], "fit" in force)
@@ -429,6 +425,10 @@ def evaluate(
             lambda: stage_backtest(
                 ds, folder, stages, results["convert"], results.get("fit", {}), "backtest" in force
             )
+        )
+    if "import" in only:  # last: the figures do not wait for it
+        results["import"] = _guarded(
+            lambda: stage_import(ds, folder, stages, results["convert"], "import" in force)
         )
     return results
 
