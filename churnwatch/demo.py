@@ -3,18 +3,26 @@
 1. **Set-up** — what ``make up`` does (Kafka, PostgreSQL, topics, migrations, the Slack and
    SMTP sinks), with a database of the demo's own (``churnwatch_demo``, created afresh) and a
    topic prefix of this run's own, so neither an earlier demo nor ``make up``'s data is mixed in.
-2. **Fast clock** — ingest, scoring and alerts start with the shared scaled clock
-   (``CLOCK_SIM_START`` / ``CLOCK_REAL_ANCHOR`` / ``CLOCK_SPEED``, see ``shared/clock.py``): the
-   120 simulated days pass in ``--drive-minutes`` real minutes; sweeps, group waits, repeats,
-   escalations and the 09:00 digests all run in simulated time.
-3. **Drive** — people and accounts through ingest's API, then every simulated event through the
-   channel its product uses (native API, Segment, signed Zendesk webhooks), each once the clock
-   reaches its time (``churnwatch.driver``), with a progress line.
-4. **Settle** — at the end of the run the services are restarted with a clock that runs at
+2. **History** — the portfolio's first ``--history-days`` (42: six weeks, past the baselines'
+   warm-up) go in as a team going live would bring its past: ``churnwatch import-history``
+   (``churnwatch.importer``) loads their events, accounts and people straight into scoring's
+   database, writes each account's daily score
+   history and its current score — baselines exist on the first live day, and nothing is
+   notified for the past (no onboarding silence is needed).
+3. **Fast clock** — ingest, scoring and alerts start with the shared scaled clock
+   (``CLOCK_SIM_START`` / ``CLOCK_REAL_ANCHOR`` / ``CLOCK_SPEED``, see ``shared/clock.py``) at
+   the end of the history: the remaining simulated days pass in ``--drive-minutes`` real
+   minutes; sweeps, group waits, repeats, escalations and the 09:00 digests all run in
+   simulated time.
+4. **Drive** — people and accounts through ingest's API (alerts routes by them), then every
+   simulated event of the live days through the channel its product uses (native API, Segment,
+   signed Zendesk webhooks), each once the clock reaches its time (``churnwatch.driver``), with
+   a progress line.
+5. **Settle** — at the end of the run the services are restarted with a clock that runs at
    normal speed from the run's last moment (so what you explore afterwards is the portfolio as
    the run left it, not months of silence later), and the demo waits — with deadlines — until
    scoring and alerts have consumed, scored, published and delivered everything.
-5. **Outputs** — gathered from the services and the sinks (``churnwatch.collect``): a terminal
+6. **Outputs** — gathered from the services and the sinks (``churnwatch.collect``): a terminal
    summary, ``reports/demo.html``, ``reports/demo-summary.txt`` and ``reports/demo-run.json``.
 
 The stack is left running for exploration (``make down`` stops it) unless ``--no-keep``.
@@ -25,13 +33,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -39,10 +48,10 @@ from typing import Any, TextIO
 
 import httpx
 
-from churnwatch import collect, report
+from churnwatch import collect, files, report
 from churnwatch.client import Client, Endpoints
 from churnwatch.driver import Counts, Credentials, Driver, Progress
-from churnwatch.simulator import Simulation, simulate
+from churnwatch.simulator import SimulatedDay, Simulation, simulate
 from devstack import process
 from devstack.stack import Stack, service_url
 from shared.clock import ScaledClock
@@ -63,19 +72,24 @@ class Options:
     drive_seconds: float = 240.0  # real seconds in which the simulated days pass
     lead_seconds: float = 20.0  # real seconds between starting the services and day 0
     settle_timeout_seconds: float = 180.0
-    onboarding_days: int = 14  # alerts silenced and not counted while baselines are built
+    history_days: int = 42  # imported as history before the live run (alerts count from then)
     keep: bool = True
     out: Path = Path("reports")
     quiet: bool = False
 
     @property
     def speed(self) -> float:
-        """Simulated seconds per real second."""
-        return self.days * 86_400 / self.drive_seconds
+        """Simulated seconds per real second (over the live days)."""
+        return max(1, self.days - self.history_days) * 86_400 / self.drive_seconds
 
     @property
     def sim_start(self) -> datetime:
         return datetime.combine(self.start, clock_time(), UTC)
+
+    @property
+    def live_start(self) -> datetime:
+        """The end of the imported history: where the services' clock starts."""
+        return self.sim_start + timedelta(days=self.history_days)
 
     @property
     def sim_end(self) -> datetime:
@@ -90,7 +104,7 @@ def run_settings(options: Options, prefix: str, anchor: float) -> dict[str, str]
     """
     speed = options.speed
     return {
-        "CLOCK_SIM_START": options.sim_start.isoformat().replace("+00:00", "Z"),
+        "CLOCK_SIM_START": options.live_start.isoformat().replace("+00:00", "Z"),
         "CLOCK_REAL_ANCHOR": f"{anchor:.3f}",
         "CLOCK_SPEED": f"{speed:.3f}",
         **_common_settings(prefix),
@@ -295,6 +309,7 @@ class Demo:
         self.prefix = f"demo{int(time.time())}."
         self.timings: dict[str, float] = {}
         self.display = Display(sys.stdout, quiet=options.quiet)
+        self.live_days: Iterator[SimulatedDay] = iter(())
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -312,6 +327,7 @@ class Demo:
         stack.start_infrastructure()
         self._forget_previous_topics()
         stack.start_sinks()
+        self.import_history(simulation)
         anchor = time.time() + options.lead_seconds
         stack.overrides = run_settings(options, self.prefix, anchor)
         stack.start_services()
@@ -320,7 +336,64 @@ class Demo:
                 f"  (the services took longer than {options.lead_seconds:.0f} s to start: the run "
                 "begins late and catches up)"
             )
-        return ScaledClock(options.sim_start, anchor, options.speed)
+        return ScaledClock(options.live_start, anchor, options.speed)
+
+    def import_history(self, simulation: Simulation) -> None:
+        """The first ``history_days`` through ``churnwatch import-history`` (straight into
+        scoring's database, history and current scores written, nothing notified); the
+        remaining days are left in ``self.live_days`` for the driver — the first of them also
+        carrying every record of the history days (through ingest: alerts routes by them)."""
+        from churnwatch import importer
+        from services.scoring import model
+
+        options = self.options
+        days = iter(simulation)
+        history = list(itertools.islice(days, options.history_days))
+        directory = self.stack.home / "demo-history"
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        events = files.write_events(
+            directory / "events.jsonl", (e.event for day in history for e in day.events)
+        )
+        accounts = {r.account_id: r for day in history for r in day.accounts}
+        people = {r.person_id: r for day in history for r in day.people}
+        files.write_accounts(directory / "accounts.csv", accounts.values())
+        files.write_people(directory / "people.csv", people.values())
+        first_live = next(days, None)
+        if first_live is not None:
+            first_live = replace(
+                first_live,
+                accounts=tuple(
+                    {**accounts, **{r.account_id: r for r in first_live.accounts}}.values()
+                ),
+                people=tuple({**people, **{r.person_id: r for r in first_live.people}}.values()),
+            )
+            self.live_days = itertools.chain([first_live], days)
+        else:
+            self.live_days = iter(())
+        if not history:
+            return
+        say(
+            f"  importing the first {options.history_days} days as history "
+            f"({events:,} events; churnwatch import-history)"
+        )
+        started = time.monotonic()
+        summary = asyncio.run(
+            importer.run(
+                self.stack.database_url,
+                importer.Options(
+                    events=[directory / "events.jsonl"],
+                    accounts=[directory / "accounts.csv"],
+                    people=[directory / "people.csv"],
+                    as_of=options.live_start,
+                    model=model.load(
+                        Path(os.environ.get("SCORING_MODEL_FILE") or model.DEFAULT_MODEL_FILE)
+                    ),
+                ),
+            )
+        )
+        self.timings["import_seconds"] = time.monotonic() - started
+        say(f"  {summary.line()}")
 
     def _forget_previous_topics(self) -> None:
         """Delete the topics of the previous demo run (local Kafka only), keep this run's."""
@@ -364,16 +437,15 @@ class Demo:
                 Credentials(stack.dev_api_key(), stack.zendesk_signing_secret()),
                 on_progress=self.display.progress,
             )
-            await self.onboarding_silence(client)
             say(
-                f"  day 0 starts in {max(0.0, clock.real_seconds_for(-_ahead(clock))):.0f} s; "
-                f"alerts are silenced for the first {options.onboarding_days} days "
-                "(onboarding: the accounts' baselines are being built)"
+                f"  day {options.history_days} (the first live day) starts in "
+                f"{max(0.0, clock.real_seconds_for(-_ahead(clock))):.0f} s; no onboarding "
+                f"silence: the first {options.history_days} days are the imported history"
             )
             poller = asyncio.create_task(self._poll_alerts(client))
             started = time.monotonic()
             try:
-                counts = await driver.run()
+                counts = await driver.run(self.live_days)
             finally:
                 poller.cancel()
                 self.display.done()
@@ -404,7 +476,7 @@ class Demo:
                 simulation,
                 _rules(),
                 speed=options.speed,
-                onboarding_days=options.onboarding_days,
+                onboarding_days=options.history_days,
                 bands=_bands(),
                 latest_accounts=list(driver.accounts.values()),
             )
@@ -412,19 +484,6 @@ class Demo:
             await collect.gather(run, client, stack.sinks_dir)
             self.timings["collect_seconds"] = time.monotonic() - started
             return run
-
-    async def onboarding_silence(self, client: Client) -> None:
-        """Silence every rule until the onboarding days are over, as a team switching
-        churnwatch on would: the first scores have no history to compare with."""
-        options = self.options
-        ends = options.sim_start + timedelta(days=options.onboarding_days)
-        body = {
-            "matchers": [{"label": "rule", "op": "=~", "value": ".+"}],
-            "ends_at": ends.isoformat().replace("+00:00", "Z"),
-            "comment": "onboarding: baselines are still being built",
-            "created_by": "demo",
-        }
-        await client.post_json("alerts", "/v1/silences", json.dumps(body).encode())
 
     async def _poll_alerts(self, client: Client) -> None:
         while True:
@@ -559,6 +618,13 @@ def parse(argv: list[str], env: Mapping[str, str]) -> Options:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--accounts", type=int, default=300)
     parser.add_argument("--days", type=int, default=120)
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=None,
+        help="the first days imported as history before the live run (default 42: six weeks, "
+        "past the baselines' warm-up)",
+    )
     parser.add_argument("--intensity", type=float, default=1.0, help="usage volume (0–10]")
     parser.add_argument(
         "--drive-minutes",
@@ -576,7 +642,7 @@ def parse(argv: list[str], env: Mapping[str, str]) -> Options:
         parser.error("--drive-minutes must be positive")
     keep_env = env.get("DEMO_KEEP", "1").strip().lower() not in ("0", "false", "no")
     return Options(
-        onboarding_days=min(14, args.days // 5),
+        history_days=min(42, args.days // 2) if args.history_days is None else args.history_days,
         seed=args.seed,
         accounts=args.accounts,
         days=args.days,

@@ -5,10 +5,11 @@ Both are pure functions of :class:`~churnwatch.collect.RunData` — what the pip
 plus the ground truth to judge it by. The HTML has its CSS inline and its charts as inline
 SVG: no script, no external asset, so it opens anywhere and can be mailed as one file.
 
-Which alerts count. The demo silences every rule for its first ``onboarding_days`` (a new
-account has no baseline yet). An alert that started then and was over before the silence
-ended never reached anyone and is not counted; one still open when it ended counts from that
-moment, which is when its owner heard of it.
+Which alerts count. The demo imports its first ``onboarding_days`` as history
+(``churnwatch import-history``, which notifies nobody) and runs live from then: alerts count
+from the first live day. (A run that silenced its first days instead — older saved runs —
+counts the same way: an alert over before the silence ended reached nobody; one still open
+then counts from that moment, which is when its owner heard of it.)
 
 ``python -m churnwatch.report reports/demo-run.json [--out reports/demo.html]`` renders the
 report again from a saved run.
@@ -241,7 +242,7 @@ def summary(run: RunData) -> str:
 
     out.append(
         f"\nAlerts: {len(run.alerts)} in all, {len(f.counted)} counted (from "
-        f"{f.counted_from:%Y-%m-%d}, after {run.onboarding_days} days of onboarding silence)"
+        f"{f.counted_from:%Y-%m-%d}, after {run.onboarding_days} days of imported history)"
     )
     rows = [["rule", "alerts", "accounts", "precision", "recall", "late", "median lead (days)"]]
     for score in f.scores:
@@ -622,7 +623,7 @@ def _timeline(f: Figures) -> str:
     ox = _x(f.counted_from, run.start, run.days, left, width)
     parts.append(
         f"<rect x='{left}' y='{top - 8}' width='{ox - left:.1f}' height='{row_h * len(rules) + 8}' "
-        "fill='#eaeef2'><title>onboarding: alerts silenced</title></rect>"
+        "fill='#eaeef2'><title>imported history: no alerts for the past</title></rect>"
     )
     for tick in _month_ticks(run.start, run.days):
         tx = _x(tick, run.start, run.days, left, width)
@@ -656,7 +657,7 @@ def _timeline(f: Figures) -> str:
         "churned</span><span><i style='background:#2e9d57'></i>real opportunity</span>"
         "<span><i style='background:#8c959f'></i>account did not churn</span>"
         "<span><i style='background:#eaeef2;border:1px solid #afb8c1;border-radius:0'></i>"
-        "onboarding silence</span></div>"
+        "imported history</span></div>"
     )
     return "<h2 id='timeline'>Alerts over time</h2>" + "".join(parts) + legend
 
@@ -895,8 +896,8 @@ def _method(f: Figures) -> str:
         f"Sent to ingest: {sent}; rejected: "
         + (", ".join(f"{k} {v}" for k, v in rejected.items()) if rejected else "none")
         + f"; {ingest.get('requests', 0):,} requests.",
-        f"Alerts silenced for the first {run.onboarding_days} days (onboarding); counted from "
-        f"{f.counted_from:%Y-%m-%d}.",
+        f"The first {run.onboarding_days} days were imported as history (no alerts for the "
+        f"past); alerts counted from {f.counted_from:%Y-%m-%d}.",
         "Timings: " + ", ".join(f"{k.removesuffix('_seconds')} {v:.0f} s" for k, v in t.items()),
     ]
     if f.scores:

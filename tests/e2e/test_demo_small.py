@@ -1,6 +1,7 @@
-"""A small ``make demo``: 20 accounts × 30 days on a fast clock, through the real services, on
-the session's Kafka and PostgreSQL — then the outputs exist and the report's figures are what
-the services hold."""
+"""A small ``make demo``: 20 accounts × 50 days — the first 36 imported as history (past the
+baselines' warm-up), the last 14 live on a fast clock through the real services, on the
+session's Kafka and PostgreSQL — then the outputs exist and the report's figures are what the
+services hold."""
 
 from __future__ import annotations
 
@@ -58,11 +59,11 @@ async def test_a_small_demo_writes_its_outputs_and_reports_what_the_services_hol
     options = demo.Options(
         seed=11,
         accounts=20,
-        days=30,
+        days=50,
         start=date(2026, 7, 1),
         drive_seconds=30.0,
         lead_seconds=8.0,
-        onboarding_days=6,
+        history_days=36,
         settle_timeout_seconds=90.0,
         out=tmp_path / "reports",
         quiet=True,
@@ -76,7 +77,7 @@ async def test_a_small_demo_writes_its_outputs_and_reports_what_the_services_hol
     assert saved.alerts == run.alerts
     assert "<svg" in html
     assert "How well each rule warned" in html
-    assert summary.startswith("churnwatch demo: 20 accounts, 12 people, 30 days")
+    assert summary.startswith("churnwatch demo: 20 accounts, 12 people, 50 days")
 
     # ingest took every event the simulation produced
     sent = {k: v for k, v in run.ingest["sent"].items() if k not in ("accounts", "people")}

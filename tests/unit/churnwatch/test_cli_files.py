@@ -87,15 +87,16 @@ def test_a_missing_import_file_is_a_bad_input(tmp_path: Path) -> None:
 
 
 def test_the_demo_runs_its_services_on_one_scaled_clock_with_fitting_tolerances() -> None:
-    options = demo.Options(days=120, drive_seconds=240.0, start=date(2026, 7, 1))
+    options = demo.Options(days=120, history_days=20, drive_seconds=240.0, start=date(2026, 7, 1))
     settings = demo.run_settings(options, "demo1.", anchor=1_800_000_000.0)
 
-    assert options.speed == 43_200
-    assert settings["CLOCK_SIM_START"] == "2026-07-01T00:00:00Z"
+    # the 100 live days (after 20 imported as history) pass in 240 s, from the history's end
+    assert options.speed == 36_000
+    assert settings["CLOCK_SIM_START"] == "2026-07-21T00:00:00Z"
     assert settings["CLOCK_REAL_ANCHOR"] == "1800000000.000"
-    assert float(settings["CLOCK_SPEED"]) == 43_200
+    assert float(settings["CLOCK_SPEED"]) == 36_000
     # a Zendesk signature stays fresh for a minute of real time, whatever the speed
-    assert float(settings["INGEST_ZENDESK_MAX_SIGNATURE_AGE_SECONDS"]) == 60 * 43_200
+    assert float(settings["INGEST_ZENDESK_MAX_SIGNATURE_AGE_SECONDS"]) == 60 * 36_000
     assert settings["TOPIC_PREFIX"] == "demo1."
     assert settings["SCORING_CONSUMER_GROUP"] == "demo1.scoring"
     assert settings["ALERTS_CONSUMER_GROUP"] == "demo1.alerts"
@@ -106,4 +107,5 @@ def test_demo_keep_comes_from_the_flag_or_demo_keep() -> None:
     assert demo.parse([], {"DEMO_KEEP": "0"}).keep is False
     assert demo.parse(["--keep"], {"DEMO_KEEP": "0"}).keep is True
     assert demo.parse(["--no-keep"], {}).keep is False
-    assert demo.parse(["--days", "30"], {}).onboarding_days == 6
+    assert demo.parse(["--days", "30"], {}).history_days == 15
+    assert demo.parse([], {}).history_days == 42
