@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from services.scoring import aggregate
@@ -37,6 +37,8 @@ from services.scoring.health import (
 from services.scoring.store.dedup import event_key
 from shared.events import AccountRecord, Event, SurveyEvent, UsageEvent
 
+DEDUP_DAYS = 35  # the Ledger counts an event once if its copies occur within this many days
+# of the newest day folded — far more than the live path admits (SCORING_MAX_EVENT_AGE_DAYS)
 CLOSED = frozenset({"solved", "closed"})  # a ticket in these states is not open
 HIGH_URGENT = aggregate.HIGH_URGENT
 
@@ -160,9 +162,14 @@ class AccountState:
 class Ledger:
     """Every account's aggregates, fed batches of events in any order and grouping."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, dedup_days: int = DEDUP_DAYS) -> None:
         self.accounts: dict[str, AccountState] = defaultdict(AccountState)
-        self._seen: set[bytes] = set()  # scoring's dedup keys of the events counted
+        # scoring's dedup keys of the events counted, by UTC day of occurred_at; the days more
+        # than ``dedup_days`` before the newest one are forgotten (memory stays bounded)
+        self._seen: dict[bytes, int] = {}  # key → day
+        self._by_day: dict[int, list[bytes]] = {}
+        self._dedup_days = dedup_days
+        self._newest = 0
         self.duplicates = 0
 
     def fold_day(self, events: Sequence[Event]) -> None:
@@ -200,14 +207,20 @@ class Ledger:
             self._times(self.accounts[event.account_id], event)
 
     def _fresh(self, events: Iterable[Event]) -> Iterable[Event]:
-        seen = self._seen
+        seen, by_day = self._seen, self._by_day
         for event in events:
             key = event_key(event)
             if key in seen:
                 self.duplicates += 1
                 continue
-            seen.add(key)
+            day = event.occurred_at.astimezone(UTC).toordinal()
+            seen[key] = day
+            by_day.setdefault(day, []).append(key)
+            self._newest = max(self._newest, day)
             yield event
+        for day in [d for d in by_day if d < self._newest - self._dedup_days]:
+            for key in by_day.pop(day):
+                del seen[key]
 
     @staticmethod
     def _times(state: AccountState, event: Event) -> None:
