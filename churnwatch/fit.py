@@ -9,13 +9,15 @@ record whose ``lifecycle_stage`` is ``churned``).
 (:class:`services.scoring.facts.Ledger`, held to the live SQL by a parity test); every
 ``train_step`` days while an account is observed (from its first event or record until its
 churn date or the end of its data) and up to ``train_until``, its measure values
-(:func:`services.scoring.health.measure_values`) make one row, labelled 1 when it churns within
-``horizon`` days. A row whose outcome is not known by ``train_until`` is left out: nothing from
-the hold-out period leaks into the fit.
+(:func:`services.scoring.health.measure_values`) make one row. Its label is the share of the
+horizons (7, 14, 30, 60 days) within which it churns — 1 a week before churn, ¼ two months
+before — so the score ranks the near churners first and still sees the far ones; the bands
+use churn within ``horizon`` (30) days. A row whose outcome is not known by ``train_until`` is
+left out: nothing from the hold-out period leaks into the fit.
 
 **What is learned** (scikit-learn, the optional ``fit`` extra, imported only here):
 
-- per measure, a *point curve*: an isotonic regression of the churn rate on the value, forced
+- per measure, a *point curve*: an isotonic regression of the label on the value, forced
   monotone in the component's direction, turned into log-odds and scaled to 0–100 points
   (100 = the lowest risk seen) at up to ``MAX_KNOTS`` quantile knots;
 - per component, the measures' shares (a logistic regression with non-negative weights on the
@@ -134,7 +136,8 @@ class Rows:
 
     values: list[list[float]] = field(default_factory=list)
     unscored: list[list[bool]] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
+    labels: list[float] = field(default_factory=list)  # share of the horizons it churns within
+    band_labels: list[int] = field(default_factory=list)  # churns within the band horizon
     accounts: list[str] = field(default_factory=list)
     tiers: list[str | None] = field(default_factory=list)
 
@@ -173,22 +176,36 @@ def row_of(base: Model, facts: Facts, as_of: datetime) -> tuple[list[float], lis
 
 @dataclass
 class Inputs:
-    events: list[Event]
+    events: Iterable[Event]  # in time order (a list is sorted)
     records: list[AccountRecord]
     outcomes: dict[str, Outcome]
 
 
-def every_day(events: Sequence[Event]) -> Iterator[tuple[date, list[Event]]]:
-    """Every calendar day from the first event's to the last's, with that day's events."""
-    by_day: dict[date, list[Event]] = defaultdict(list)
-    for event in events:
-        by_day[event.occurred_at.astimezone(UTC).date()].append(event)
-    if not by_day:
-        return
-    day, last = min(by_day), max(by_day)
-    while day <= last:
-        yield day, by_day.get(day, [])
-        day += timedelta(days=1)
+def every_day(events: Iterable[Event]) -> Iterator[tuple[date, list[Event]]]:
+    """Every calendar day from the first event's to the last's, with that day's events.
+
+    Streams: the events must come in time order (as ``churnwatch`` files are written; a list
+    is sorted first). An event of an earlier day than the one before it is an error."""
+    if isinstance(events, list):
+        events = sorted(events, key=lambda e: e.occurred_at)
+    day: date | None = None
+    todays: list[Event] = []
+    for number, event in enumerate(events, start=1):
+        at = event.occurred_at.astimezone(UTC).date()
+        if day is None:
+            day = at
+        if at < day:
+            raise FitError(
+                f"event {number} ({event.event_id}) is of {at}, after events of {day}: the "
+                "events must be in time order"
+            )
+        while at > day:
+            yield day, todays
+            todays = []
+            day += timedelta(days=1)
+        todays.append(event)
+    if day is not None:
+        yield day, todays
 
 
 def _end_of(day: date) -> datetime:
@@ -200,13 +217,13 @@ class Observation:
     """When each account is observed: from its first event or record to its last day."""
 
     first: dict[str, date] = field(default_factory=dict)
-    last_day: date | None = None
+    last_day: date | None = None  # None while the data is still being read
 
     def window(self, account: str, outcome: Outcome) -> tuple[date, date] | None:
         first = self.first.get(account)
-        if first is None or self.last_day is None:
+        if first is None:
             return None
-        last = self.last_day
+        last = self.last_day or date.max
         if outcome.observed_until is not None:
             last = min(last, outcome.observed_until)
         if outcome.churn_date is not None:
@@ -260,32 +277,27 @@ def run(
     horizon: int = DEFAULT_HORIZON,
     horizons: Sequence[int] = DEFAULT_HORIZONS,
     train_step: int | None = None,
+    label_horizons: Sequence[int] | None = None,
     red_lift: float = DEFAULT_RED_LIFT,
     resamples: int = 200,
 ) -> Report:
     """Fold the events; at ``train_until`` fit; then score the hold-out and judge."""
     started = time.perf_counter()
-    events = sorted(inputs.events, key=lambda e: e.occurred_at)
-    if not events:
-        raise FitError("the event file holds no events")
     outcomes = inputs.outcomes
-    unmatched = sorted({e.account_id for e in events} - set(outcomes))
+    seen: set[str] = set()
     ledger = Ledger()
     frame = fitting_frame(base)
-    last_day = events[-1].occurred_at.astimezone(UTC).date()
-    observation = Observation(last_day=last_day)
-    # Records dated after the data (a snapshot exported later, or no updated_at at all) hold
-    # from the start; the others from their updated_at.
-    end = _end_of(last_day)
-    timeline = sorted(
-        (r for r in inputs.records if r.updated_at <= end), key=lambda r: r.updated_at
-    )
+    targets_at = tuple(label_horizons or horizons)
+    observation = Observation()
+    # An account's earliest record holds from the start (a snapshot exported after the data,
+    # or one without updated_at, is the best known); later versions from their updated_at.
     current: dict[str, AccountRecord] = {}
-    for snapshot in sorted(inputs.records, key=lambda r: r.updated_at):
-        if snapshot.updated_at > end:
-            current[snapshot.account_id] = snapshot
-    if train_until >= last_day:
-        raise FitError(f"--train-until {train_until} leaves no hold-out: the data ends {last_day}")
+    timeline: list[AccountRecord] = []
+    for version_of in sorted(inputs.records, key=lambda r: r.updated_at):
+        if version_of.account_id in current:
+            timeline.append(version_of)
+        else:
+            current[version_of.account_id] = version_of
     rows = Rows()
     holdout = Holdout()
     fitted: Fitted | None = None
@@ -298,10 +310,12 @@ def run(
             for h in horizons:
                 cases[outcome.churn_date - timedelta(days=h)][account].append(h)
     control_step = max(1, math.ceil(len(outcomes) / MAX_CONTROLS))
-    if train_step is None:
-        span = max(1, (train_until - events[0].occurred_at.astimezone(UTC).date()).days)
-        train_step = max(1, math.ceil(len(outcomes) * span / MAX_TRAINING_ROWS))
-    for day, todays in every_day(events):
+    last_day: date | None = None
+    for day, todays in every_day(inputs.events):
+        if train_step is None:
+            span = max(1, (train_until - day).days)
+            train_step = max(1, math.ceil(len(outcomes) * span / MAX_TRAINING_ROWS))
+        last_day = day
         ledger.fold_day(todays)
         as_of = _end_of(day)
         while timeline and timeline[0].updated_at <= as_of:
@@ -310,8 +324,11 @@ def run(
             observation.first.setdefault(change.account_id, day)
         for event in todays:
             observation.first.setdefault(event.account_id, day)
+            seen.add(event.account_id)
         if day > train_until and fitted is None:
-            fitted = fit(rows, frame, version=version, red_lift=red_lift, horizon=horizon)
+            fitted = fit(
+                rows, frame, version=version, red_lift=red_lift, horizon=horizon, targets=targets_at
+            )
         todays_cases = cases.get(day, {})
         for account, outcome in outcomes.items():
             window = observation.window(account, outcome)
@@ -321,14 +338,15 @@ def run(
             if day <= train_until:
                 if not _sampled(account, day, train_step):
                     continue
-                label = _label(outcome, day, horizon, train_until)
-                if label is None:
+                targets = [_label(outcome, day, h, train_until) for h in (horizon, *targets_at)]
+                if None in targets:
                     continue
                 facts = ledger.facts(account, as_of, record)
                 values, unscored = row_of(frame, facts, as_of)
                 rows.values.append(values)
                 rows.unscored.append(unscored)
-                rows.labels.append(label)
+                rows.labels.append(sum(targets[1:]) / len(targets_at))  # type: ignore[arg-type]
+                rows.band_labels.append(targets[0] or 0)
                 rows.accounts.append(account)
                 rows.tiers.append(record.tier if record else None)
             else:
@@ -341,8 +359,12 @@ def run(
                 _score_holdout(
                     holdout, fitted, base, frame, facts, as_of, judged, calibrate=sampled
                 )
-    if fitted is None:  # pragma: no cover - train_until < last day guarantees the hold-out
-        raise FitError("no hold-out day")
+    if last_day is None:
+        raise FitError("the event file holds no events")
+    if fitted is None:
+        raise FitError(f"--train-until {train_until} leaves no hold-out: the data ends {last_day}")
+    observation.last_day = last_day
+    unmatched = sorted(seen - set(outcomes))
     _score_black_box(holdout, fitted)
     observed = {a: w for a, o in outcomes.items() if (w := observation.window(a, o)) is not None}
     return _report(
@@ -403,7 +425,7 @@ def _score_black_box(holdout: Holdout, fitted: Fitted) -> None:
         return
     features = np.array(holdout.features)
     features[:, fitted.empty_columns] = 0.0
-    risk = fitted.black_box.predict_proba(features)[:, 1]
+    risk = fitted.black_box.predict(features)
     for (account, day, horizons), p in zip(holdout.keys, risk, strict=True):
         for h in horizons:
             holdout.scores["black box", h][account][day] = -float(p)
@@ -419,20 +441,29 @@ class Curve:
     informative: bool
 
 
-def fit(rows: Rows, base: Model, *, version: str, red_lift: float, horizon: int) -> Fitted:
+def fit(
+    rows: Rows,
+    base: Model,
+    *,
+    version: str,
+    red_lift: float,
+    horizon: int,
+    targets: Sequence[int],
+) -> Fitted:
     """Learn curves, shares, missing points, weights, profiles and bands; write and load."""
     import numpy as np
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
     if not rows.labels:
         raise FitError("no training rows before --train-until (is the date after the data?)")
     x = np.array(rows.values, dtype=float)
     lost = np.array(rows.unscored, dtype=bool)
     y = np.array(rows.labels, dtype=float)
-    positives = int(y.sum())
+    y_band = np.array(rows.band_labels, dtype=float)
+    positives = int((y > 0).sum())
     if positives < 5 or positives == len(y):
         raise FitError(
-            f"{positives} of {len(y)} training rows churn within {horizon} days: too few to "
+            f"{positives} of {len(y)} training rows churn within {max(targets)} days: too few to "
             "learn from (is --train-until too early, or are the labels for other accounts?)"
         )
     components = {c.name: c for c in base.default.components}
@@ -481,12 +512,13 @@ def fit(rows: Rows, base: Model, *, version: str, red_lift: float, horizon: int)
     for tier, tier_weights in profiles:
         mine = tiers == tier
         score[mine] = component_points[mine] @ np.array([tier_weights[n] for n in COMPONENTS]) / 100
-    red, green, band_notes = learn_bands(score, y, red_lift)
+    red, green, band_notes = learn_bands(score, y_band, red_lift)
     summary = {
         "training_rows": len(y),
         "training_accounts": len(set(rows.accounts)),
         "training_positives": positives,
-        "base_rate": float(y.mean()),
+        "base_rate": float(y_band.mean()),
+        "label_horizons": list(targets),
         "weights": weights,
         "profiles": {tier: w for tier, w in profiles},
         "shares": shares,
@@ -512,7 +544,7 @@ def fit(rows: Rows, base: Model, *, version: str, red_lift: float, horizon: int)
     features = np.hstack([x, lost.astype(float)])
     empty = np.isnan(features).all(axis=0)  # a measure never known: a constant column
     features[:, empty] = 0.0
-    black_box = HistGradientBoostingClassifier(
+    black_box = HistGradientBoostingRegressor(  # on the same (soft) label as the scorecard
         max_iter=300, learning_rate=0.05, max_leaf_nodes=31, l2_regularization=1.0, random_state=0
     ).fit(features, y)
     return Fitted(text, loaded, summary, black_box, [int(i) for i in np.nonzero(empty)[0]])
@@ -536,7 +568,7 @@ def learn_curve(values: FloatArray, labels: FloatArray, direction: str) -> Curve
     # knots where the data is, and where the churners are (a tail the rows seldom reach)
     steps = np.linspace(0.0, 1.0, 4 * MAX_KNOTS + 1)
     grid = np.unique(
-        np.concatenate([np.quantile(values, steps), np.quantile(values[labels == 1], steps)])
+        np.concatenate([np.quantile(values, steps), np.quantile(values[labels > 0], steps)])
     )
     if len(grid) < 2:
         grid = np.array([grid[0], grid[0] + 1.0])
@@ -646,9 +678,8 @@ def _nonnegative_logistic(features: FloatArray, labels: FloatArray) -> FloatArra
     from scipy.optimize import minimize
 
     n, k = features.shape
-    positive = labels.mean()
-    sample = np.where(labels == 1, 0.5 / positive, 0.5 / (1 - positive))
-    sample = sample / sample.mean()
+    positive = float(labels.mean())  # labels may be soft (0–1): each side weighs half
+    w1, w0 = 0.5 / positive, 0.5 / (1 - positive)
     design = -features
     penalty = 1e-3
 
@@ -656,8 +687,8 @@ def _nonnegative_logistic(features: FloatArray, labels: FloatArray) -> FloatArra
         z = design @ theta[:k] + theta[k]
         p = 1.0 / (1.0 + np.exp(-z))
         eps = 1e-12
-        value = -np.mean(sample * (labels * np.log(p + eps) + (1 - labels) * np.log(1 - p + eps)))
-        residual = sample * (p - labels) / n
+        value = -np.mean(w1 * labels * np.log(p + eps) + w0 * (1 - labels) * np.log(1 - p + eps))
+        residual = (w1 * labels * (p - 1) + w0 * (1 - labels) * p) / n
         grad = np.concatenate([design.T @ residual, [residual.sum()]])
         value += penalty * float(theta[:k] @ theta[:k])
         grad[:k] += 2 * penalty * theta[:k]
@@ -735,14 +766,15 @@ def model_text(
         f"# The churnwatch health model {version}, learned by `churnwatch fit`.",
         "#",
         f"# Trained on {summary['training_rows']:,} account-days of "
-        f"{summary['training_accounts']:,} accounts; label: churn within {horizon} days (base rate "
-        f"{summary['base_rate']:.1%}).",
+        f"{summary['training_accounts']:,} accounts; label: the share of the horizons "
+        f"{'/'.join(map(str, summary['label_horizons']))} days within which the account churns;",
+        f"# bands from the churn within {horizon} days (base rate {summary['base_rate']:.1%}).",
         "# Curves: (value, points) knots, linear between, flat beyond; monotone in the",
         "# component's direction. docs/scoring.md and docs/fit.md explain each field.",
         "",
         f'version = "{version}"',
-        f'description = "Learned from history by churnwatch fit (label: churn within {horizon} '
-        f'days); curves, shares, weights and bands from the data."',
+        'description = "Learned from history by churnwatch fit: curves, shares, weights and '
+        'bands from the data (docs/fit.md)."',
         f"top_reasons = {base.top_reasons}",
         f"reason_below_points = {_number(base.reason_below_points)}",
         f"warm_up_days = {base.warm_up_days}",
@@ -949,8 +981,10 @@ def render_html(report: Report) -> str:
         head,
         f"<h1>churnwatch fit: {esc(d['version'])}</h1>",
         f"<p>Trained until {d['train_until']} on {fit_summary['training_rows']:,} account-days of "
-        f"{fit_summary['training_accounts']:,} accounts (label: churn within "
-        f"{d['label_horizon_days']} days, base rate {fit_summary['base_rate']:.1%}); judged on "
+        f"{fit_summary['training_accounts']:,} accounts (label: the share of the horizons "
+        f"{'/'.join(map(str, fit_summary['label_horizons']))} days within which the account "
+        f"churns; bands and calibration: churn within {d['label_horizon_days']} days, base "
+        f"rate {fit_summary['base_rate']:.1%}); judged on "
         f"the hold-out {d['holdout'][0]} – {d['holdout'][1]} ({d['holdout_rows']:,} account-days "
         f"scored, {d['holdout_rows_warming_up']:,} of them warming up). {d['accounts']:,} "
         f"accounts, {d['churners']:,} churners.</p>",
@@ -1072,9 +1106,16 @@ def add_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--version", help="the model's version (default: the file name's stem)")
     cmd.add_argument("--base", type=Path, help="the model to start from (default: the service's)")
     cmd.add_argument(
-        "--horizon", type=int, default=DEFAULT_HORIZON, help="label: churn within N days"
+        "--horizon",
+        type=int,
+        default=DEFAULT_HORIZON,
+        help="bands and calibration: churn within N days (default 30)",
     )
-    cmd.add_argument("--horizons", default="7,14,30,60", help="hold-out AUC horizons")
+    cmd.add_argument(
+        "--horizons",
+        default="7,14,30,60",
+        help="days before churn: the label's horizons and the hold-out AUC's (default 7,14,30,60)",
+    )
     cmd.add_argument(
         "--train-step",
         type=int,
@@ -1107,7 +1148,7 @@ def command(args: argparse.Namespace, out: TextIO) -> int:
     now = datetime.now(UTC)
     account_files = args.accounts or _beside(args.events)
     records = [r for f in account_files for r in files.read_accounts(f, now=now)]
-    events = list(files.read_events(args.events))
+    events = files.read_events(args.events)  # streamed: the files are in time order
     if args.labels is not None:
         outcomes = outcomes_from_labels(args.labels)
     else:

@@ -85,7 +85,7 @@ def test_the_fitted_model_beats_naive_inactivity_on_the_hold_out(report: fit.Rep
         fitted, naive = aucs["fitted model"][i], aucs["naive inactivity"][i]
         assert fitted is not None
         assert naive is not None
-        assert fitted >= naive + 0.05, (horizon, aucs)
+        assert fitted >= naive + 0.04, (horizon, aucs)
     assert report.data["auc"]["fitted model"][1]["churners"] >= 25
 
 
