@@ -79,18 +79,32 @@ class ApiKeys:
         """A FastAPI dependency that authenticates the request and checks ``scope``."""
 
         async def dependency(request: Request) -> Caller:
-            caller = self.lookup(presented_key(request))
-            if caller is None:
-                raise HTTPException(
-                    401,
-                    detail={"code": "unauthenticated", "message": "missing or unknown API key"},
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-            authorize(caller, scope)
-            request.state.caller = caller
-            return caller
+            return authenticate(self, request, scope)
 
         return dependency
+
+
+def require(scope: Scope) -> Callable[[Request], Awaitable[Caller]]:
+    """A FastAPI dependency for module-level routes: authenticates the request with the keys
+    the app keeps in ``app.state.api_keys`` and checks ``scope``."""
+
+    async def dependency(request: Request) -> Caller:
+        return authenticate(request.app.state.api_keys, request, scope)
+
+    return dependency
+
+
+def authenticate(keys: ApiKeys, request: Request, scope: Scope) -> Caller:
+    caller = keys.lookup(presented_key(request))
+    if caller is None:
+        raise HTTPException(
+            401,
+            detail={"code": "unauthenticated", "message": "missing or unknown API key"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    authorize(caller, scope)
+    request.state.caller = caller
+    return caller
 
 
 def authorize(caller: Caller, scope: Scope) -> None:

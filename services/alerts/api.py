@@ -8,6 +8,7 @@ only ``POST`` acts (``GET`` shows a confirmation page).
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -18,11 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts import decide, links, render, store
+from services.alerts.accounts import Clocks, apply, gather
 from services.alerts.decide import Config
-from services.alerts.handler import Clocks, apply, gather
 from services.alerts.lifecycle import Alert, Matcher, Silence
 from shared import errors
-from shared.auth import ApiKeys, Caller
+from shared.auth import ApiKeys, Caller, require
 
 Severity = Literal["info", "warning", "critical"]
 State = Literal["firing", "acknowledged", "snoozed", "resolved"]
@@ -172,222 +173,254 @@ class Actions:
 
 
 # ---------------------------------------------------------------------------------------------
-# Routes
+# Routes (module-level; what they need comes from the app, see ``install``)
 
 
-def router(
+@dataclass(frozen=True)
+class Context:
+    engine: AsyncEngine
+    clocks: Clocks
+    actions: Actions
+    signer: links.LinkSigner
+    silence_max: timedelta
+
+
+def _context(request: Request) -> Context:
+    context: Context = request.app.state.alerts
+    return context
+
+
+Ctx = Annotated[Context, Depends(_context)]
+Admin = Annotated[Caller, Depends(require("admin"))]
+READ = [Depends(require("read"))]
+
+api = APIRouter()
+
+
+def install(
+    app: FastAPI,
     engine: AsyncEngine,
     config: Config,
     clocks: Clocks,
     api_keys: ApiKeys,
     signer: links.LinkSigner,
     silence_max: timedelta,
-) -> APIRouter:
-    api = APIRouter()
+) -> None:
+    """Serve the routes on ``app`` with these parts."""
     actions = Actions(engine, config, clocks)
-    read = Depends(api_keys.require("read"))
-    admin = api_keys.require("admin")
-    Admin = Annotated[Caller, Depends(admin)]
+    app.state.alerts = Context(engine, clocks, actions, signer, silence_max)
+    app.state.api_keys = api_keys
+    app.include_router(api)
 
-    @api.get("/v1/alerts", dependencies=[read], summary="List alerts, newest first")
-    async def list_alerts(
-        state: Annotated[list[State] | None, Query()] = None,
-        account_id: str | None = None,
-        rule: str | None = None,
-        severity: Annotated[list[Severity] | None, Query()] = None,
-        motion: str | None = None,
-        owner: str | None = None,
-        open_only: bool = False,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        before_id: int | None = None,
-    ) -> dict[str, Any]:
-        query = store.AlertQuery(
-            state, account_id, rule, severity, motion, owner, open_only, limit, before_id
+
+@api.get("/v1/alerts", dependencies=READ, summary="List alerts, newest first")
+async def list_alerts(
+    ctx: Ctx,
+    state: Annotated[list[State] | None, Query()] = None,
+    account_id: str | None = None,
+    rule: str | None = None,
+    severity: Annotated[list[Severity] | None, Query()] = None,
+    motion: str | None = None,
+    owner: str | None = None,
+    open_only: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before_id: int | None = None,
+) -> dict[str, Any]:
+    query = store.AlertQuery(
+        state, account_id, rule, severity, motion, owner, open_only, limit, before_id
+    )
+    async with ctx.engine.connect() as conn:
+        found = await store.list_alerts(conn, query)
+    return {
+        "alerts": [alert_json(a) for a in found],
+        "next_before_id": found[-1].id if len(found) == limit else None,
+    }
+
+
+@api.get("/v1/alerts/{alert_id}", dependencies=READ, summary="One alert")
+async def get_alert(ctx: Ctx, alert_id: int) -> dict[str, Any]:
+    return alert_json(await ctx.actions.account_of(alert_id))
+
+
+async def _act(
+    ctx: Context,
+    alert_id: int,
+    action: decide.Action,
+    by: str,
+    snooze_for: timedelta | None = None,
+) -> dict[str, Any]:
+    alert = await ctx.actions.account_of(alert_id)
+    if alert.state == "resolved":
+        raise error(409, "already_resolved", f"alert {alert_id} is resolved")
+    [after] = await ctx.actions.act(alert.account_id, [alert_id], action, by, snooze_for=snooze_for)
+    return alert_json(after)
+
+
+@api.post("/v1/alerts/{alert_id}/ack", summary="Acknowledge an alert")
+async def ack(
+    ctx: Ctx, alert_id: int, caller: Admin, body: ActorBody | None = None
+) -> dict[str, Any]:
+    return await _act(ctx, alert_id, "ack", (body and body.by) or caller.name)
+
+
+@api.post("/v1/alerts/{alert_id}/snooze", summary="Snooze an alert")
+async def snooze(ctx: Ctx, alert_id: int, body: SnoozeBody, caller: Admin) -> dict[str, Any]:
+    now = ctx.clocks.now()
+    duration = (
+        timedelta(seconds=body.seconds) if body.seconds is not None else body.until - now  # type: ignore[operator]
+    )
+    if duration <= timedelta(0):
+        raise error(422, "invalid_request", "`until` must be in the future")
+    return await _act(ctx, alert_id, "snooze", body.by or caller.name, duration)
+
+
+@api.post("/v1/alerts/{alert_id}/resolve", summary="Resolve an alert by hand")
+async def resolve(
+    ctx: Ctx, alert_id: int, caller: Admin, body: ActorBody | None = None
+) -> dict[str, Any]:
+    return await _act(ctx, alert_id, "resolve", (body and body.by) or caller.name)
+
+
+@api.get("/v1/silences", dependencies=READ, summary="Silences (active unless asked)")
+async def list_silences(ctx: Ctx, include_expired: bool = False) -> dict[str, Any]:
+    async with ctx.engine.connect() as conn:
+        found = await store.list_silences(conn, ctx.clocks.now(), include_expired=include_expired)
+    return {"silences": [_silence_json(s) for s in found]}
+
+
+@api.post("/v1/silences", status_code=201, summary="Create a silence (expiry required)")
+async def create_silence(ctx: Ctx, body: SilenceBody, caller: Admin) -> dict[str, Any]:
+    now = ctx.clocks.now()
+    starts = body.starts_at or now
+    if body.ends_at.tzinfo is None or starts.tzinfo is None:
+        raise error(422, "invalid_request", "times need a UTC offset")
+    if body.ends_at <= max(now, starts):
+        raise error(422, "invalid_request", "`ends_at` must be in the future, after start")
+    if body.ends_at - starts > ctx.silence_max:
+        raise error(
+            422,
+            "silence_too_long",
+            f"a silence lasts at most {ctx.silence_max.total_seconds():.0f} seconds",
         )
-        async with engine.connect() as conn:
-            found = await store.list_alerts(conn, query)
-        return {
-            "alerts": [alert_json(a) for a in found],
-            "next_before_id": found[-1].id if len(found) == limit else None,
-        }
-
-    @api.get("/v1/alerts/{alert_id}", dependencies=[read], summary="One alert")
-    async def get_alert(alert_id: int) -> dict[str, Any]:
-        return alert_json(await actions.account_of(alert_id))
-
-    async def _act(
-        alert_id: int,
-        action: decide.Action,
-        by: str,
-        snooze_for: timedelta | None = None,
-    ) -> dict[str, Any]:
-        alert = await actions.account_of(alert_id)
-        if alert.state == "resolved":
-            raise error(409, "already_resolved", f"alert {alert_id} is resolved")
-        [after] = await actions.act(alert.account_id, [alert_id], action, by, snooze_for=snooze_for)
-        return alert_json(after)
-
-    @api.post("/v1/alerts/{alert_id}/ack", summary="Acknowledge an alert")
-    async def ack(alert_id: int, caller: Admin, body: ActorBody | None = None) -> dict[str, Any]:
-        return await _act(alert_id, "ack", (body and body.by) or caller.name)
-
-    @api.post("/v1/alerts/{alert_id}/snooze", summary="Snooze an alert")
-    async def snooze(alert_id: int, body: SnoozeBody, caller: Admin) -> dict[str, Any]:
-        now = clocks.now()
-        duration = (
-            timedelta(seconds=body.seconds) if body.seconds is not None else body.until - now  # type: ignore[operator]
+    async with ctx.engine.begin() as conn:
+        silence = await store.create_silence(
+            conn,
+            [Matcher(m.label, m.op, m.value) for m in body.matchers],
+            starts_at=starts,
+            ends_at=body.ends_at,
+            created_by=body.created_by or caller.name,
+            comment=body.comment,
+            now=now,
         )
-        if duration <= timedelta(0):
-            raise error(422, "invalid_request", "`until` must be in the future")
-        return await _act(alert_id, "snooze", body.by or caller.name, duration)
+    return _silence_json(silence)
 
-    @api.post("/v1/alerts/{alert_id}/resolve", summary="Resolve an alert by hand")
-    async def resolve(
-        alert_id: int, caller: Admin, body: ActorBody | None = None
-    ) -> dict[str, Any]:
-        return await _act(alert_id, "resolve", (body and body.by) or caller.name)
 
-    @api.get("/v1/silences", dependencies=[read], summary="Silences (active unless asked)")
-    async def list_silences(include_expired: bool = False) -> dict[str, Any]:
-        async with engine.connect() as conn:
-            found = await store.list_silences(conn, clocks.now(), include_expired=include_expired)
-        return {"silences": [_silence_json(s) for s in found]}
+@api.delete("/v1/silences/{silence_id}", summary="Expire a silence now")
+async def expire_silence(ctx: Ctx, silence_id: int, caller: Admin) -> dict[str, Any]:
+    now = ctx.clocks.now()
+    async with ctx.engine.begin() as conn:
+        silence = await store.expire_silence(conn, silence_id, now)
+        if silence is None:
+            raise error(404, "not_found", f"no active silence {silence_id}")
+        await store.wake(conn, silence_id=silence_id, now=now)
+    return _silence_json(silence)
 
-    @api.post("/v1/silences", status_code=201, summary="Create a silence (expiry required)")
-    async def create_silence(body: SilenceBody, caller: Admin) -> dict[str, Any]:
-        now = clocks.now()
-        starts = body.starts_at or now
-        if body.ends_at.tzinfo is None or starts.tzinfo is None:
-            raise error(422, "invalid_request", "times need a UTC offset")
-        if body.ends_at <= max(now, starts):
-            raise error(422, "invalid_request", "`ends_at` must be in the future, after start")
-        if body.ends_at - starts > silence_max:
-            raise error(
-                422,
-                "silence_too_long",
-                f"a silence lasts at most {silence_max.total_seconds():.0f} seconds",
-            )
-        async with engine.begin() as conn:
-            silence = await store.create_silence(
-                conn,
-                [Matcher(m.label, m.op, m.value) for m in body.matchers],
-                starts_at=starts,
-                ends_at=body.ends_at,
-                created_by=body.created_by or caller.name,
-                comment=body.comment,
-                now=now,
-            )
-        return _silence_json(silence)
 
-    @api.delete("/v1/silences/{silence_id}", summary="Expire a silence now")
-    async def expire_silence(silence_id: int, caller: Admin) -> dict[str, Any]:
-        now = clocks.now()
-        async with engine.begin() as conn:
-            silence = await store.expire_silence(conn, silence_id, now)
-            if silence is None:
-                raise error(404, "not_found", f"no active silence {silence_id}")
-            await store.wake(conn, silence_id=silence_id, now=now)
-        return _silence_json(silence)
+# -- one-click links ---------------------------------------------------------------------------
 
-    # -- one-click links -----------------------------------------------------------------------
 
-    def verify(token: str) -> links.Link | HTMLResponse:
-        try:
-            return signer.verify(token, clocks.now())
-        except links.LinkError as exc:
-            status = 410 if exc.code == "link_expired" else 403
-            return HTMLResponse(
-                render.page(
-                    "link.html.j2",
-                    heading="This link cannot be used",
-                    message=str(exc),
-                    alerts=[],
-                    action_label=None,
-                ),
-                status_code=status,
-                headers={"X-Error-Code": exc.code},
-            )
+def _link_page(
+    heading: str, message: str | None, alerts: Sequence[Alert], action_label: str | None = None
+) -> str:
+    return render.page(
+        "link.html.j2",
+        heading=heading,
+        message=message,
+        alerts=[alert_json(a) for a in alerts],
+        action_label=action_label,
+    )
 
-    async def load(link: links.Link) -> list[Alert]:
-        async with engine.connect() as conn:
-            found = await store.load_alerts(conn, link.alert_ids)
-        return [a for a in found if a.account_id == link.account_id]
 
-    @api.get("/links/{token}", response_class=HTMLResponse, summary="Confirm a one-click link")
-    async def link_page(token: str) -> HTMLResponse:
-        link = verify(token)
-        if isinstance(link, HTMLResponse):
-            return link
-        alerts = await load(link)
-        label = links.ACTION_LABEL[link.action]
-        open_alerts = [a for a in alerts if a.is_open]
+def _verify(ctx: Context, token: str) -> links.Link | HTMLResponse:
+    try:
+        return ctx.signer.verify(token, ctx.clocks.now())
+    except links.LinkError as exc:
+        status = 410 if exc.code == "link_expired" else 403
         return HTMLResponse(
-            render.page(
-                "link.html.j2",
-                heading=f"{label}: {alerts[0].account_id if alerts else link.account_id}",
-                message=None if open_alerts or link.action == "view" else "Already resolved.",
-                alerts=[alert_json(a) for a in alerts],
-                action_label=label if open_alerts and link.action != "view" else None,
-            ),
-            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+            _link_page("This link cannot be used", str(exc), []),
+            status_code=status,
+            headers={"X-Error-Code": exc.code},
         )
 
-    @api.post("/links/{token}", response_model=None, summary="Act on a one-click link")
-    async def link_act(token: str, request: Request) -> HTMLResponse | JSONResponse:
-        link = verify(token)
-        if isinstance(link, HTMLResponse):
-            return link
-        if link.action == "view":
-            raise error(405, "not_an_action", "a view link does not act")
-        alerts = [a for a in await load(link) if a.is_open]
-        who = f"link:{link.person or 'someone'}"
-        after: list[Alert] = []
-        once = (hashlib.sha256(token.encode()).digest(), link.expires_at)
-        try:
-            if alerts and link.action == "ack":
-                after = await actions.act(
-                    link.account_id, [a.id for a in alerts if a.id], "ack", who, link=once
-                )
-            elif alerts:
-                after = await actions.act(
-                    link.account_id,
-                    [a.id for a in alerts if a.id],
-                    "snooze",
-                    who,
-                    snooze_for=links.SNOOZE[link.action],
-                    link=once,
-                )
-        except LinkUsed:
-            return HTMLResponse(
-                render.page(
-                    "link.html.j2",
-                    heading="This link was already used",
-                    message="Each link acts once; the alert shows what was done.",
-                    alerts=[alert_json(a) for a in alerts],
-                    action_label=None,
-                ),
-                status_code=409,
-                headers={"X-Error-Code": "link_used", "Cache-Control": "no-store"},
+
+async def _load(ctx: Context, link: links.Link) -> list[Alert]:
+    async with ctx.engine.connect() as conn:
+        found = await store.load_alerts(conn, link.alert_ids)
+    return [a for a in found if a.account_id == link.account_id]
+
+
+@api.get("/links/{token}", response_class=HTMLResponse, summary="Confirm a one-click link")
+async def link_page(ctx: Ctx, token: str) -> HTMLResponse:
+    link = _verify(ctx, token)
+    if isinstance(link, HTMLResponse):
+        return link
+    alerts = await _load(ctx, link)
+    label = links.ACTION_LABEL[link.action]
+    open_alerts = [a for a in alerts if a.is_open]
+    return HTMLResponse(
+        _link_page(
+            f"{label}: {alerts[0].account_id if alerts else link.account_id}",
+            None if open_alerts or link.action == "view" else "Already resolved.",
+            alerts,
+            label if open_alerts and link.action != "view" else None,
+        ),
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+DONE = {"ack": "Acknowledged", "snooze_1d": "Snoozed for a day", "snooze_1w": "Snoozed for a week"}
+
+
+@api.post("/links/{token}", response_model=None, summary="Act on a one-click link")
+async def link_act(ctx: Ctx, token: str, request: Request) -> HTMLResponse | JSONResponse:
+    link = _verify(ctx, token)
+    if isinstance(link, HTMLResponse):
+        return link
+    if link.action == "view":
+        raise error(405, "not_an_action", "a view link does not act")
+    alerts = [a for a in await _load(ctx, link) if a.is_open]
+    once = (hashlib.sha256(token.encode()).digest(), link.expires_at)
+    after: list[Alert] = []
+    try:
+        if alerts:
+            after = await ctx.actions.act(
+                link.account_id,
+                [a.id for a in alerts if a.id],
+                "ack" if link.action == "ack" else "snooze",
+                f"link:{link.person or 'someone'}",
+                snooze_for=None if link.action == "ack" else links.SNOOZE[link.action],
+                link=once,
             )
-        done = {
-            "ack": "Acknowledged",
-            "snooze_1d": "Snoozed for a day",
-            "snooze_1w": "Snoozed for a week",
-        }[link.action]
-        if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse({"action": link.action, "alerts": [alert_json(a) for a in after]})
+    except LinkUsed:
         return HTMLResponse(
-            render.page(
-                "link.html.j2",
-                heading=done if after else "Nothing to do",
-                message=None if after else "These alerts are already resolved.",
-                alerts=[alert_json(a) for a in after],
-                action_label=None,
+            _link_page(
+                "This link was already used",
+                "Each link acts once; the alert shows what was done.",
+                alerts,
             ),
-            headers={"Cache-Control": "no-store"},
+            status_code=409,
+            headers={"X-Error-Code": "link_used", "Cache-Control": "no-store"},
         )
-
-    return api
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"action": link.action, "alerts": [alert_json(a) for a in after]})
+    return HTMLResponse(
+        _link_page(
+            DONE[link.action] if after else "Nothing to do",
+            None if after else "These alerts are already resolved.",
+            after,
+        ),
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _silence_json(silence: Silence) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts import api, delivery, handler, links, rules, scheduler
+from services.alerts.accounts import Clocks
 from services.alerts.decide import Config
-from services.alerts.handler import Clocks
 from services.alerts.lifecycle import Timing
 from services.alerts.messages import Content
 from services.alerts.notifiers import Notifier
@@ -257,14 +257,13 @@ def build_app(settings: AlertsSettings, draining: Draining) -> FastAPI:
     app = FastAPI(title="churnwatch alerts", version="1", lifespan=lifespan)
     api.install_error_handlers(app)
     app.include_router(ops_router(parts.checks(), draining))
-    app.include_router(
-        api.router(
-            parts.engine,
-            parts.config,
-            parts.clocks,
-            ApiKeys.from_json(settings.api_keys.get_secret_value()),
-            parts.config.content.signer,
-            timedelta(seconds=settings.silence_max_seconds),
-        )
+    api.install(
+        app,
+        parts.engine,
+        parts.config,
+        parts.clocks,
+        ApiKeys.from_json(settings.api_keys.get_secret_value()),
+        parts.config.content.signer,
+        timedelta(seconds=settings.silence_max_seconds),
     )
     return app

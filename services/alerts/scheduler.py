@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts import decide, digest, messages, metrics, routing, store
+from services.alerts.accounts import Clocks, apply, gather
 from services.alerts.decide import Config
-from services.alerts.handler import Clocks, apply, gather
 from services.alerts.messages import OutboxEntry
 from shared.db import database_gone
 from shared.worker import Backoff, Worker

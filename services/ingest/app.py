@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from services.ingest import openapi
-from services.ingest.api import Intake, ZendeskConfig, router
+from services.ingest.api import Intake, ZendeskConfig, install
 from services.ingest.decisions import Limits, RequestRefused
 from services.ingest.handler import Handler
 from services.ingest.http import RequestContext, error_response, json_response
@@ -91,7 +91,7 @@ def create_app(
         title="churnwatch ingest", version="1", description=DESCRIPTION, lifespan=lifespan
     )
     app.add_middleware(RequestContext)
-    app.include_router(router(intake))
+    install(app, intake)
     app.include_router(ops_router(checks, draining))
     retry_after = {"Retry-After": str(retry_after_seconds)}
 

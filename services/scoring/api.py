@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from services.scoring import brief
 from services.scoring.store import read
 from shared import errors
-from shared.auth import ApiKeys
+from shared.auth import ApiKeys, require
 from shared.clock import Clock
 from shared.events import ComponentMove, HealthSnapshot
 
@@ -74,114 +74,131 @@ def _pool(request: Request) -> asyncpg.Pool:
 Pool = Annotated[asyncpg.Pool, Depends(_pool)]
 
 
-def router(keys: ApiKeys, clock: Clock) -> APIRouter:
-    """The ``/v1`` routes; they use the pool the app keeps in ``app.state.pool``."""
-    api = APIRouter(prefix="/v1", tags=["health"], dependencies=[Depends(keys.require("read"))])
+def _clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
 
-    async def known(conn: asyncpg.Connection, account_id: str) -> None:
-        if not await read.account_exists(conn, account_id):
-            raise _not_found("unknown_account", f"no account {account_id!r}")
 
-    @api.get("/accounts/{account_id}/health", summary="Current health, explained")
-    async def get_health(pool: Pool, account_id: str) -> Response:
-        async with pool.acquire() as conn:
-            row = await read.current_health(conn, account_id)
-            if row is None:
-                await known(conn, account_id)
-                raise _not_found("not_scored", f"account {account_id!r} has no score yet")
-        snapshot = _snapshot.decode(row["snapshot"].encode())
-        body = {
-            "account_id": account_id,
-            "name": row["name"],
-            "as_of": row["as_of"],
-            "model_version": row["model_version"],
-            "profile": row["profile"],
-            "band_since": row["band_since"],
-            **msgspec.structs.asdict(snapshot),
-        }
-        return MsgspecJSON(body)
+Now = Annotated[Clock, Depends(_clock)]
 
-    @api.get("/accounts/{account_id}/health/history", summary="Score history in a time range")
-    async def get_history(
-        pool: Pool,
-        account_id: str,
-        start: Annotated[datetime | None, Query(alias="from")] = None,
-        end: Annotated[datetime | None, Query(alias="to")] = None,
-    ) -> Response:
-        end = _aware(end) or clock.now()
-        start = _aware(start) or end - timedelta(days=HISTORY_DEFAULT_DAYS)
-        if start > end:
-            raise HTTPException(
-                422, detail={"code": "invalid_range", "message": "'from' is after 'to'"}
-            )
-        async with pool.acquire() as conn:
-            await known(conn, account_id)
-            rows = await read.history(conn, account_id, start, end)
-        points = [
-            {
-                "as_of": r["as_of"],
-                "score": r["score"],
-                "band": r["band"],
-                "model_version": r["model_version"],
-                "triggers": list(r["triggers"]),
-                "change_id": r["change_id"],
-                "reasons": _snapshot.decode(r["snapshot"].encode()).reasons,
-                "moved_by": _moves.decode(r["moved_by"].encode()) if r["moved_by"] else [],
-            }
-            for r in rows[-HISTORY_MAX_POINTS:]
-        ]
-        return MsgspecJSON({"account_id": account_id, "from": start, "to": end, "points": points})
+api = APIRouter(prefix="/v1", tags=["health"], dependencies=[Depends(require("read"))])
 
-    @api.get("/portfolio", summary="An owner's accounts, riskiest first")
-    async def get_portfolio(
-        pool: Pool, owner: Annotated[str, Query(min_length=1, max_length=256)]
-    ) -> Response:
-        now = clock.now()
-        async with pool.acquire() as conn:
-            person = await read.person(conn, owner)
-            rows = await read.portfolio(conn, owner, now - timedelta(days=7))
-        if person is None and not rows:
-            raise _not_found("unknown_owner", f"no person {owner!r} and no account owned by it")
-        accounts = sorted((_portfolio_entry(r) for r in rows), key=_risk)
-        return MsgspecJSON(
-            {
-                "owner": {
-                    "person_id": owner,
-                    "name": person["name"] if person else None,
-                    "active": person["active"] if person else None,
-                },
-                "as_of": now,
-                "accounts": accounts,
-            }
+
+def install(app: FastAPI, keys: ApiKeys, clock: Clock) -> None:
+    """Serve the ``/v1`` routes on ``app``; they use the pool it keeps in ``app.state.pool``."""
+    app.state.api_keys = keys
+    app.state.clock = clock
+    app.include_router(api)
+
+
+async def _known(conn: asyncpg.Connection, account_id: str) -> None:
+    if not await read.account_exists(conn, account_id):
+        raise _not_found("unknown_account", f"no account {account_id!r}")
+
+
+@api.get("/accounts/{account_id}/health", summary="Current health, explained")
+async def get_health(pool: Pool, account_id: str) -> Response:
+    async with pool.acquire() as conn:
+        row = await read.current_health(conn, account_id)
+        if row is None:
+            await _known(conn, account_id)
+            raise _not_found("not_scored", f"account {account_id!r} has no score yet")
+    snapshot = _snapshot.decode(row["snapshot"].encode())
+    body = {
+        "account_id": account_id,
+        "name": row["name"],
+        "as_of": row["as_of"],
+        "model_version": row["model_version"],
+        "profile": row["profile"],
+        "band_since": row["band_since"],
+        **msgspec.structs.asdict(snapshot),
+    }
+    return MsgspecJSON(body)
+
+
+@api.get("/accounts/{account_id}/health/history", summary="Score history in a time range")
+async def get_history(
+    pool: Pool,
+    clock: Now,
+    account_id: str,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+) -> Response:
+    end = _aware(end) or clock.now()
+    start = _aware(start) or end - timedelta(days=HISTORY_DEFAULT_DAYS)
+    if start > end:
+        raise HTTPException(
+            422, detail={"code": "invalid_range", "message": "'from' is after 'to'"}
         )
+    async with pool.acquire() as conn:
+        await _known(conn, account_id)
+        rows = await read.history(conn, account_id, start, end)
+    points = [
+        {
+            "as_of": r["as_of"],
+            "score": r["score"],
+            "band": r["band"],
+            "model_version": r["model_version"],
+            "triggers": list(r["triggers"]),
+            "change_id": r["change_id"],
+            "reasons": _snapshot.decode(r["snapshot"].encode()).reasons,
+            "moved_by": _moves.decode(r["moved_by"].encode()) if r["moved_by"] else [],
+        }
+        for r in rows[-HISTORY_MAX_POINTS:]
+    ]
+    return MsgspecJSON({"account_id": account_id, "from": start, "to": end, "points": points})
 
-    @api.get(
-        "/accounts/{account_id}/brief",
-        summary="Pre-call brief (JSON, or text with ?format=text or Accept: text/plain)",
+
+@api.get("/portfolio", summary="An owner's accounts, riskiest first")
+async def get_portfolio(
+    pool: Pool, clock: Now, owner: Annotated[str, Query(min_length=1, max_length=256)]
+) -> Response:
+    now = clock.now()
+    async with pool.acquire() as conn:
+        person = await read.person(conn, owner)
+        rows = await read.portfolio(conn, owner, now - timedelta(days=7))
+    if person is None and not rows:
+        raise _not_found("unknown_owner", f"no person {owner!r} and no account owned by it")
+    accounts = sorted((_portfolio_entry(r) for r in rows), key=_risk)
+    return MsgspecJSON(
+        {
+            "owner": {
+                "person_id": owner,
+                "name": person["name"] if person else None,
+                "active": person["active"] if person else None,
+            },
+            "as_of": now,
+            "accounts": accounts,
+        }
     )
-    async def get_brief(
-        pool: Pool,
-        request: Request,
-        account_id: str,
-        format: Literal["json", "text"] | None = None,
-    ) -> Response:
-        now = clock.now()
-        async with pool.acquire() as conn:
-            await known(conn, account_id)
-            record = await read.account_record(conn, account_id)
-            current = await read.current_health(conn, account_id)
-            changes = await read.history(conn, account_id, now - timedelta(days=30), now)
-            past = await read.history(
-                conn, account_id, now - timedelta(days=60), now - timedelta(days=30)
-            )
-            weeks = await read.weekly_usage(conn, account_id, now.date(), brief.WEEKS_OF_USAGE)
-            tickets = await read.open_tickets(conn, account_id)
-        composed = _compose(account_id, now, record, current, changes, past, weeks, tickets)
-        if _wants_text(format, request.headers.get("accept", "")):
-            return PlainTextResponse(brief.render_text(composed))
-        return MsgspecJSON(composed)
 
-    return api
+
+@api.get(
+    "/accounts/{account_id}/brief",
+    summary="Pre-call brief (JSON, or text with ?format=text or Accept: text/plain)",
+)
+async def get_brief(
+    pool: Pool,
+    clock: Now,
+    request: Request,
+    account_id: str,
+    format: Literal["json", "text"] | None = None,
+) -> Response:
+    now = clock.now()
+    async with pool.acquire() as conn:
+        await _known(conn, account_id)
+        record = await read.account_record(conn, account_id)
+        current = await read.current_health(conn, account_id)
+        changes = await read.history(conn, account_id, now - timedelta(days=30), now)
+        past = await read.history(
+            conn, account_id, now - timedelta(days=60), now - timedelta(days=30)
+        )
+        weeks = await read.weekly_usage(conn, account_id, now.date(), brief.WEEKS_OF_USAGE)
+        tickets = await read.open_tickets(conn, account_id)
+    composed = _compose(account_id, now, record, current, changes, past, weeks, tickets)
+    if _wants_text(format, request.headers.get("accept", "")):
+        return PlainTextResponse(brief.render_text(composed))
+    return MsgspecJSON(composed)
 
 
 def _aware(moment: datetime | None) -> datetime | None:

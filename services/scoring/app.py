@@ -197,7 +197,7 @@ def build_app(settings: ScoringSettings, model: Model, clock: Clock, draining: D
     api.install_error_handlers(app)
     checks = {"database": database_ready, "kafka": kafka_ready, "consumer": consumer_healthy}
     app.include_router(ops_router(checks, draining))
-    app.include_router(api.router(ApiKeys.from_json(settings.api_keys.get_secret_value()), clock))
+    api.install(app, ApiKeys.from_json(settings.api_keys.get_secret_value()), clock)
     return app
 
 

@@ -4,7 +4,8 @@
   ``store/``): no other module imports SQLAlchemy's statement builders or holds a string that
   reads as a SQL statement. Migrations are the schema's own place and are left out, and so
   is the shared plumbing (``shared.db``'s readiness ping, ``shared.migrations``).
-- No function in ``services/`` or ``shared/`` is longer than 100 lines.
+- No function in ``services/`` or ``shared/`` is longer than 100 lines (migrations, which
+  declare tables, are left out); the aim is about 80.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def sql_outside_stores() -> list[str]:
 def long_functions() -> list[str]:
     found = []
     for path in _modules("services", "shared"):
+        if _is_migration(path):
+            continue
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -82,6 +85,10 @@ def long_functions() -> list[str]:
 
 def test_sql_lives_only_in_the_services_stores() -> None:
     assert sql_outside_stores() == []
+
+
+def test_no_function_in_services_or_shared_is_over_100_lines() -> None:
+    assert long_functions() == []
 
 
 def test_the_check_sees_sql_in_a_string_and_a_builder_import() -> None:

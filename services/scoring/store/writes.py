@@ -91,105 +91,126 @@ async def apply_aggregates(
     users, features = masks if masks is not None else (batch.users, batch.features)
     touched = batch.activity if activity is None else activity
     await conn.execute(_STAGING)
-    written = 0
-    if batch.days:
-        keys = sorted(batch.days)
-        rows = [
-            (
-                k[0],
-                k[1],
-                (c := batch.days[k]).usage_events,
-                c.usage_quantity,
-                c.tickets_opened,
-                c.high_urgent_opened,
-                c.escalations,
-                c.reopens,
-                c.last_usage_at,
-                c.last_feature_at,
-            )
-            for k in keys
-        ]
-        await conn.copy_records_to_table("stage_days", records=rows)
-        await conn.execute(_MERGE_DAYS)
-        written += len(rows)
-    if batch.surveys:
-        keys = sorted(batch.surveys)
-        s = [batch.surveys[k] for k in keys]
-        await conn.execute(
-            """
-            INSERT INTO scoring.survey_days AS d (account_id, day, nps_sum, nps_answers,
-                nps_promoters, nps_detractors, csat_sum, csat_answers)
-            SELECT * FROM unnest($1::text[], $2::date[], $3::int[], $4::int[], $5::int[],
-                $6::int[], $7::int[], $8::int[])
-            ON CONFLICT (account_id, day) DO UPDATE SET
-                nps_sum = d.nps_sum + excluded.nps_sum,
-                nps_answers = d.nps_answers + excluded.nps_answers,
-                nps_promoters = d.nps_promoters + excluded.nps_promoters,
-                nps_detractors = d.nps_detractors + excluded.nps_detractors,
-                csat_sum = d.csat_sum + excluded.csat_sum,
-                csat_answers = d.csat_answers + excluded.csat_answers
-            """,
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [x.nps_sum for x in s],
-            [x.nps_answers for x in s],
-            [x.nps_promoters for x in s],
-            [x.nps_detractors for x in s],
-            [x.csat_sum for x in s],
-            [x.csat_answers for x in s],
-        )
-        written += len(keys)
+    written = await _merge_days(conn, batch)
+    written += await _merge_surveys(conn, batch)
     written += await _merge_masks(conn, "account_users", "user_id", "stage_users", users)
     written += await _merge_masks(conn, "account_features", "feature", "stage_features", features)
-    if batch.tickets:
-        ticket_keys = sorted(batch.tickets)
-        t = [batch.tickets[k] for k in ticket_keys]
-        await conn.execute(
-            """
-            INSERT INTO scoring.tickets AS t (account_id, ticket_id, priority, status,
-                last_action, updated_at, event_id)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                $6::timestamptz[], $7::text[])
-            ON CONFLICT (account_id, ticket_id) DO UPDATE SET
-                priority = excluded.priority, status = excluded.status,
-                last_action = excluded.last_action, updated_at = excluded.updated_at,
-                event_id = excluded.event_id
-            WHERE (excluded.updated_at, excluded.event_id COLLATE "C",
-                   excluded.status COLLATE "C", excluded.priority COLLATE "C",
-                   excluded.last_action COLLATE "C")
-                > (t.updated_at, t.event_id COLLATE "C", t.status COLLATE "C",
-                   t.priority COLLATE "C", t.last_action COLLATE "C")
-            """,
-            [k[0] for k in ticket_keys],
-            [k[1] for k in ticket_keys],
-            [x.priority for x in t],
-            [x.status for x in t],
-            [x.action for x in t],
-            [x.updated_at for x in t],
-            [x.event_id for x in t],
-        )
-        written += len(ticket_keys)
-    if touched:
-        activity_rows = [
-            (
-                k,
-                (a := touched[k]).known_since,
-                a.first_usage_at,
-                a.last_usage_day,
-                a.first_feature_at,
-                a.last_feature_day,
-                a.last_ticket_at,
-                a.last_survey_at,
-                a.nps_latest[2] if a.nps_latest else None,
-                a.nps_latest[0] if a.nps_latest else None,
-                a.nps_latest[1] if a.nps_latest else None,
-            )
-            for k in sorted(touched)
-        ]
-        await conn.copy_records_to_table("stage_activity", records=activity_rows)
-        await conn.execute(_MERGE_ACTIVITY)
-        written += len(activity_rows)
+    written += await _merge_tickets(conn, batch)
+    written += await _merge_activity(conn, touched)
     return written
+
+
+async def _merge_days(conn: asyncpg.Connection, batch: aggregate.Coalesced) -> int:
+    if not batch.days:
+        return 0
+    keys = sorted(batch.days)
+    rows = [
+        (
+            k[0],
+            k[1],
+            (c := batch.days[k]).usage_events,
+            c.usage_quantity,
+            c.tickets_opened,
+            c.high_urgent_opened,
+            c.escalations,
+            c.reopens,
+            c.last_usage_at,
+            c.last_feature_at,
+        )
+        for k in keys
+    ]
+    await conn.copy_records_to_table("stage_days", records=rows)
+    await conn.execute(_MERGE_DAYS)
+    return len(rows)
+
+
+async def _merge_surveys(conn: asyncpg.Connection, batch: aggregate.Coalesced) -> int:
+    if not batch.surveys:
+        return 0
+    keys = sorted(batch.surveys)
+    s = [batch.surveys[k] for k in keys]
+    await conn.execute(
+        """
+        INSERT INTO scoring.survey_days AS d (account_id, day, nps_sum, nps_answers,
+            nps_promoters, nps_detractors, csat_sum, csat_answers)
+        SELECT * FROM unnest($1::text[], $2::date[], $3::int[], $4::int[], $5::int[],
+            $6::int[], $7::int[], $8::int[])
+        ON CONFLICT (account_id, day) DO UPDATE SET
+            nps_sum = d.nps_sum + excluded.nps_sum,
+            nps_answers = d.nps_answers + excluded.nps_answers,
+            nps_promoters = d.nps_promoters + excluded.nps_promoters,
+            nps_detractors = d.nps_detractors + excluded.nps_detractors,
+            csat_sum = d.csat_sum + excluded.csat_sum,
+            csat_answers = d.csat_answers + excluded.csat_answers
+        """,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [x.nps_sum for x in s],
+        [x.nps_answers for x in s],
+        [x.nps_promoters for x in s],
+        [x.nps_detractors for x in s],
+        [x.csat_sum for x in s],
+        [x.csat_answers for x in s],
+    )
+    return len(keys)
+
+
+async def _merge_tickets(conn: asyncpg.Connection, batch: aggregate.Coalesced) -> int:
+    if not batch.tickets:
+        return 0
+    ticket_keys = sorted(batch.tickets)
+    t = [batch.tickets[k] for k in ticket_keys]
+    await conn.execute(
+        """
+        INSERT INTO scoring.tickets AS t (account_id, ticket_id, priority, status,
+            last_action, updated_at, event_id)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+            $6::timestamptz[], $7::text[])
+        ON CONFLICT (account_id, ticket_id) DO UPDATE SET
+            priority = excluded.priority, status = excluded.status,
+            last_action = excluded.last_action, updated_at = excluded.updated_at,
+            event_id = excluded.event_id
+        WHERE (excluded.updated_at, excluded.event_id COLLATE "C",
+               excluded.status COLLATE "C", excluded.priority COLLATE "C",
+               excluded.last_action COLLATE "C")
+            > (t.updated_at, t.event_id COLLATE "C", t.status COLLATE "C",
+               t.priority COLLATE "C", t.last_action COLLATE "C")
+        """,
+        [k[0] for k in ticket_keys],
+        [k[1] for k in ticket_keys],
+        [x.priority for x in t],
+        [x.status for x in t],
+        [x.action for x in t],
+        [x.updated_at for x in t],
+        [x.event_id for x in t],
+    )
+    return len(ticket_keys)
+
+
+async def _merge_activity(
+    conn: asyncpg.Connection, touched: Mapping[str, aggregate.Activity]
+) -> int:
+    if not touched:
+        return 0
+    activity_rows = [
+        (
+            k,
+            (a := touched[k]).known_since,
+            a.first_usage_at,
+            a.last_usage_day,
+            a.first_feature_at,
+            a.last_feature_day,
+            a.last_ticket_at,
+            a.last_survey_at,
+            a.nps_latest[2] if a.nps_latest else None,
+            a.nps_latest[0] if a.nps_latest else None,
+            a.nps_latest[1] if a.nps_latest else None,
+        )
+        for k in sorted(touched)
+    ]
+    await conn.copy_records_to_table("stage_activity", records=activity_rows)
+    await conn.execute(_MERGE_ACTIVITY)
+    return len(activity_rows)
 
 
 async def _merge_masks(

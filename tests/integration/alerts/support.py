@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.sinks import SlackSink, SmtpSink
 from services.alerts import delivery, links, rules
+from services.alerts.accounts import Clocks
 from services.alerts.decide import Config
-from services.alerts.handler import BatchHandler, Clocks, Message
+from services.alerts.handler import BatchHandler, Message
 from services.alerts.lifecycle import Timing
 from services.alerts.messages import Content
 from services.alerts.notifiers import Notifier

@@ -41,15 +41,14 @@ async def client(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
     harness.config = make_config(group_wait=30, rules_text=BAND_ONLY)
     app = FastAPI()
     api.install_error_handlers(app)
-    app.include_router(
-        api.router(
-            harness.engine,
-            harness.config,
-            harness.clocks,
-            KEYS,
-            harness.config.content.signer,
-            timedelta(days=30),
-        )
+    api.install(
+        app,
+        harness.engine,
+        harness.config,
+        harness.clocks,
+        KEYS,
+        harness.config.content.signer,
+        timedelta(days=30),
     )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://alerts"

@@ -41,7 +41,7 @@ async def client(pool: asyncpg.Pool, clock: FixedClock) -> AsyncIterator[httpx.A
     )
     app = FastAPI()
     api.install_error_handlers(app)
-    app.include_router(api.router(keys, clock))
+    api.install(app, keys, clock)
     app.state.pool = pool
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://scoring") as client:
