@@ -38,7 +38,7 @@ down: $(INSTALLED) ## stop everything `make up` started
 status: $(INSTALLED) ## what runs
 	@$(PY) -m devstack status || true
 
-lint: $(INSTALLED) ## ruff and mypy (strict for shared/, services/, devstack/)
+lint: $(INSTALLED) ## ruff and mypy (strict for shared/, services/, devstack/, churnwatch/)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy shared services devstack churnwatch bench chaos deploy tests

@@ -70,14 +70,6 @@ def rss_bytes(pid: int) -> int:
     return int(fields[1]) * _PAGE
 
 
-def peak_rss_bytes(pid: int) -> int:
-    """The high-water mark of the resident set (``VmHWM``)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 @dataclass
 class CpuMeter:
     """CPU seconds spent by a process (tree) between :meth:`start` and :meth:`stop`."""

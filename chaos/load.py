@@ -216,10 +216,6 @@ class LoadGenerator:
     def events_per_second(self) -> float:
         return self._config.events_per_second
 
-    @property
-    def acknowledged_events(self) -> int:
-        return len(self.ledger.acknowledged)
-
     # -- the clients -----------------------------------------------------------------------
 
     async def _client(self, number: int) -> None:
