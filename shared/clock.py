@@ -49,6 +49,9 @@ class SystemClock:
         return clock_seconds
 
 
+SYSTEM_CLOCK = SystemClock()
+
+
 @dataclass(frozen=True)
 class ScaledClock:
     """Simulated time: ``sim_start`` at wall-clock ``real_anchor``, ``speed`` times faster."""

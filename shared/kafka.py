@@ -24,11 +24,12 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
@@ -375,6 +376,39 @@ class DecodeFailure(Exception):
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
         self.rejection = Rejection(code, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A null value on a compacted topic: the record with the message's key is deleted."""
+
+    kind: str  # "account" or "person": which compacted topic
+
+
+V = TypeVar("V")
+
+
+def topic_decoder(
+    by_topic: Mapping[str, Callable[[bytes], V]],
+    *,
+    default: Callable[[bytes], V],
+    compacted: Mapping[str, str],
+    on_undecodable: Callable[[], None] = lambda: None,
+) -> Callable[[str, bytes | None], V | Tombstone]:
+    """A consumer's decoder: each record by its topic (``default`` for the others); a null on
+    a ``compacted`` topic is its :class:`Tombstone`; anything undecodable raises
+    :class:`DecodeFailure` ``undecodable`` (→ dead letter)."""
+
+    def decode(topic: str, raw: bytes | None) -> V | Tombstone:
+        try:
+            if raw is None and topic in compacted:
+                return Tombstone(compacted[topic])
+            return by_topic.get(topic, default)(raw or b"")
+        except (msgspec.DecodeError, ValueError) as exc:
+            on_undecodable()
+            raise DecodeFailure("undecodable", f"{type(exc).__name__}: {exc}") from None
+
+    return decode
 
 
 class ConsumerLoop(Generic[T]):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,12 +21,6 @@ from services.alerts.lifecycle import Alert
 from services.alerts.messages import OutboxEntry
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Clocks:
-    now: Callable[[], datetime]  # the service's clock (may be simulated)
-    real_now: Callable[[], datetime]  # wall-clock time, for delivery timing
 
 
 async def gather(

@@ -19,11 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts import decide, links, render, store
-from services.alerts.accounts import Clocks, apply, gather
+from services.alerts.accounts import apply, gather
 from services.alerts.decide import Config
 from services.alerts.lifecycle import Alert, Matcher, Silence
 from shared import errors
 from shared.auth import ApiKeys, Caller, require
+from shared.clock import Clock, utc_now
 
 Severity = Literal["info", "warning", "critical"]
 State = Literal["firing", "acknowledged", "snoozed", "resolved"]
@@ -124,10 +125,10 @@ class LinkUsed(Exception):
 
 
 class Actions:
-    def __init__(self, engine: AsyncEngine, config: Config, clocks: Clocks) -> None:
+    def __init__(self, engine: AsyncEngine, config: Config, clock: Clock) -> None:
         self._engine = engine
         self._config = config
-        self._clocks = clocks
+        self._clock = clock
 
     async def act(
         self,
@@ -142,7 +143,7 @@ class Actions:
         """Apply ``action`` to the alerts; returns them as they are afterwards. With ``link``
         (a token's digest and expiry) the link is used up in the same transaction, or
         :class:`LinkUsed` is raised when it already acted."""
-        now = self._clocks.now()
+        now = self._clock.now()
         async with self._engine.begin() as conn:
             if link is not None and not await store.use_link(conn, *link, now):
                 raise LinkUsed
@@ -159,9 +160,7 @@ class Actions:
                 now,
                 snooze_for=snooze_for,
             )
-            await apply(
-                conn, states, [decision], self._config, now=now, real_now=self._clocks.real_now()
-            )
+            await apply(conn, states, [decision], self._config, now=now, real_now=utc_now())
             return await store.load_alerts(conn, alert_ids)
 
     async def account_of(self, alert_id: int) -> Alert:
@@ -179,7 +178,7 @@ class Actions:
 @dataclass(frozen=True)
 class Context:
     engine: AsyncEngine
-    clocks: Clocks
+    clock: Clock
     actions: Actions
     signer: links.LinkSigner
     silence_max: timedelta
@@ -201,14 +200,14 @@ def install(
     app: FastAPI,
     engine: AsyncEngine,
     config: Config,
-    clocks: Clocks,
+    clock: Clock,
     api_keys: ApiKeys,
     signer: links.LinkSigner,
     silence_max: timedelta,
 ) -> None:
     """Serve the routes on ``app`` with these parts."""
-    actions = Actions(engine, config, clocks)
-    app.state.alerts = Context(engine, clocks, actions, signer, silence_max)
+    actions = Actions(engine, config, clock)
+    app.state.alerts = Context(engine, clock, actions, signer, silence_max)
     app.state.api_keys = api_keys
     app.include_router(api)
 
@@ -265,7 +264,7 @@ async def ack(
 
 @api.post("/v1/alerts/{alert_id}/snooze", summary="Snooze an alert")
 async def snooze(ctx: Ctx, alert_id: int, body: SnoozeBody, caller: Admin) -> dict[str, Any]:
-    now = ctx.clocks.now()
+    now = ctx.clock.now()
     duration = (
         timedelta(seconds=body.seconds) if body.seconds is not None else body.until - now  # type: ignore[operator]
     )
@@ -284,13 +283,13 @@ async def resolve(
 @api.get("/v1/silences", dependencies=READ, summary="Silences (active unless asked)")
 async def list_silences(ctx: Ctx, include_expired: bool = False) -> dict[str, Any]:
     async with ctx.engine.connect() as conn:
-        found = await store.list_silences(conn, ctx.clocks.now(), include_expired=include_expired)
+        found = await store.list_silences(conn, ctx.clock.now(), include_expired=include_expired)
     return {"silences": [_silence_json(s) for s in found]}
 
 
 @api.post("/v1/silences", status_code=201, summary="Create a silence (expiry required)")
 async def create_silence(ctx: Ctx, body: SilenceBody, caller: Admin) -> dict[str, Any]:
-    now = ctx.clocks.now()
+    now = ctx.clock.now()
     starts = body.starts_at or now
     if body.ends_at.tzinfo is None or starts.tzinfo is None:
         raise error(422, "invalid_request", "times need a UTC offset")
@@ -317,7 +316,7 @@ async def create_silence(ctx: Ctx, body: SilenceBody, caller: Admin) -> dict[str
 
 @api.delete("/v1/silences/{silence_id}", summary="Expire a silence now")
 async def expire_silence(ctx: Ctx, silence_id: int, caller: Admin) -> dict[str, Any]:
-    now = ctx.clocks.now()
+    now = ctx.clock.now()
     async with ctx.engine.begin() as conn:
         silence = await store.expire_silence(conn, silence_id, now)
         if silence is None:
@@ -343,7 +342,7 @@ def _link_page(
 
 def _verify(ctx: Context, token: str) -> links.Link | HTMLResponse:
     try:
-        return ctx.signer.verify(token, ctx.clocks.now())
+        return ctx.signer.verify(token, ctx.clock.now())
     except links.LinkError as exc:
         status = 410 if exc.code == "link_expired" else 403
         return HTMLResponse(

@@ -21,7 +21,6 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts import api, delivery, handler, links, rules, scheduler
-from services.alerts.accounts import Clocks
 from services.alerts.decide import Config
 from services.alerts.lifecycle import Timing
 from services.alerts.messages import Content
@@ -32,7 +31,7 @@ from services.alerts.routing import Channels, TeamChannel
 from services.alerts.settings import AlertsSettings
 from shared import db
 from shared.auth import ApiKeys
-from shared.clock import utc_now
+from shared.clock import Clock
 from shared.events import Topics
 from shared.kafka import (
     ConsumerLoop,
@@ -127,7 +126,7 @@ class Parts:
     settings: AlertsSettings
     ruleset: rules.RuleSet
     config: Config
-    clocks: Clocks
+    clock: Clock
     engine: AsyncEngine
     topics: Topics
     supervisor: Supervisor = field(default_factory=Supervisor)
@@ -141,7 +140,7 @@ class Parts:
             settings=settings,
             ruleset=ruleset,
             config=build_config(settings, ruleset),
-            clocks=Clocks(now=settings.build_clock().now, real_now=utc_now),
+            clock=settings.build_clock(),
             engine=db.create_engine(settings, application_name="churnwatch-alerts"),
             topics=Topics(settings.topic_prefix),
         )
@@ -155,7 +154,7 @@ class Parts:
             topics=[topics.health, topics.accounts, topics.people],
             decode=handler.make_decoder(topics),
             handle=handler.BatchHandler(
-                self.engine, self.config, self.clocks, digest_hour=settings.digest_hour
+                self.engine, self.config, self.clock, digest_hour=settings.digest_hour
             ),
             dead_letters=DeadLetters(self.producer, topics.alerts_dlq),
             max_records=settings.consumer_max_records,
@@ -167,7 +166,7 @@ class Parts:
         return scheduler.Scheduler(
             self.engine,
             self.config,
-            self.clocks,
+            self.clock,
             tick_seconds=settings.tick_seconds,
             digest_options=scheduler.DigestOptions(
                 hour=settings.digest_hour,
@@ -261,7 +260,7 @@ def build_app(settings: AlertsSettings, draining: Draining) -> FastAPI:
         app,
         parts.engine,
         parts.config,
-        parts.clocks,
+        parts.clock,
         ApiKeys.from_json(settings.api_keys.get_secret_value()),
         parts.config.content.signer,
         timedelta(seconds=settings.silence_max_seconds),

@@ -40,7 +40,7 @@ from services.alerts import metrics, store
 from services.alerts.messages import outbox_entry, thread_root
 from services.alerts.notifiers import Delivered, Message, Notifier, Outcome, Permanent, Retry
 from services.alerts.store import Candidate, ClaimedRow
-from shared.clock import utc_now
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.db import database_gone
 from shared.worker import Backoff, Worker, backoff_seconds
 
@@ -67,7 +67,7 @@ class DeliveryWorker(Worker):
         config: DeliveryConfig,
         *,
         name: str,
-        now: Callable[[], datetime] = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         rng: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(backoff=Backoff(config.poll_seconds, config.poll_seconds))
@@ -75,7 +75,7 @@ class DeliveryWorker(Worker):
         self._notifiers = notifiers
         self._config = config
         self.name = name
-        self._now = now
+        self._clock = clock
         self._rng = rng
 
     # -- the loop ----------------------------------------------------------------------------
@@ -95,7 +95,7 @@ class DeliveryWorker(Worker):
             due = await store.next_due(conn)
         if due is None:
             return self._config.poll_seconds
-        return max(0.005, min(self._config.poll_seconds, (due - self._now()).total_seconds()))
+        return max(0.005, min(self._config.poll_seconds, (due - self._clock.now()).total_seconds()))
 
     async def run_once(self) -> int:
         """One claim and its sends; returns how many rows were handled."""
@@ -108,7 +108,7 @@ class DeliveryWorker(Worker):
     # -- 1. claim ----------------------------------------------------------------------------
 
     async def claim(self) -> list[ClaimedRow]:
-        now = self._now()
+        now = self._clock.now()
         config = self._config
         pacing = config.slack_channel_interval > timedelta(0)
         async with self._engine.begin() as conn:
@@ -163,7 +163,7 @@ class DeliveryWorker(Worker):
             )
 
     async def _record(self, row: ClaimedRow, outcome: Outcome) -> None:
-        now = self._now()
+        now = self._clock.now()
         channel = row.destination.channel
         verdict = judge(row, outcome, self._config, now, self._rng)
         if verdict.given_up:

@@ -14,43 +14,35 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.alerts import decide, digest, metrics, routing, store
-from services.alerts.accounts import Clocks, apply, gather
+from services.alerts.accounts import apply, gather
 from services.alerts.decide import Config
 from shared import events
+from shared.clock import Clock, utc_now
 from shared.events import AccountRecord, HealthChange, PersonRecord
-from shared.kafka import Record, Rejection
+from shared.kafka import Record, Rejection, Tombstone, topic_decoder
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Tombstone:
-    """A null value on a compacted topic: the key is deleted."""
-
-    kind: str  # "account" or "person"
 
 
 Message = HealthChange | AccountRecord | PersonRecord | Tombstone
 
 
 def make_decoder(topics: events.Topics) -> Callable[[str, bytes | None], Message]:
-    def decode(topic: str, raw: bytes | None) -> Message:
-        if topic == topics.health:
-            return events.decode_health_change(raw or b"")
-        kind = "account" if topic == topics.accounts else "person"
-        if raw is None:
-            return Tombstone(kind)
-        if kind == "account":
-            return events.decode_account(raw)
-        return events.decode_person(raw)
-
-    return decode
+    """Decode by topic; anything undecodable raises ``DecodeFailure`` (→ dead letter)."""
+    return topic_decoder(
+        {
+            topics.health: events.decode_health_change,
+            topics.accounts: events.decode_account,
+            topics.people: events.decode_person,
+        },
+        default=events.decode_person,
+        compacted={topics.accounts: "account", topics.people: "person"},
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,19 +54,19 @@ class BatchHandler:
         self,
         engine: AsyncEngine,
         config: Config,
-        clocks: Clocks,
+        clock: Clock,
         *,
         digest_hour: int = 9,
     ) -> None:
         self._engine = engine
         self._config = config
-        self._clocks = clocks
+        self._clock = clock
         self._digest_hour = digest_hour
 
     async def __call__(
         self, records: Sequence[Record[Message]]
     ) -> Sequence[tuple[Record[Message], Rejection]]:
-        now = self._clocks.now()
+        now = self._clock.now()
         people: dict[str, store.PersonRow | None] = {}
         account_rows: dict[str, store.OwnedAccount | None] = {}
         changes: dict[str, HealthChange] = {}
@@ -123,9 +115,7 @@ class BatchHandler:
                 )
                 for account_id in sorted(touched)
             ]
-            await apply(
-                conn, states, decisions, self._config, now=now, real_now=self._clocks.real_now()
-            )
+            await apply(conn, states, decisions, self._config, now=now, real_now=utc_now())
         metrics.HEALTH_CHANGES.labels("evaluated").inc(sum(d.evaluated for d in decisions))
         metrics.HEALTH_CHANGES.labels("late").inc(sum(d.late for d in decisions))
         return []

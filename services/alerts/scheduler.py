@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts import decide, digest, messages, metrics, routing, store
-from services.alerts.accounts import Clocks, apply, gather
+from services.alerts.accounts import apply, gather
 from services.alerts.decide import Config
 from services.alerts.messages import OutboxEntry
+from shared.clock import Clock, utc_now
 from shared.db import database_gone
 from shared.worker import Backoff, Worker
 
@@ -50,7 +51,7 @@ class Scheduler(Worker):
         self,
         engine: AsyncEngine,
         config: Config,
-        clocks: Clocks,
+        clock: Clock,
         *,
         tick_seconds: float = 1.0,
         digest_options: DigestOptions = DigestOptions(),
@@ -59,7 +60,7 @@ class Scheduler(Worker):
         super().__init__(backoff=Backoff(tick_seconds, tick_seconds))
         self._engine = engine
         self._config = config
-        self._clocks = clocks
+        self._clock = clock
         self._tick = tick_seconds
         self._digest = digest_options
         self._metrics_every = metrics_refresh_seconds
@@ -78,7 +79,7 @@ class Scheduler(Worker):
         return database_gone(error)
 
     async def tick(self) -> None:
-        now = self._clocks.now()
+        now = self._clock.now()
         # A backlog is worked through in a few passes; what is left waits for the next tick
         # (accounts another replica holds stay due, and must not make this loop spin).
         for _ in range(PASSES_PER_TICK):
@@ -90,7 +91,7 @@ class Scheduler(Worker):
         if time.monotonic() - self._last_metrics >= self._metrics_every:
             await self.refresh_metrics()
             self._last_metrics = time.monotonic()
-        real = self._clocks.real_now()
+        real = utc_now()
         if self._last_purge is None or real - self._last_purge >= PURGE_EVERY:
             async with self._engine.begin() as conn:
                 await store.purge(conn, real, keep=KEEP)
@@ -108,9 +109,7 @@ class Scheduler(Worker):
             decisions = [
                 decide.on_tick(states[a], silences, self._config, now) for a in sorted(locked)
             ]
-            await apply(
-                conn, states, decisions, self._config, now=now, real_now=self._clocks.real_now()
-            )
+            await apply(conn, states, decisions, self._config, now=now, real_now=utc_now())
         return len(due)
 
     # -- digests -------------------------------------------------------------------------------
@@ -129,7 +128,7 @@ class Scheduler(Worker):
                 self._digest,
                 self._config,
                 now=now,
-                real_now=self._clocks.real_now(),
+                real_now=utc_now(),
             )
             await store.enqueue(conn, plan.entries)
             await store.mark_notified(conn, plan.shown, now)
@@ -149,7 +148,7 @@ class Scheduler(Worker):
         for channel, count, _first in waiting:
             metrics.OUTBOX_DEPTH.labels(channel).set(count)
         oldest = min((first for _c, _n, first in waiting), default=None)
-        real = self._clocks.real_now()
+        real = utc_now()
         metrics.OUTBOX_OLDEST_AGE.set((real - oldest).total_seconds() if oldest else 0)
 
 

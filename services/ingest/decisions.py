@@ -49,6 +49,14 @@ class Decision:
     learned: dict[str, str] = field(default_factory=dict)  # user id → account (Segment group)
 
 
+class ItemRefused(Exception):
+    """One item is refused (``code``, message): the core reports it by index and goes on."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class RequestRefused(Exception):
     """The whole request is refused; nothing of it is published."""
 

@@ -16,6 +16,7 @@ import msgspec
 
 from services.ingest.decisions import (
     Decision,
+    ItemRefused,
     Limits,
     Message,
     Refused,
@@ -248,7 +249,7 @@ def decide_accounts(
                 updated_at=item.updated_at or now,
                 source=source[:64],
             )
-        except _Refusal as exc:
+        except ItemRefused as exc:
             decision.refused.append(Refused(index, exc.code, str(exc), bytes(raw)))
             continue
         except (msgspec.ValidationError, ValueError) as exc:
@@ -286,7 +287,7 @@ def decide_people(
                 updated_at=item.updated_at or now,
                 source=source[:64],
             )
-        except _Refusal as exc:
+        except ItemRefused as exc:
             decision.refused.append(Refused(index, exc.code, str(exc), bytes(raw)))
             continue
         except (msgspec.ValidationError, ValueError) as exc:
@@ -297,12 +298,6 @@ def decide_people(
     return decision
 
 
-class _Refusal(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def _record_items(body: bytes, limits: Limits, *, single: bool) -> list[msgspec.Raw]:
     return split_items(body, limits, what="records", single=single)
 
@@ -310,14 +305,14 @@ def _record_items(body: bytes, limits: Limits, *, single: bool) -> list[msgspec.
 def _record_id(given: str | None, path_id: str | None, field_name: str) -> str:
     if path_id is None:
         if given is None:
-            raise _Refusal("invalid_record", f"Object missing required field `{field_name}`")
+            raise ItemRefused("invalid_record", f"Object missing required field `{field_name}`")
         return given
     if given is not None and given != path_id:
-        raise _Refusal(
+        raise ItemRefused(
             "id_mismatch", f"`{field_name}` in the body ({given!r}) differs from the path"
         )
     if not 1 <= len(path_id) <= 256:
-        raise _Refusal("invalid_record", f"`{field_name}` must be 1 to 256 characters")
+        raise ItemRefused("invalid_record", f"`{field_name}` must be 1 to 256 characters")
     return path_id
 
 

@@ -37,6 +37,7 @@ import msgspec
 
 from services.ingest.decisions import (
     Decision,
+    ItemRefused,
     Limits,
     Message,
     Refused,
@@ -181,12 +182,6 @@ class SegmentRules:
     group_updates_accounts: bool = False
 
 
-class _Refusal(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 MembershipLookup = Callable[[str], str | None]
 
 
@@ -256,7 +251,7 @@ class SegmentTranslator:
             except msgspec.ValidationError as exc:
                 decision.refused.append(Refused(index, "invalid_message", str(exc), bytes(raw)))
                 continue
-            except _Refusal as exc:
+            except ItemRefused as exc:
                 decision.refused.append(Refused(index, exc.code, str(exc), bytes(raw)))
                 continue
             if produced:
@@ -286,18 +281,18 @@ class SegmentTranslator:
         try:
             occurred_at = event_time(original, _utc(message.sentAt) or batch_sent_at, now)
         except OverflowError:
-            raise _Refusal(
+            raise ItemRefused(
                 "invalid_message", "timestamp and sentAt are too far apart to correct"
             ) from None
         if occurred_at > now + limits.max_future:
             hours = (occurred_at - now).total_seconds() / 3600
-            raise _Refusal(
+            raise ItemRefused(
                 "occurred_in_future",
                 f"the event time is {hours:.1f} h after the time it was received",
             )
         event_id = message.messageId or derived_id(raw)
         if len(event_id) > 128:
-            raise _Refusal("invalid_message", "messageId is longer than 128 characters")
+            raise ItemRefused("invalid_message", "messageId is longer than 128 characters")
 
         if isinstance(message, Group):
             account_id = _account_id(message.groupId, "groupId")
@@ -344,12 +339,12 @@ class SegmentTranslator:
             try:
                 value = _scalar_id.decode(raw)
             except msgspec.ValidationError as exc:
-                raise _Refusal("invalid_message", f"{where}: {exc}") from None
+                raise ItemRefused("invalid_message", f"{where}: {exc}") from None
             if value not in (None, ""):
                 return _account_id(value, where)
         account_id = account_of(user_id)
         if account_id is None:
-            raise _Refusal(
+            raise ItemRefused(
                 "account_unresolved",
                 f"no account for user {user_id!r}: send context.groupId or "
                 f"properties.{self._rules.account_property}, or a group call for the user first",
@@ -385,7 +380,7 @@ class SegmentTranslator:
                 AccountRecord,
             )
         except msgspec.ValidationError as exc:
-            raise _Refusal("invalid_message", f"group traits: {exc}") from None
+            raise ItemRefused("invalid_message", f"group traits: {exc}") from None
 
 
 def _user(message: _SegmentMessage) -> str:
@@ -393,13 +388,13 @@ def _user(message: _SegmentMessage) -> str:
         if value not in (None, ""):
             user_id = str(value)
             if len(user_id) > 256:
-                raise _Refusal("invalid_message", "userId is longer than 256 characters")
+                raise ItemRefused("invalid_message", "userId is longer than 256 characters")
             return user_id
-    raise _Refusal("missing_user", "a message needs a userId or an anonymousId")
+    raise ItemRefused("missing_user", "a message needs a userId or an anonymousId")
 
 
 def _account_id(value: str | int, where: str) -> str:
     account_id = str(value)
     if not 1 <= len(account_id) <= 256:
-        raise _Refusal("invalid_message", f"{where} must be 1 to 256 characters")
+        raise ItemRefused("invalid_message", f"{where} must be 1 to 256 characters")
     return account_id

@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import asyncpg
-import msgspec
 
 from services.scoring import aggregate, metrics
 from services.scoring.known import KnownRows
@@ -33,7 +32,7 @@ from services.scoring.store import dedup, dirty, writes
 from shared import events
 from shared.clock import Clock
 from shared.events import AccountRecord, Event, PersonRecord, Topics
-from shared.kafka import DecodeFailure, Record, Rejection
+from shared.kafka import Record, Rejection, Tombstone, topic_decoder
 
 
 class ConsumerLag:
@@ -53,13 +52,6 @@ class ConsumerLag:
             self.seconds = max(0.0, time.time() - newest / 1000)
 
 
-@dataclass(frozen=True, slots=True)
-class Tombstone:
-    """A null value on a compacted topic: the record with the message's key is deleted."""
-
-    kind: Literal["account", "person"]
-
-
 Inbound = Event | AccountRecord | PersonRecord | Tombstone
 
 _KINDS: dict[type[Event], str] = {
@@ -71,19 +63,12 @@ _KINDS: dict[type[Event], str] = {
 
 def decoder(topics: Topics) -> Callable[[str, bytes | None], Inbound]:
     """Decode by topic; anything undecodable raises :class:`DecodeFailure` (→ dead letter)."""
-
-    def decode(topic: str, raw: bytes | None) -> Inbound:
-        try:
-            if topic == topics.accounts:
-                return Tombstone("account") if raw is None else events.decode_account(raw)
-            if topic == topics.people:
-                return Tombstone("person") if raw is None else events.decode_person(raw)
-            return events.decode_event(raw or b"")
-        except (msgspec.DecodeError, ValueError) as exc:
-            metrics.DEAD_LETTERED.labels("undecodable").inc()
-            raise DecodeFailure("undecodable", f"{type(exc).__name__}: {exc}") from None
-
-    return decode
+    return topic_decoder(
+        {topics.accounts: events.decode_account, topics.people: events.decode_person},
+        default=events.decode_event,
+        compacted={topics.accounts: "account", topics.people: "person"},
+        on_undecodable=metrics.DEAD_LETTERED.labels("undecodable").inc,
+    )
 
 
 @dataclass(slots=True)

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.sinks import SlackSink, SmtpSink
 from services.alerts import delivery, links, rules
-from services.alerts.accounts import Clocks
 from services.alerts.decide import Config
 from services.alerts.handler import BatchHandler, Message
 from services.alerts.lifecycle import Timing
@@ -189,15 +188,11 @@ class Harness:
     config: Config
     clock: FixedClock
 
-    @property
-    def clocks(self) -> Clocks:
-        return Clocks(now=self.clock.now, real_now=lambda: datetime.now(UTC))
-
     def handler(self) -> BatchHandler:
-        return BatchHandler(self.engine, self.config, self.clocks)
+        return BatchHandler(self.engine, self.config, self.clock)
 
     def scheduler(self) -> Scheduler:
-        return Scheduler(self.engine, self.config, self.clocks)
+        return Scheduler(self.engine, self.config, self.clock)
 
     async def feed(self, *messages: Message) -> None:
         await self.handler()(records(messages))

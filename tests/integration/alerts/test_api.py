@@ -45,7 +45,7 @@ async def client(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
         app,
         harness.engine,
         harness.config,
-        harness.clocks,
+        harness.clock,
         KEYS,
         harness.config.content.signer,
         timedelta(days=30),

@@ -179,11 +179,11 @@ def test_scoring_turns_every_undecodable_record_into_a_decode_failure(topic: str
 
 
 @pytest.mark.parametrize("topic", ALERTS_TOPICS)
-def test_alerts_refuses_every_undecodable_record_with_a_decode_error(topic: str) -> None:
+def test_alerts_turns_every_undecodable_record_into_a_decode_failure(topic: str) -> None:
     decode = alerts_handler.make_decoder(TOPICS)
-    refuses_only(lambda raw: decode(topic, raw), (msgspec.DecodeError,))
+    refuses_only(lambda raw: decode(topic, raw), (DecodeFailure,))
     for raw in DEEP.values():
-        with pytest.raises(msgspec.DecodeError):
+        with pytest.raises(DecodeFailure):
             decode(topic, raw)
 
 
