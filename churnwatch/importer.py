@@ -438,9 +438,11 @@ class Chunk:
         return self
 
 
-def chunks_of(reader: EventReader, size: int, spill: DaySpill, summary: Summary) -> Iterator[Chunk]:
+def chunks_of(
+    reader: EventReader, size: int, spill: DaySpill | None, summary: Summary
+) -> Iterator[Chunk]:
     """Chunks of ``size`` events (each event once within its chunk); every event also goes to
-    the spill, and the summary's period grows."""
+    the spill (kept for the history step, when there is one), and the summary's period grows."""
     events: list[Event] = []
     keys: list[bytes] = []
     seen: set[bytes] = set()
@@ -452,7 +454,8 @@ def chunks_of(reader: EventReader, size: int, spill: DaySpill, summary: Summary)
             summary.first_day = day
         if summary.last_day is None or day > summary.last_day:
             summary.last_day = day
-        spill.add(event)
+        if spill is not None:
+            spill.add(event)
         key = event_key(event)
         if key in seen:
             repeated += 1
@@ -513,7 +516,7 @@ async def load(
     if bar is not None:
         bar.total = max(reader.total_bytes, 1)
     live_horizon = options.as_of - options.dedup_horizon
-    produce = chunks_of(reader, options.chunk_events, spill, summary)
+    produce = chunks_of(reader, options.chunk_events, spill if options.history else None, summary)
     committed = 0
     async with pool.acquire() as conn:
         legacy_until = await dedup.legacy_until(conn)
