@@ -40,6 +40,7 @@ from churnwatch.client import (
     error_of,
 )
 from churnwatch.evaluation import HorizonAuc
+from churnwatch.progress import Bar
 from shared.events import Event
 
 OK, REFUSED_ITEMS, BAD_INPUT, UNAVAILABLE = 0, 1, 2, 3
@@ -242,30 +243,22 @@ def _count(report: ReplayReport, rows: Sequence[Row], response: httpx.Response) 
 
 
 class Progress:
-    """A progress line on stderr: rewritten in place on a terminal, every 10 % otherwise."""
+    """replay's progress: the CLI's bar (``churnwatch.progress``) over the file's lines, with
+    what ingest accepted, rejected and was retried."""
 
     def __init__(self, total: int, out: TextIO = sys.stderr) -> None:
-        self.total = max(1, total)
-        self.out = out
-        self.last = 0.0
-        self.shown_tenth = -1
+        self.bar = Bar("replay", max(1, total), unit="lines", out=out)
 
     def __call__(self, done: int, report: ReplayReport) -> None:
-        line = (
-            f"replay: {done:,}/{self.total:,} lines ({done / self.total:.0%}) · accepted "
-            f"{report.accepted:,} · rejected {report.total_rejected:,} · retried {report.retried:,}"
+        extra = (
+            f"accepted {report.accepted:,} · rejected {report.total_rejected:,} · "
+            f"retried {report.retried:,}"
         )
-        if self.out.isatty():
-            if time.monotonic() - self.last > 0.2 or done >= self.total:
-                self.last = time.monotonic()
-                self.out.write("\r" + line)
-                if done >= self.total:
-                    self.out.write("\n")
-                self.out.flush()
-        elif (tenth := done * 10 // self.total) > self.shown_tenth:
-            self.shown_tenth = tenth
-            self.out.write(line + "\n")
-            self.out.flush()
+        if done >= self.bar.total:
+            self.bar.count = done
+            self.bar.finish(extra)
+        else:
+            self.bar.update(done, done, extra)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -208,7 +208,7 @@ async def test_replay_counts_accepted_rejected_with_reasons_and_retried(seeded: 
     assert "line 4: not JSON" in ran.out
     assert "line 8: Object missing required field `user_id`" in ran.out
     assert "line 12: Invalid enum value 'sky-high' - at `$.priority`" in ran.out
-    assert "replay: 15/15 lines (100%)" in ran.err
+    assert "replay [########################] 100% · 15 lines · " in ran.err
 
 
 async def test_health_and_brief_of_a_scored_account_and_an_unknown_one(
