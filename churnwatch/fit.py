@@ -80,7 +80,8 @@ RECENCY_MAX_AGE_DAYS = 3650
 MAX_TRAINING_ROWS = 150_000  # the default train_step keeps the training rows about this many
 MAX_CONTROLS = 600  # hold-out accounts scored a day besides the churners compared
 DEFAULT_RED_LIFT = 2.0
-MAX_KNOTS = 10
+MAX_KNOTS = 16
+KNOT_TOLERANCE = 0.05  # points: an interior knot this close to the line through its neighbours goes
 MIN_VALUES = 30  # fewer known values than this: the measure keeps a flat curve
 PROFILE_MIN_ACCOUNTS = 100
 PROFILE_MIN_CHURNERS = 25
@@ -598,7 +599,7 @@ def _simplify(knots: list[tuple[float, float]]) -> tuple[tuple[float, float], ..
         if rounded and value <= rounded[-1][0]:
             continue
         rounded.append((value, pts))
-    # drop interior knots on a straight line (within 0.5 points) until few enough
+    # drop interior knots on a straight line (within KNOT_TOLERANCE) until few enough
     while len(rounded) > 2:
         errors = []
         for i in range(1, len(rounded) - 1):
@@ -606,7 +607,7 @@ def _simplify(knots: list[tuple[float, float]]) -> tuple[tuple[float, float], ..
             line = p0 + (p2 - p0) * (v1 - v0) / (v2 - v0)
             errors.append((abs(line - p1), i))
         error, i = min(errors)
-        if error > 0.5 and len(rounded) <= MAX_KNOTS:
+        if error > KNOT_TOLERANCE and len(rounded) <= MAX_KNOTS:
             break
         del rounded[i]
     return tuple(rounded)
@@ -1012,7 +1013,11 @@ def render_html(report: Report) -> str:
             f"{_verdict(t['within_0.01_of_black_box'])}<td>{_fmt(t['fitted_minus_naive'])}</td>"
             f"{_verdict(t['at_least_0.08_above_naive'])}</tr>"
         )
-    out.append("</table><h2>Calibration by band (hold-out)</h2>")
+    out.append(
+        "</table><h2>Calibration by band (hold-out)</h2><p>A hashed sample of hold-out "
+        "account-days, banded by score (an account still warming up would be shown yellow "
+        "instead of red); churn within the band horizon per band against the base rate.</p>"
+    )
     out.append(f"<p>{esc(fit_summary['band_choice'])}.</p>")
     for name, cal in d["calibration"].items():
         out.append(
