@@ -11,14 +11,8 @@ searched for them afterwards).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import secrets
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 
 from devstack import process
 from devstack.kafka import KafkaBroker
@@ -156,94 +149,7 @@ class Secrets:
 # A service process
 
 
-class Service:
-    """``python -m services.<name>`` on a port of its own, its output appended to a log file."""
-
-    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path, *, instance: int = 1):
-        self.name = name
-        self.instance = instance
-        self.port = process.free_port()
-        self.env = {
-            **os.environ,
-            **env,
-            f"{name.upper()}_PORT": str(self.port),
-            f"{name.upper()}_HOST": "127.0.0.1",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.label = name if instance == 1 else f"{name}#{instance}"
-        self.log_file = log_dir / f"{name}-{instance}.log"
-        self._pid_file = log_dir / f"{name}-{instance}.pid"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    async def start(self, *, ready_timeout_s: float = 90.0) -> Service:
-        self.proc = process.spawn(
-            [sys.executable, "-m", f"services.{self.name}"],
-            log_file=self.log_file,
-            pid_file=self._pid_file,
-            env=dict(self.env),
-            tied_to_parent=True,
-            cwd=ROOT,
-        )
-        self.starts += 1
-        await self.wait_ready(ready_timeout_s)
-        return self
-
-    async def wait_ready(self, timeout_s: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=2) as client:
-            while True:
-                if not self.running:
-                    raise RuntimeError(f"{self.label} exited:\n{self.tail()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.label} not ready after {timeout_s}s:\n{self.tail()}")
-                await asyncio.sleep(0.2)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown at all, as when a node dies."""
-        if self.running:
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    async def terminate(self, timeout_s: float = 60.0) -> int | None:
-        """SIGTERM (the graceful path) and wait; SIGKILL after ``timeout_s``."""
-        if not self.running:
-            return self.proc.returncode if self.proc else None
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.to_thread(self.proc.wait, timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def logs(self) -> str:
-        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.logs().splitlines()[-lines:])
-
-    async def metric(self, name: str) -> float:
-        """The sum of a Prometheus metric's samples (every label set) in ``/metrics``."""
-        async with httpx.AsyncClient(timeout=5) as client:
-            text = (await client.get(f"{self.url}/metrics")).text
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+Service = process.ServiceProcess  # the one launcher (devstack.process)
 
 
 # ---------------------------------------------------------------------------------------------

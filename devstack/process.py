@@ -10,12 +10,17 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+
 T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parent.parent
 
 _PR_SET_PDEATHSIG = 1
 
@@ -145,3 +150,116 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+class ServiceProcess:
+    """A churnwatch service run for real: ``python -m services.<name>`` on a free port of its
+    own, its output appended to a log file, tied to this process (it dies with it).
+
+    The one launcher of the chaos runs and the tests: ``start()`` waits for ``/readyz``;
+    ``terminate()`` is the graceful path (SIGTERM, then SIGKILL if it lingers); ``kill()`` is
+    a node dying (SIGKILL). Also an async context manager (start, then terminate).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        env: Mapping[str, str],
+        log_dir: Path,
+        *,
+        instance: int = 1,
+        log_name: str | None = None,
+    ) -> None:
+        self.name = name
+        self.instance = instance
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            **env,
+            f"{name.upper()}_PORT": str(self.port),
+            f"{name.upper()}_HOST": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.label = name if instance == 1 else f"{name}#{instance}"
+        stem = log_name or f"{name}-{instance}"
+        self.log_file = log_dir / f"{stem}.log"
+        self._pid_file = log_dir / f"{stem}.pid"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    async def start(self, *, ready_timeout_s: float = 90.0) -> ServiceProcess:
+        self.proc = spawn(
+            [sys.executable, "-m", f"services.{self.name}"],
+            log_file=self.log_file,
+            pid_file=self._pid_file,
+            env=dict(self.env),
+            tied_to_parent=True,
+            cwd=ROOT,
+        )
+        self.starts += 1
+        await self.wait_ready(ready_timeout_s)
+        return self
+
+    async def wait_ready(self, timeout_s: float = 90.0) -> None:
+        """Until ``/readyz`` answers 200; raises when the process exits or time runs out."""
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=2) as client:
+            while True:
+                if not self.running:
+                    raise RuntimeError(f"{self.label} exited early:\n{self.tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.label} not ready after {timeout_s}s:\n{self.tail()}")
+                await asyncio.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as when a node dies."""
+        if self.running:
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    async def terminate(self, timeout_s: float = 60.0) -> int | None:
+        """SIGTERM (the graceful path) and wait; SIGKILL after ``timeout_s``. Returns the exit
+        status (None when it had to be killed)."""
+        if not self.running:
+            return self.proc.returncode if self.proc else None
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.to_thread(self.proc.wait, timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def logs(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.logs().splitlines()[-lines:])
+
+    async def metric(self, name: str) -> float:
+        """The sum of a Prometheus metric's samples (every label set) in ``/metrics``."""
+        async with httpx.AsyncClient(timeout=5) as client:
+            text = (await client.get(f"{self.url}/metrics")).text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    async def __aenter__(self) -> ServiceProcess:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.terminate()

@@ -6,7 +6,7 @@ import itertools
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from services.scoring.handler import Inbound, Tombstone
+from services.scoring.handler import Inbound
 from shared.events import (
     AccountRecord,
     AccountTeam,
@@ -15,7 +15,7 @@ from shared.events import (
     TicketEvent,
     UsageEvent,
 )
-from shared.kafka import Record
+from shared.kafka import Record, Tombstone
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -151,4 +151,4 @@ def steady_usage(
 
 def tombstone(key: str, kind: str = "account") -> list[Record[Inbound]]:
     """A null value on the accounts (or people) topic, keyed by the record's id."""
-    return [Record("t", 0, 0, key.encode(), Tombstone(kind), b"", 0)]  # type: ignore[arg-type]
+    return [Record("t", 0, 0, key.encode(), Tombstone(kind), b"", 0)]

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from services.scoring.handler import ConsumerLag, Inbound, Tombstone, decoder, plan
+from services.scoring.handler import ConsumerLag, Inbound, decoder, plan
 from shared import events
 from shared.events import AccountRecord, PersonRecord, Topics
-from shared.kafka import DecodeFailure, Record
+from shared.kafka import DecodeFailure, Record, Tombstone
 from tests.unit.scoring.builders import NOW, account, person, records, tombstone, usage
 
 WINDOW = {"max_age": timedelta(days=7), "future_tolerance": timedelta(hours=1)}
