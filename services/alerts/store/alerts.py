@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.alerts.lifecycle import Alert, Matcher, Silence
 from services.alerts.routing import Recipient, Route
-from services.alerts.store.tables import alerts, silences, used_links
+from services.alerts.store.tables import alerts, from_row, silences, used_links
 
 
 async def load_open_alerts(
@@ -41,35 +41,12 @@ async def load_alerts(conn: AsyncConnection, ids: Iterable[int]) -> list[Alert]:
 
 
 def alert_from_row(row: RowMapping) -> Alert:
-    return Alert(
-        id=row["id"],
-        account_id=row["account_id"],
-        rule=row["rule"],
-        motion=row["motion"],
-        severity=row["severity"],
-        state=row["state"],
-        summary=row["summary"],
-        delivery=row["delivery"],
-        send_resolved=row["send_resolved"],
+    return from_row(
+        Alert,
+        row,
         route=Route.from_json(row["route"]),
-        started_at=row["started_at"],
-        updated_at=row["updated_at"],
-        pending_since=row["pending_since"],
-        notified_at=row["notified_at"],
-        notified_severity=row["notified_severity"],
-        first_notified_at=row["first_notified_at"],
         notified_to=tuple(Recipient.from_json(r) for r in row["notified_to"]),
-        snoozed_until=row["snoozed_until"],
-        acknowledged_at=row["acknowledged_at"],
-        acknowledged_by=row["acknowledged_by"],
-        resolved_at=row["resolved_at"],
-        resolved_by=row["resolved_by"],
-        resolve_notice_due=row["resolve_notice_due"],
-        escalated_at=row["escalated_at"],
         escalation_path=tuple(row["escalation_path"]),
-        muted=row["muted"],
-        resolves_at=row["resolves_at"],
-        wake_at=row["wake_at"],
     )
 
 
@@ -277,14 +254,8 @@ def matcher_json(matcher: Matcher) -> dict[str, str]:
 
 
 def silence_from_row(row: RowMapping) -> Silence:
-    return Silence(
-        id=row["id"],
-        matchers=tuple(Matcher(m["label"], m["op"], m["value"]) for m in row["matchers"]),
-        starts_at=row["starts_at"],
-        ends_at=row["ends_at"],
-        created_by=row["created_by"],
-        comment=row["comment"],
-    )
+    matchers = tuple(Matcher(m["label"], m["op"], m["value"]) for m in row["matchers"])
+    return from_row(Silence, row, matchers=matchers)
 
 
 # ---------------------------------------------------------------------------------------------

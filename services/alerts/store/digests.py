@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.alerts.digest import AccountLine, HeldAlert
 from services.alerts.store.ownership import PersonRow
+from services.alerts.store.tables import from_row
 
 
 async def claim_due_people(conn: AsyncConnection, now: datetime, limit: int) -> list[PersonRow]:
@@ -23,20 +24,7 @@ async def claim_due_people(conn: AsyncConnection, now: datetime, limit: int) -> 
         ),
         {"now": now, "limit": limit},
     )
-    return [
-        PersonRow(
-            person_id=r["person_id"],
-            name=r["name"],
-            email=r["email"],
-            slack_user_id=r["slack_user_id"],
-            manager_id=r["manager_id"],
-            time_zone=r["time_zone"],
-            active=r["active"],
-            updated_at=r["updated_at"],
-            next_digest_at=r["next_digest_at"],
-        )
-        for r in rows.mappings()
-    ]
+    return [from_row(PersonRow, r) for r in rows.mappings()]
 
 
 async def set_next_digests(conn: AsyncConnection, next_at: Mapping[str, datetime]) -> None:
@@ -71,18 +59,7 @@ async def portfolios(
     )
     found: dict[str, list[AccountLine]] = defaultdict(list)
     for r in rows.mappings():
-        found[r["person_id"]].append(
-            AccountLine(
-                account_id=r["account_id"],
-                name=r["name"],
-                score=r["score"],
-                band=r["band"],
-                as_of=r["as_of"],
-                score_week_ago=r["score_week_ago"],
-                days_since_activity=r["days_since_activity"],
-                reasons=tuple(r["reasons"]),
-            )
-        )
+        found[r["person_id"]].append(from_row(AccountLine, r, reasons=tuple(r["reasons"])))
     return found
 
 
@@ -104,15 +81,6 @@ async def held_alerts(
     )
     found: dict[str, list[HeldAlert]] = defaultdict(list)
     for r in rows.mappings():
-        found[r["person_id"]].append(
-            HeldAlert(
-                alert_id=r["id"],
-                account_id=r["account_id"],
-                account_name=r["name"],
-                rule=r["rule"],
-                severity=r["severity"],
-                summary=r["summary"],
-                new=r["new"],
-            )
-        )
+        held = from_row(HeldAlert, r, alert_id=r["id"], account_name=r["name"])
+        found[r["person_id"]].append(held)
     return found

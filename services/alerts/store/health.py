@@ -11,7 +11,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.alerts.decide import Health
-from services.alerts.store.tables import account_health, outbox, processed_changes, score_history
+from services.alerts.store.tables import (
+    account_health,
+    from_row,
+    outbox,
+    processed_changes,
+    score_history,
+)
 
 
 async def claim_changes(conn: AsyncConnection, changes: Sequence[tuple[str, str]]) -> set[str]:
@@ -34,17 +40,7 @@ async def load_health(conn: AsyncConnection, account_ids: Iterable[str]) -> dict
         return {}
     rows = await conn.execute(select(account_health).where(account_health.c.account_id.in_(ids)))
     return {
-        r["account_id"]: Health(
-            as_of=r["as_of"],
-            score=r["score"],
-            band=r["band"],
-            before_score=r["before_score"],
-            before_band=r["before_band"],
-            reasons=tuple(r["reasons"]),
-            days_since_activity=r["days_since_activity"],
-            change_id=r["change_id"],
-        )
-        for r in rows.mappings()
+        r["account_id"]: from_row(Health, r, reasons=tuple(r["reasons"])) for r in rows.mappings()
     }
 
 

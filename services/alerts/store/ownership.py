@@ -14,7 +14,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.alerts.routing import Person, Team
-from services.alerts.store.tables import accounts, alerts, people
+from services.alerts.store.tables import accounts, alerts, from_row, people
 
 
 @dataclass(frozen=True)
@@ -145,15 +145,7 @@ async def load_people(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Pe
 
 
 def _person(row: RowMapping) -> Person:
-    return Person(
-        person_id=row["person_id"],
-        name=row["name"],
-        email=row["email"],
-        slack_user_id=row["slack_user_id"],
-        manager_id=row["manager_id"],
-        time_zone=row["time_zone"],
-        active=row["active"],
-    )
+    return from_row(Person, row)
 
 
 async def load_teams(

@@ -11,6 +11,9 @@ The queries live beside this module, one module per concern (see ``store/__init_
 
 from __future__ import annotations
 
+from dataclasses import fields
+from typing import Any, TypeVar
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -28,6 +31,21 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import RowMapping
+
+T = TypeVar("T")
+
+
+def from_row(cls: type[T], row: RowMapping, **values: Any) -> T:
+    """The dataclass ``cls`` from a row: each field from the column of its name, unless given
+    in ``values``; a field with a default may be absent from the row."""
+    given = {
+        f.name: values[f.name] if f.name in values else row[f.name]
+        for f in fields(cls)  # type: ignore[arg-type]
+        if f.name in values or f.name in row
+    }
+    return cls(**given)
+
 
 metadata = MetaData(schema="alerts")
 
