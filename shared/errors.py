@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
@@ -44,6 +45,22 @@ async def coded(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+def invalid_items(exc: RequestValidationError) -> list[dict[str, str]]:
+    """What is wrong with a request, item by item: ``where`` (the parameter's path, e.g.
+    ``body.matchers.0.value``) and ``why``. The same shape in every service's 422."""
+    return [
+        {"where": ".".join(str(p) for p in e.get("loc", ())), "why": str(e.get("msg", ""))}
+        for e in exc.errors()
+    ]
+
+
+async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    """422 ``invalid_request`` with the items (:func:`invalid_items`)."""
+    items = invalid_items(exc) if isinstance(exc, RequestValidationError) else []
+    detail = {"code": "invalid_request", "message": "the request is not valid", "errors": items}
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 def _data_error(exc: BaseException | None) -> asyncpg.DataError | None:
     """The PostgreSQL data error behind ``exc`` (SQLAlchemy wraps asyncpg's), if any."""
     seen: set[int] = set()
@@ -69,9 +86,11 @@ async def unusable_value(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    """Answer every ``HTTPException`` as ``{"detail": {"code", "message", …}}``, and a request
-    value the database refuses as ``422 invalid_request``."""
+    """Answer every ``HTTPException`` as ``{"detail": {"code", "message", …}}``, an invalid
+    request as ``422 invalid_request`` with its items, and a request value the database
+    refuses as ``422 invalid_request``."""
     app.add_exception_handler(HTTPException, coded)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(asyncpg.DataError, unusable_value)
     app.add_exception_handler(DBAPIError, unusable_value)
 

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -436,19 +435,3 @@ def _silence_json(silence: Silence) -> dict[str, Any]:
 def install_error_handlers(app: FastAPI) -> None:
     errors.install(app)  # the framework's own errors (unparsable body…) get a code too
     errors.document(app, html_errors=("/links/",))  # error answers, in their real shape
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            {
-                "detail": {
-                    "code": "invalid_request",
-                    "message": "the request is not valid",
-                    "errors": [
-                        {"loc": list(e.get("loc", ())), "msg": e.get("msg", "")}
-                        for e in exc.errors()
-                    ],
-                }
-            },
-            status_code=422,
-        )

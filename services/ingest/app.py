@@ -19,13 +19,20 @@ from services.ingest import openapi
 from services.ingest.api import Intake, ZendeskConfig, install
 from services.ingest.decisions import Limits, RequestRefused
 from services.ingest.handler import Handler
-from services.ingest.http import RequestContext, error_response, json_response
+from services.ingest.http import (
+    ErrorBody,
+    ErrorItem,
+    RequestContext,
+    error_response,
+    json_response,
+)
 from services.ingest.memberships import Memberships, MembershipTable
 from services.ingest.metrics import REFUSED_REQUESTS
 from services.ingest.publisher import KafkaPublisher, KafkaUnavailable, Publisher
 from services.ingest.ratelimit import RateLimiter
 from services.ingest.segment import SegmentRules, SegmentTranslator
 from services.ingest.settings import IngestSettings
+from shared import errors
 from shared.auth import ApiKeys
 from shared.clock import utc_now
 from shared.events import Topics
@@ -134,7 +141,8 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
         REFUSED_REQUESTS.labels("invalid_request").inc()
-        return error_response(422, "invalid_request", str(exc.errors())[:1000])
+        items = [ErrorItem(**item) for item in errors.invalid_items(exc)]
+        return json_response(ErrorBody("invalid_request", str(exc.errors())[:1000], items), 422)
 
     openapi.install(app)
     return app

@@ -25,9 +25,15 @@ JSON_TYPES = frozenset({JSON})
 SEGMENT_TYPES = frozenset({JSON, "text/plain"})
 
 
-class ErrorBody(msgspec.Struct):
+class ErrorItem(msgspec.Struct):
+    where: str  # the parameter's path, e.g. ``query.limit``
+    why: str
+
+
+class ErrorBody(msgspec.Struct, omit_defaults=True):
     code: str
     message: str
+    errors: list[ErrorItem] = []  # with 422 invalid_request: what is wrong, item by item
 
 
 _encoder = msgspec.json.Encoder()

@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 import asyncpg
 import msgspec
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from services.scoring import brief
@@ -43,25 +42,7 @@ def _not_found(code: str, message: str) -> HTTPException:
     return HTTPException(404, detail={"code": code, "message": message})
 
 
-async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    return JSONResponse(
-        {
-            "detail": {
-                "code": "invalid_request",
-                "message": "the request's parameters are not valid",
-                "errors": [
-                    {"where": ".".join(str(p) for p in e.get("loc", ())), "why": e.get("msg")}
-                    for e in errors
-                ],
-            }
-        },
-        status_code=422,
-    )
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, validation_error)
     errors.install(app)  # the framework's own errors (unknown route…) get a code too
     errors.document(app)  # every operation's error answers, in their real shape
 
