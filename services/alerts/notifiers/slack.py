@@ -106,22 +106,41 @@ class SlackNotifier:
             body["thread_ts"] = message.thread_ref
         return await self._post_api(body)
 
-    async def _post_api(self, body: dict[str, Any]) -> Outcome:
-        assert self._token is not None
+    async def _post(
+        self,
+        who: str,
+        url: str,
+        body: dict[str, Any],
+        *,
+        headers: dict[str, str] | None = None,
+        detail: bool = False,
+    ) -> httpx.Response | Retry:
+        """POST ``body``; a timeout, a broken connection, a 429 or a 5xx is a :class:`Retry`
+        (``detail``: name the transport error too; a webhook URL carries its secret, the API
+        URL does not)."""
         try:
-            response = await self._client.post(
-                f"{self._api_url}/chat.postMessage",
-                json=body,
-                headers={"Authorization": f"Bearer {self._token.get_secret_value()}"},
-            )
+            response = await self._client.post(url, json=body, headers=headers)
         except httpx.TimeoutException as exc:
             return Retry(f"timeout: {type(exc).__name__}")
         except httpx.TransportError as exc:
-            return Retry(f"connection error: {type(exc).__name__}: {exc}")
+            return Retry(f"connection error: {type(exc).__name__}" + (f": {exc}" if detail else ""))
         if response.status_code == 429:
             return Retry("rate limited (429)", retry_after(response))
         if response.status_code >= 500:
-            return Retry(f"Slack answered {response.status_code}")
+            return Retry(f"{who} answered {response.status_code}")
+        return response
+
+    async def _post_api(self, body: dict[str, Any]) -> Outcome:
+        assert self._token is not None
+        response = await self._post(
+            "Slack",
+            f"{self._api_url}/chat.postMessage",
+            body,
+            headers={"Authorization": f"Bearer {self._token.get_secret_value()}"},
+            detail=True,
+        )
+        if not isinstance(response, httpx.Response):
+            return response
         try:
             answer = response.json()
         except ValueError:
@@ -141,16 +160,9 @@ class SlackNotifier:
 
     async def _post_webhook(self, body: dict[str, Any]) -> Outcome:
         assert self._webhook is not None
-        try:
-            response = await self._client.post(self._webhook.get_secret_value(), json=body)
-        except httpx.TimeoutException as exc:
-            return Retry(f"timeout: {type(exc).__name__}")
-        except httpx.TransportError as exc:
-            return Retry(f"connection error: {type(exc).__name__}")
-        if response.status_code == 429:
-            return Retry("rate limited (429)", retry_after(response))
-        if response.status_code >= 500:
-            return Retry(f"Slack webhook answered {response.status_code}")
+        response = await self._post("Slack webhook", self._webhook.get_secret_value(), body)
+        if not isinstance(response, httpx.Response):
+            return response
         if 200 <= response.status_code < 300:
             return Delivered(None)
         return Permanent(
