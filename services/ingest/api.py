@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -23,6 +23,7 @@ from services.ingest.openapi import EventsAnswer, SegmentAnswer, WebhookAnswer
 from services.ingest.ratelimit import RateLimiter
 from services.ingest.segment import Kind, SegmentTranslator, write_key_in_body
 from shared.auth import ApiKeys, Caller, authorize, presented_key, require
+from shared.clock import Clock
 from shared.events import Topics
 
 
@@ -45,7 +46,7 @@ class Intake:
     memberships: Memberships
     segment: SegmentTranslator
     zendesk: ZendeskConfig
-    clock: Callable[[], datetime]  # wall clock, UTC
+    clock: Clock  # the wall clock (scaled in the demo)
     monotonic: Callable[[], float]
 
     def limit(self, caller: Caller) -> None:
@@ -121,7 +122,7 @@ async def post_events(intake: Ctx, request: Request, caller: EventsCaller) -> Re
     intake.limit(caller)
     body = await read_body(request, intake.limits, JSON_TYPES)
     decision = native.decide_events(
-        body, now=intake.clock(), limits=intake.limits, topics=intake.topics
+        body, now=intake.clock.now(), limits=intake.limits, topics=intake.topics
     )
     applied = await intake.handler.apply(
         decision, source="native", route="POST /v1/events", caller=caller.name
@@ -165,7 +166,7 @@ def record_route(
         path_id = str(request.path_params[id_name])
         decision = decide(
             body,
-            now=intake.clock(),
+            now=intake.clock.now(),
             limits=intake.limits,
             topics=intake.topics,
             source=caller.name,
@@ -201,7 +202,11 @@ def record_route(
         intake.limit(caller)
         body = await read_body(request, intake.limits, JSON_TYPES)
         decision = decide(
-            body, now=intake.clock(), limits=intake.limits, topics=intake.topics, source=caller.name
+            body,
+            now=intake.clock.now(),
+            limits=intake.limits,
+            topics=intake.topics,
+            source=caller.name,
         )
         applied = await intake.handler.apply(
             decision, source=plural, route=f"POST /v1/{plural}", caller=caller.name
@@ -260,7 +265,7 @@ def segment_route(kind: Kind, model: str, summary: str) -> None:
         decision = intake.segment.decide(
             body,
             kind,
-            now=intake.clock(),
+            now=intake.clock.now(),
             limits=intake.limits,
             topics=intake.topics,
             memberships=intake.memberships.lookup,
@@ -329,7 +334,7 @@ async def zendesk_webhook(intake: Ctx, request: Request, caller: WebhooksCaller)
         )
     intake.limit(caller)
     body = await read_body(request, intake.limits, JSON_TYPES)
-    now = intake.clock()
+    now = intake.clock.now()
     zendesk.verify(
         secrets=config.signing_secrets,
         signature_header=request.headers.get(zendesk.SIGNATURE_HEADER),

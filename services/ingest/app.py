@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -34,7 +34,7 @@ from services.ingest.segment import SegmentRules, SegmentTranslator
 from services.ingest.settings import IngestSettings
 from shared import errors
 from shared.auth import ApiKeys
-from shared.clock import utc_now
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.events import Topics
 from shared.kafka import RenewingProducer, client_options, ensure_topics, make_producer
 from shared.ops import Draining, ReadinessCheck, ops_router
@@ -54,7 +54,7 @@ def intake_from(
     *,
     publisher: Publisher,
     memberships: Memberships,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = SYSTEM_CLOCK,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> Intake:
     return Intake(
@@ -194,7 +194,7 @@ def build(settings: IngestSettings, draining: Draining) -> FastAPI:
             settings,
             publisher=publisher,
             memberships=memberships,
-            clock=settings.build_clock().now,
+            clock=settings.build_clock(),
         ),
         checks={"kafka": publisher.ready, "memberships": memberships.ready},
         retry_after_seconds=settings.retry_after_seconds,

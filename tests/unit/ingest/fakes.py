@@ -16,6 +16,7 @@ from services.ingest.memberships import InMemoryMemberships
 from services.ingest.publisher import KafkaUnavailable
 from services.ingest.settings import IngestSettings
 from shared.auth import digest
+from shared.clock import FixedClock
 
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 
@@ -83,11 +84,8 @@ class RecordingPublisher:
 class Clock:
     """A wall clock and a monotonic clock that only move when told."""
 
-    now: datetime = NOW
+    wall: FixedClock = field(default_factory=lambda: FixedClock(NOW))
     monotonic_now: float = 1000.0
-
-    def wall(self) -> datetime:
-        return self.now
 
     def monotonic(self) -> float:
         return self.monotonic_now
