@@ -37,7 +37,7 @@ from services.alerts import rules as alert_rules
 
 # The thresholds tried per rule kind (every product of the listed values), besides "off".
 GRID: Mapping[str, Mapping[str, Sequence[Any]]] = {
-    "band_worsened": {"to": ("yellow", "red")},
+    "band_worsened": {"to": ("yellow", "red"), "keep_firing_for_days": (3, 7, 14)},
     "score_dropped": {"points": (10, 15, 20, 25, 30), "days": (7, 14, 30)},
     "no_activity": {"days": (7, 10, 14, 21, 30, 45)},
     "ticket_surge": {"opened_7d": (1, 2, 3), "open": (2, 5)},
