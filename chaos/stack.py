@@ -253,6 +253,8 @@ class Deployment:
                 "SCORING_RESCORE_POLL_SECONDS": "0.2",
                 "SCORING_RELAY_POLL_SECONDS": "0.2",
                 "SCORING_SHUTDOWN_DRAIN_SECONDS": "0",
+                # the alert accounts are new: without history they would be warming up
+                "SCORING_WARM_UP_DAYS": "0",
             }
         assert self.slack is not None
         assert self.smtp is not None

@@ -413,7 +413,11 @@ async def run(ctx: Context) -> Section:
             interval = ctx.config.s3_rescore_interval_seconds
             scoring = procs.service(
                 "scoring",
-                {**common, "SCORING_RESCORE_INTERVAL_SECONDS": f"{interval:g}"},
+                {
+                    **common,
+                    "SCORING_RESCORE_INTERVAL_SECONDS": f"{interval:g}",
+                    "SCORING_WARM_UP_DAYS": "0",  # the alert accounts are new: no warm-up
+                },
                 ctx.logs,
                 suffix="-s3",
             )

@@ -10,5 +10,10 @@ from shared.runner import serve
 settings = ScoringSettings()
 logs.configure("scoring", settings.log_level)
 draining = Draining()
-app = build_app(settings, model.load(settings.model_file), settings.build_clock(), draining)
+app = build_app(
+    settings,
+    model.load(settings.model_file, warm_up_days=settings.warm_up_days),
+    settings.build_clock(),
+    draining,
+)
 serve(app, settings, draining)

@@ -252,13 +252,17 @@ class _ModelFile(_File):
 # Loading
 
 
-def load(path: Path) -> Model:
-    """Read and validate a model file; raises :class:`ModelError`."""
+def load(path: Path, *, warm_up_days: int | None = None) -> Model:
+    """Read and validate a model file; raises :class:`ModelError`. ``warm_up_days`` (the
+    service's ``SCORING_WARM_UP_DAYS``) overrides the file's when given."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise ModelError(str(path), [f"cannot read the file: {exc}"]) from None
-    return parse(text, source=str(path))
+    loaded = parse(text, source=str(path))
+    if warm_up_days is None:
+        return loaded
+    return dataclasses.replace(loaded, warm_up_days=warm_up_days)
 
 
 def parse(text: str, *, source: str = "<text>") -> Model:

@@ -20,6 +20,13 @@ class ScoringSettings(
     port: int = Field(8001, ge=1, le=65535)
 
     model_file: Path = Field(DEFAULT_MODEL_FILE, description="the health model (TOML)")
+    warm_up_days: int | None = Field(
+        None,
+        ge=0,
+        le=366,
+        description="days of history before an account leaves warm-up; default: the model "
+        "file's warm_up_days (35); 0 turns warm-up off",
+    )
     consumer_group: str | None = Field(
         None, description="Kafka consumer group; default: TOPIC_PREFIX + 'scoring'"
     )

@@ -86,6 +86,8 @@ def test_warm_up_days_come_from_the_model_file_and_zero_turns_it_off() -> None:
     assert snapshot.band == "red"
     text = model.DEFAULT_MODEL_FILE.read_text()
     assert model.parse("warm_up_days = 10\n" + text).warm_up_days == 10
+    assert model.load(model.DEFAULT_MODEL_FILE).warm_up_days == 35
+    assert model.load(model.DEFAULT_MODEL_FILE, warm_up_days=0).warm_up_days == 0
 
 
 def _change(facts: Facts) -> HealthChange:
