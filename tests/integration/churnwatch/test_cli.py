@@ -94,6 +94,7 @@ async def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Async
         "SCORING_RESCORE_INTERVAL_SECONDS": "0.2",
         "INGEST_SHUTDOWN_DRAIN_SECONDS": "0",
         "SCORING_SHUTDOWN_DRAIN_SECONDS": "0",
+        "SCORING_WARM_UP_DAYS": "0",  # acme-corp is new: it must alert without history
         "ALERTS_SHUTDOWN_DRAIN_SECONDS": "0",
     }
     logs = tmp_path_factory.mktemp("cli-services")
