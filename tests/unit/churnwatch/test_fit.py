@@ -185,3 +185,38 @@ def test_a_train_until_after_the_data_is_a_clear_error(tmp_path: Path) -> None:
             train_until=START + timedelta(days=400),
             version="x",
         )
+
+
+def test_without_labels_churn_comes_from_the_first_churned_account_record() -> None:
+    from shared.events import AccountRecord
+
+    def record(account: str, stage: str, day: int) -> AccountRecord:
+        at = datetime.combine(START + timedelta(days=day), time(9), UTC)
+        return AccountRecord(
+            account_id=account,
+            name=account,
+            lifecycle_stage=stage,  # type: ignore[arg-type]
+            updated_at=at,
+            source="test",
+        )
+
+    outcomes = fit.outcomes_from_records(
+        [
+            record("stays", "mature", 0),
+            record("leaves", "mature", 0),
+            record("leaves", "churned", 40),
+            record("leaves", "churned", 55),  # a later copy does not move the date
+        ]
+    )
+    assert outcomes == {
+        "stays": Outcome(None),
+        "leaves": Outcome(START + timedelta(days=40)),
+    }
+
+
+def test_events_out_of_time_order_are_refused_naming_the_event() -> None:
+    events, _ = portfolio(accounts=3)
+    ordered = sorted(events, key=lambda e: e.occurred_at)
+    shuffled = iter([ordered[-1], ordered[0]])
+    with pytest.raises(fit.FitError, match="must be in time order"):
+        list(fit.every_day(shuffled))
