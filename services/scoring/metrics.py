@@ -42,6 +42,10 @@ ACCOUNTS_SCORED = Counter(
     "Account scores computed, by what caused them (events, sweep)",
     ["cause"],
 )
+SCORES_WARMING_UP = Counter(
+    "churnwatch_scoring_scores_warming_up_total",
+    "Account scores computed while the account was still warming up (too little history)",
+)
 HEALTH_CHANGES = Counter(
     "churnwatch_scoring_health_changes_total",
     "Health changes decided (written to the outbox), by trigger",

@@ -67,6 +67,7 @@ class Scorer:
         current, history, changes = _rows(self.model, assessments, as_of)  # apply
         await scores.write_health(conn, current, history, changes)
         metrics.ACCOUNTS_SCORED.labels(cause).inc(len(assessments))
+        metrics.SCORES_WARMING_UP.inc(sum(a.snapshot.warming_up for a in assessments))
         for assessment in assessments:
             if assessment.change is not None:
                 for trigger in assessment.change.triggers:
