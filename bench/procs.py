@@ -1,11 +1,11 @@
 """The processes a scenario starts: the services (``python -m services.<name>``), the bare
 baselines and the load generator — each on a free port, output to a log file, tied to this
-process (they die with it), stopped with SIGTERM and reaped."""
+process (they die with it, started by ``devstack.process.spawn``), stopped with SIGTERM and
+reaped."""
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -18,16 +18,12 @@ from typing import Any
 
 import httpx
 
+from devstack import process
 from devstack.process import free_port
 
 __all__ = ["Process", "Server", "free_port", "module", "run_json", "service", "started", "sys"]
 
 ROOT = Path(__file__).resolve().parent.parent
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Process:
@@ -46,17 +42,14 @@ class Process:
         return self.proc.pid
 
     def start(self) -> Process:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-                cwd=ROOT,
-                preexec_fn=_die_with_parent,
-            )
+        self.proc = process.spawn(  # devstack's launcher: its own session, dies with us
+            self.argv,
+            log_file=self.log_file,
+            pid_file=self.log_file.with_suffix(".pid"),
+            env=self.env,
+            tied_to_parent=True,
+            cwd=ROOT,
+        )
         return self
 
     def running(self) -> bool:
@@ -164,7 +157,7 @@ def run_json(
             env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
             cwd=ROOT,
             check=False,
-            preexec_fn=_die_with_parent,
+            preexec_fn=process.die_with_parent,
         )
     lines = done.stdout.decode().strip().splitlines()
     if done.returncode != 0 or not lines:

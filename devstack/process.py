@@ -39,7 +39,7 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: get SIGKILL when the process that started us dies.
 
     Test runs use this so that a broker or database never outlives a killed pytest.
@@ -73,7 +73,7 @@ def spawn(
             group=user,
             extra_groups=[] if user else None,
             start_new_session=True,
-            preexec_fn=_die_with_parent if tied_to_parent else None,
+            preexec_fn=die_with_parent if tied_to_parent else None,
         )
     pid_file.write_text(f"{proc.pid}\n")
     return proc
