@@ -490,7 +490,8 @@ def _crm5_reading(result: Mapping[str, Any]) -> str:
     return (
         "**Most churn in `crm5` is random by construction.** Its configuration (`crm5.yaml`) "
         f"gives every customer a chance of {CRM5_ACAUSAL_CHURN:.1%} a month to churn for no "
-        "reason in its data (`acausal_churn`; the customer leaves at its next renewal). Here "
+        "reason in its data (`acausal_churn`; a monthly customer leaves at its next renewal, "
+        "one on a 6- or 12-month plan after two or three such months). Here "
         f"{churners} churns over {months:,.0f} observed customer-months make "
         f"{monthly:.2%} a month, so roughly {share:.0%} of the churners are such coin flips "
         "and only the rest left because of how they used the product (ChurnSim's utility: "

@@ -109,6 +109,9 @@ def test_cdnow_fitted_model_beats_naive_inactivity_and_the_shipped_model_on_the_
     # this was written), while the fitted curves learn how long a silence is normal (0.9).
     assert fitted > _auc(report, "naive inactivity", 30) + 0.15
     assert fitted > _auc(report, "base model", 30)
+    weights = report["fit"]["weights"]
+    assert weights["recency"] > 50  # a shop's customers are judged by how long since they bought
+    assert weights["support"] + weights["sentiment"] <= 0.5  # no tickets, no surveys in CDNOW
 
     judged = _backtest(cdnow_files, [scoring_model.DEFAULT_MODEL_FILE, model], "1998-01-01")
     shipped, learned = judged["models"]
@@ -119,9 +122,16 @@ def test_cdnow_fitted_model_beats_naive_inactivity_and_the_shipped_model_on_the_
 
 @pytest.mark.timeout(900)
 def test_crm5_fit_and_backtest_run_on_the_thinned_fightchurn_fixture(crm5_files: Path) -> None:
+    """No AUC bound here: 2 % of the events leave little usage signal, and on the whole data
+    most of crm5's churn is random by construction (docs/signal-quality.md, "Reading")."""
     model, report = _fit(crm5_files, CRM5_TRAIN_UNTIL, "30")
     assert report["holdout"] == ["2023-01-01", "2023-06-30"]
     scoring_model.load(model)  # what the service would load
+    # ChurnSim has no tickets and no surveys: their components are the same for every account and
+    # may not take more than a rounding's weight (0.1 of 100 points was seen).
+    weights = report["fit"]["weights"]
+    assert weights["support"] + weights["sentiment"] <= 0.5
+    assert weights["activity"] + weights["breadth"] + weights["seat_utilisation"] > 50
     assert report["auc"]["fitted model"][0]["churners"] > 10
     judged = _backtest(crm5_files, [model], "2023-01-01")
     (learned,) = judged["models"]
