@@ -93,10 +93,11 @@ def test_keep_firing_for_is_between_zero_and_thirty_days(days: float, valid: boo
             rules.parse(text)
 
 
-def test_a_worsened_band_fires_and_red_is_critical() -> None:
-    assert evaluate((80, "green"), (55, "yellow"))["band_worsened"].outcome == "fire"
+def test_the_shipped_band_rule_fires_on_a_fall_into_red_only_and_red_is_critical() -> None:
+    assert evaluate((80, "green"), (55, "yellow"))["band_worsened"].outcome == "clear"
     red = evaluate((55, "yellow"), (30, "red"))["band_worsened"]
     assert (red.outcome, red.severity) == ("fire", "critical")
+    assert evaluate((80, "green"), (30, "red"))["band_worsened"].outcome == "fire"
 
 
 def test_a_band_rule_to_red_fires_only_on_a_fall_into_red_and_clears_above_it() -> None:
@@ -125,8 +126,9 @@ def test_a_band_rule_to_red_fires_only_on_a_fall_into_red_and_clears_above_it() 
 
 
 def test_a_band_that_stays_bad_sustains_and_green_clears() -> None:
-    stays = evaluate((35, "red"), (58, "yellow"))["band_worsened"]
-    assert (stays.outcome, stays.severity) == ("sustain", "warning")
+    stays = evaluate((35, "red"), (30, "red"))["band_worsened"]
+    assert (stays.outcome, stays.severity) == ("sustain", "critical")
+    assert evaluate((30, "red"), (58, "yellow"))["band_worsened"].outcome == "clear"
     assert evaluate((58, "yellow"), (80, "green"))["band_worsened"].outcome == "clear"
 
 
@@ -182,8 +184,10 @@ def test_a_renewal_near_while_not_green_fires_and_nearer_is_critical() -> None:
 
 def test_renewal_proximity_raises_the_severity_of_adoption_risks() -> None:
     context = Context(renewal_date=date(2026, 12, 15))
-    verdict = evaluate((80, "green"), (55, "yellow"), context)["band_worsened"]
-    assert verdict.severity == "critical"
+    verdict = evaluate((80, "green"), (55, "yellow"), context, days_since_activity=20)[
+        "no_activity"
+    ]
+    assert (verdict.outcome, verdict.severity) == ("fire", "critical")  # warning, raised
     assert "renewal on 2026-12-15" in verdict.summary
 
 
