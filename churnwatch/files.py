@@ -376,16 +376,35 @@ def read_labels(path: Path) -> list[GroundTruth]:
     """Ground truth from CSV. ``story`` may be empty for labels that did not come from here."""
 
     def parse(row: Mapping[str, str]) -> GroundTruth:
-        churned = _boolean(row["churned"])
-        churn_date = _optional(row.get("churn_date"), date.fromisoformat)
-        if churned != (churn_date is not None):
-            raise ValueError("churn_date is given exactly when churned is true")
+        problems = []
+        account_id = row.get("account_id") or ""
+        if not account_id:
+            problems.append("account_id is empty")
+        churned = churn_date = opportunity_date = None
+        try:
+            churned = _boolean(row["churned"])
+        except ValueError as exc:
+            problems.append(f"churned: {exc}")
+        for name in ("churn_date", "opportunity_date"):
+            try:
+                value = _optional(row.get(name), _date_of(name))
+            except ValueError as exc:
+                problems.append(str(exc))
+                continue
+            if name == "churn_date":
+                churn_date = value
+            else:
+                opportunity_date = value
+        if churned is not None and churned != (churn_date is not None) and not problems:
+            problems.append("churn_date is given exactly when churned is true")
+        if problems:
+            raise ValueError("; ".join(problems))  # every problem of the row at once
         return GroundTruth(
-            account_id=_required(row, "account_id"),
+            account_id=account_id,
             story=row.get("story") or "",
-            churned=churned,
+            churned=bool(churned),
             churn_date=churn_date,
-            opportunity_date=_optional(row.get("opportunity_date"), date.fromisoformat),
+            opportunity_date=opportunity_date,
         )
 
     return _read_csv(path, ("account_id", "churned"), parse, None)
@@ -396,7 +415,9 @@ def read_observed_until(path: Path) -> dict[str, date]:
     observed day), for the accounts whose cell is filled; empty without the column."""
 
     def parse(row: Mapping[str, str]) -> tuple[str, date | None]:
-        return _required(row, "account_id"), _optional(row.get("observed_until"), _date)
+        return _required(row, "account_id"), _optional(
+            row.get("observed_until"), _date_of("observed_until")
+        )
 
     pairs = _read_csv(path, ("account_id",), parse, None)
     return {account: day for account, day in pairs if day is not None}
@@ -560,11 +581,16 @@ def _lifecycle_stage(value: str) -> LifecycleStage:
     raise ValueError(f"unknown lifecycle stage {value!r} ({', '.join(get_args(LifecycleStage))})")
 
 
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"observed_until: {value!r} is not a date (2026-07-01)") from None
+def _date_of(column: str) -> Callable[[str], date]:
+    """A date parser whose error names the column."""
+
+    def parse(value: str) -> date:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{column}: {value!r} is not a date (2026-07-01)") from None
+
+    return parse
 
 
 def _timestamp(value: str) -> datetime:

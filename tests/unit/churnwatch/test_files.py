@@ -311,3 +311,15 @@ def test_events_in_any_order_are_read_back_in_time_order_through_month_files(
     ordered = list(files.read_events_in_time_order(path, spill))
     assert [e.event_id for e in ordered] == ["e1", "e2", "e0"]
     assert sorted(p.name for p in spill.iterdir()) == ["2026-07.jsonl", "2026-08.jsonl"]
+
+
+def test_a_bad_label_row_names_every_bad_field_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text("account_id,churned,churn_date\n,perhaps,2026-13-01\n")
+    with pytest.raises(FormatError) as raised:
+        files.read_labels(path)
+    assert raised.value.line == 2
+    assert raised.value.reason == (
+        "account_id is empty; churned: not a boolean: 'perhaps' (true or false); "
+        "churn_date: '2026-13-01' is not a date (2026-07-01)"
+    )
