@@ -358,7 +358,7 @@ def _rules_table(model: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"| {rule.get('rule')} | {_fmt(rule.get('accounts_alerted'))} | "
             f"{_pct(rule.get('precision'))} | {_pct(rule.get('recall'))} | "
-            f"{_fmt(lead, 0) if lead is not None else '–'} d | "
+            f"{_fmt(lead, 0) + ' d' if lead is not None else '–'} | "
             f"{_fmt(rule.get('per_account_month'), 3)} | {_fmt(rule.get('per_owner_week'), 2)} |"
         )
     return lines
@@ -390,7 +390,7 @@ def _tuned_verdict(stage: Mapping[str, Any]) -> tuple[bool, str] | None:
     if recall is None or recall < 0.5:
         misses.append(f"recall {_pct(recall)} < 50 %")
     if lead is None or lead < run.MIN_LEAD_DAYS:
-        misses.append(f"median lead {_fmt(lead, 0)} d < {run.MIN_LEAD_DAYS:g} d")
+        misses.append(f"median lead {_days(lead)} < {run.MIN_LEAD_DAYS:g} d")
     if volume is None or volume > run.BUDGET_PER_OWNER_WEEK:
         misses.append(f"{_fmt(volume, 2)} alerts per owner-week > {run.BUDGET_PER_OWNER_WEEK:g}")
     return (not misses, "; ".join(misses))
@@ -418,6 +418,16 @@ def _backtest_section(stage: Mapping[str, Any]) -> list[str]:
             "",
         ]
         lines += _rules_table(model)
+        risk = _any_risk(model)
+        base = holdout.get("base_rate")
+        if risk and risk.get("precision") is not None and base:
+            lines += [
+                "",
+                f"Any risk alert: precision {_pct(risk['precision'])} = "
+                f"{risk['precision'] / base:.1f}× the base rate, "
+                f"recall {_pct(risk.get('recall'))}, "
+                f"{_fmt(risk.get('per_owner_week'), 1)} new alerts per owner-week.",
+            ]
         lines.append("")
     tuning = stage.get("tuning", {}).get("tuning")
     tuned = stage.get("tuned_holdout")
@@ -435,9 +445,11 @@ def _backtest_section(stage: Mapping[str, Any]) -> list[str]:
             f"{run.BUDGET_PER_OWNER_WEEK:g} alerts per owner-week): {chosen or 'no change'}. "
             "On the "
             f"early period: precision {_pct(best.get('precision'))}, recall "
-            f"{_pct(best.get('recall'))}, lead {_fmt(best.get('median_lead_days'), 0)} d, "
+            f"{_pct(best.get('recall'))}, lead {_days(best.get('median_lead_days'))}, "
             f"{_fmt(best.get('per_owner_week'), 2)} per owner-week"
-            f"{'' if best.get('meets_targets') else ' — no setting met every target there'}.",
+            f"{'' if best.get('meets_targets') else ' — no setting met every target there'}. "
+            "(The search, `churnwatch/tune.py`, requires the precision, the lead and the budget "
+            "and then takes the highest recall; item 6 also asks recall ≥ 50 %.)",
             "",
         ]
     if tuned and tuned.get("models"):
@@ -456,8 +468,12 @@ def _backtest_section(stage: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _days(value: Any) -> str:
+    return "–" if value is None else f"{value:.0f} d"
+
+
 def _settings(settings: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k} = {v}" for k, v in settings.items())
+    return ", ".join(f"{k} = {v}" for k, v in settings.items()) or "as it was"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,6 +521,11 @@ def _crm5_reading(result: Mapping[str, Any]) -> str:
         "noise, and a gain of +0.08 over naive inactivity is not there to be had in this data. "
         "What would tell more: the same simulation with `acausal_churn=0` (all churn "
         "behavioural), and more accounts for tighter intervals."
+        + _alerts_reading(
+            result,
+            "An alert follows the score; with a ranking this close to chance, no threshold puts "
+            "half of the churners into a group that churns at twice the base rate.",
+        )
     )
 
 
@@ -529,7 +550,56 @@ def _cdnow_reading(result: Mapping[str, Any]) -> str:
         "for each horizon. The gap to the black box is the price of one explainable curve on "
         "a label that is itself a cut on that measure; on real churn, which is not defined by "
         "the measure, the gap need not be this large."
+        + _alerts_reading(
+            result,
+            "The score ranks well on any one day, but the rules are judged per account over six "
+            "months, and quiet spells are this data's normal: nearly every customer falls silent "
+            "for weeks at some point, so a rule on silence or on a falling score alerts on almost "
+            "every account sooner or later — the churners and the ones who come back alike.",
+        )
     )
+
+
+def _alerts_reading(result: Mapping[str, Any], why: str) -> str:
+    """Why the alert target was missed (or met), from the backtest figures; ``why`` is what the
+    data itself explains."""
+    stage = _stage(result, "backtest")
+    holdout = stage.get("holdout", {})
+    tuning = stage.get("tuning", {}).get("tuning", {})
+    models = holdout.get("models", [])
+    base = holdout.get("base_rate")
+    if not models or not base:
+        return ""
+    risk = _any_risk(models[-1]) or {}
+    early = tuning.get("base_rate")
+    best = tuning.get("best", {})
+    verdict = _tuned_verdict(stage)
+    text = (
+        "\n\n**Alerts.** In the hold-out "
+        f"{_pct(base)} of the judged accounts churn (in the early period {_pct(early)}), so "
+        f"item 6 asks a precision of {_pct(run.MIN_LIFT * base)} there "
+        f"({_pct(run.MIN_LIFT * early) if early else '–'} in the early period) at a recall of "
+        f"50 %. With the shipped rules, {models[-1].get('model_version')}'s risk alerts reached "
+        f"{_pct(risk.get('precision'))} precision at {_pct(risk.get('recall'))} recall "
+        f"({_fmt(risk.get('per_owner_week'), 1)} new alerts per owner-week). {why} "
+    )
+    if not best.get("accounts_alerted"):
+        text += (
+            "The only combination the tuning found meeting precision, lead and budget on the "
+            "early period was every risk rule switched off"
+        )
+    elif best.get("meets_targets"):
+        text += (
+            "The tuning met precision, lead and budget on the early period only at "
+            f"{_pct(best.get('recall'))} recall"
+        )
+    else:
+        text += "The tuning found no setting meeting precision, lead and budget on the early period"
+    if verdict is not None:
+        text += "; on the hold-out the tuned rules " + (
+            "meet item 6." if verdict[0] else f"miss it ({verdict[1]})."
+        )
+    return text
 
 
 READINGS: dict[str, Callable[[Mapping[str, Any]], str]] = {

@@ -34,7 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,7 @@ class Stages:
         say(f"{self.folder.parent.name}: {stage} ...")
         result = produce()
         result.setdefault("seconds", round(time.monotonic() - started, 1))
+        result.setdefault("finished_at", datetime.now(UTC).isoformat(timespec="seconds"))
         say(f"{self.folder.parent.name}: {stage} done in {result['seconds']} s")
         return self.save(stage, key, result)
 
