@@ -200,6 +200,9 @@ async def _prepare(port: int) -> None:
         try:
             if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", DEFAULT_USER):
                 await conn.execute(f'CREATE ROLE "{DEFAULT_USER}" LOGIN CREATEDB')
+            # Tests drop their databases WITH (FORCE); an autovacuum worker in one has no
+            # role, and only pg_signal_backend may end it (PostgreSQL 15).
+            await conn.execute(f'GRANT pg_signal_backend TO "{DEFAULT_USER}"')
             if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DEFAULT_DB):
                 await conn.execute(f'CREATE DATABASE "{DEFAULT_DB}" OWNER "{DEFAULT_USER}"')
             return
