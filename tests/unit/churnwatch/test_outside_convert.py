@@ -30,7 +30,7 @@ def _cdnow(tmp_path: Path, lines: list[str]) -> Path:
     return path
 
 
-def test_cdnow_repeat_buyers_become_accounts_and_a_lapse_of_180_days_is_churn(
+def test_cdnow_repeat_buyers_become_accounts_and_their_first_lapse_of_180_days_is_churn(
     tmp_path: Path,
 ) -> None:
     source = _cdnow(
@@ -40,19 +40,27 @@ def test_cdnow_repeat_buyers_become_accounts_and_a_lapse_of_180_days_is_churn(
             "00002 19970112  1   12.00",  # repeat within 90 days, last 1997-03-01: churns
             "00002 19970112  5   77.00",
             "00002 19970301  2   20.00",
-            "00003 19970102  2   20.76",  # repeat within 90 days, buys in 1998-05: not churned
+            "00003 19970102  2   20.76",  # gaps of 87, 174 and 171 days: never lapses
             "00003 19970330  2   20.76",
-            "00003 19980510  1    9.99",
+            "00003 19970920  1    9.99",
+            "00003 19980310  1    9.99",
             "00004 19970105  1   10.00",  # second purchase after 100 days: left out
             "00004 19970415  1   10.00",
             "00005 19970110  1   10.00",  # two lines on one day only: left out
             "00005 19970110  3   30.00",
+            "00006 19970105  1   10.00",  # lapses after 1997-02-01, won back in December: churned
+            "00006 19970201  1   10.00",
+            "00006 19971201  1   10.00",
+            "00008 19970106  1   10.00",  # buys again on the 180th day (no lapse), then lapses
+            "00008 19970206  1   10.00",
+            "00008 19970805  1   10.00",
         ],
     )
     out = tmp_path / "out"
     summary = cdnow.convert(source, out)
 
-    assert (summary.accounts, summary.churners, summary.events) == (2, 1, 6)
+    assert (summary.accounts, summary.churners, summary.events) == (4, 3, 13)
+    assert summary.definition["churn"] == "first lapse"
     events = list(files.read_events(out / common.EVENT_FILE))
     assert all(isinstance(e, UsageEvent) for e in events)
     assert [e.occurred_at for e in events] == sorted(e.occurred_at for e in events)
@@ -66,26 +74,53 @@ def test_cdnow_repeat_buyers_become_accounts_and_a_lapse_of_180_days_is_churn(
         1.0,
     )
     assert first.occurred_at == datetime(1997, 1, 12, 12, tzinfo=UTC)
-    assert len({e.event_id for e in events}) == 6  # two purchases on one day stay two events
+    assert len({e.event_id for e in events}) == 13  # two purchases on one day stay two events
+    # a customer won back keeps its later purchases (the shop saw them) ...
+    assert max(e.occurred_at for e in events if e.account_id == "cdnow-00006") == datetime(
+        1997, 12, 1, 12, tzinfo=UTC
+    )
 
     labels = {t.account_id: t for t in files.read_labels(out / common.LABELS_FILE)}
     assert labels["cdnow-00002"].churn_date == date(1997, 8, 28)  # 1997-03-01 + 180 days
     assert not labels["cdnow-00003"].churned
+    assert labels["cdnow-00006"].churn_date == date(1997, 7, 31)  # 1997-02-01 + 180: first lapse
+    assert labels["cdnow-00008"].churn_date == date(1998, 2, 1)  # 1997-08-05 + 180
     observed = files.read_observed_until(out / common.LABELS_FILE)
-    assert observed == {"cdnow-00002": date(1997, 8, 27), "cdnow-00003": date(1998, 6, 30)}
+    # ... but is never judged after its first lapse
+    assert observed == {
+        "cdnow-00002": date(1997, 8, 27),
+        "cdnow-00003": date(1998, 6, 30),
+        "cdnow-00006": date(1997, 7, 30),
+        "cdnow-00008": date(1998, 1, 31),
+    }
 
     records = files.read_accounts(out / common.ACCOUNTS_FILE, now=NOW)
-    assert [r.account_id for r in records] == ["cdnow-00002", "cdnow-00003"]
+    assert [r.account_id for r in records] == [
+        "cdnow-00002",
+        "cdnow-00003",
+        "cdnow-00006",
+        "cdnow-00008",
+    ]
     assert records[0].updated_at == datetime(1997, 1, 12, tzinfo=UTC)
     people = {p.person_id for p in files.read_people(out / common.PEOPLE_FILE, now=NOW)}
     assert all(r.team.csm in people for r in records)
 
 
 def test_cdnow_a_lapse_that_ends_after_the_data_is_not_churn(tmp_path: Path) -> None:
-    source = _cdnow(tmp_path, ["00007 19970110  1   10.00", "00007 19980102  1   10.00"])
+    source = _cdnow(
+        tmp_path,
+        [
+            "00007 19970110  1   10.00",
+            "00007 19970201  1   10.00",
+            "00007 19970720  1   10.00",  # 169 days after the one before: no lapse
+            "00007 19980102  1   10.00",  # 166 days after the one before: no lapse
+        ],
+    )
     summary = cdnow.convert(source, tmp_path / "out")
     # 1998-01-02 + 180 days = 1998-07-01, one day after the data's end
-    assert summary.churners == 0
+    assert (summary.accounts, summary.churners) == (1, 0)
+    (label,) = files.read_labels(tmp_path / "out" / common.LABELS_FILE)
+    assert label.churn_date is None
 
 
 @pytest.mark.parametrize(
