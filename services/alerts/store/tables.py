@@ -67,6 +67,7 @@ accounts = Table(
     Column("tier", Text),
     Column("seats", Integer),
     Column("renewal_date", Date),
+    Column("arr", Float),  # annual recurring revenue, shown in messages
     Column("csm", Text),
     Column("account_executive", Text),
     Column("renewal_owner", Text),
@@ -103,6 +104,8 @@ account_health = Table(
     Column("reasons", JSONB, nullable=False),
     Column("days_since_activity", Float),
     Column("change_id", Text, nullable=False),
+    # which components moved the score: [{"name", "delta_points", "evidence": [...]}]
+    Column("moved_by", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
 )
 
 score_history = Table(
