@@ -40,6 +40,8 @@ Short = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 MAX_SEATS = 10_000_000  # an account record with more seats is refused (scoring stores an int4)
 Source = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+MAX_TICKET_IDS = 10  # ticket ids a health snapshot names as evidence
+MAX_EVIDENCE = 8  # facts a component move names
 
 TicketAction = Literal["opened", "updated", "escalated", "solved", "reopened"]
 TicketPriority = Literal["low", "normal", "high", "urgent"]
@@ -187,6 +189,10 @@ class Signals(msgspec.Struct, kw_only=True, omit_defaults=True):
     seat_utilisation: float | None = None  # active users (30 days) / seats, 0..n
     open_high_urgent_tickets: int | None = None
     high_urgent_opened_7d: int | None = None
+    # ids of the open high/urgent tickets, oldest first, at most MAX_TICKET_IDS (evidence)
+    open_high_urgent_ticket_ids: (
+        Annotated[list[Short], msgspec.Meta(max_length=MAX_TICKET_IDS)] | None
+    ) = None
     nps_latest: int | None = None
     renewal_date: date | None = None
     days_in_band: float | None = None
@@ -211,6 +217,11 @@ class HealthSnapshot(msgspec.Struct, kw_only=True):
 class ComponentMove(msgspec.Struct, kw_only=True):
     name: str
     delta_points: float  # change of the component's contribution to the score
+    # the facts behind the move, in words: "weekly active users 12 → 4",
+    # "3 high/urgent tickets open: #4512, #4519, #4533" (absent in messages before 2026-12)
+    evidence: Annotated[list[str], msgspec.Meta(max_length=MAX_EVIDENCE)] = msgspec.field(
+        default_factory=list
+    )
 
 
 class HealthChange(msgspec.Struct, kw_only=True, tag_field="event_type", tag="health_change"):

@@ -52,6 +52,8 @@ async def gather(
             name=row.name if row else None,
             team=row.team if row else routing.Team(),
             renewal_date=row.renewal_date if row else None,
+            tier=row.tier if row else None,
+            arr=row.arr if row else None,
             health=healths.get(account_id),
             alerts=open_alerts.get(account_id, []),
             people=people,

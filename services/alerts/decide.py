@@ -19,7 +19,7 @@ from typing import Literal
 
 from services.alerts import lifecycle, routing, rules
 from services.alerts.lifecycle import Alert, Notification, Silence, Timing
-from services.alerts.messages import AccountView, Content
+from services.alerts.messages import AccountView, Content, Move
 from services.alerts.routing import Channel, Channels, Person, Team, TeamChannel
 from shared.events import HealthChange
 
@@ -48,6 +48,7 @@ class Health:
     reasons: tuple[str, ...]
     days_since_activity: float | None = None
     change_id: str = ""
+    moved_by: tuple[Move, ...] = ()  # the change attribution of the latest change
 
 
 @dataclass
@@ -58,6 +59,8 @@ class AccountState:
     name: str | None = None
     team: Team = field(default_factory=Team)
     renewal_date: object = None  # datetime.date | None
+    tier: str | None = None
+    arr: float | None = None
     health: Health | None = None
     alerts: list[Alert] = field(default_factory=list)  # open alerts
     people: Mapping[str, Person] = field(default_factory=dict)
@@ -74,6 +77,10 @@ class AccountState:
             before_band=health.before_band if health else None,
             as_of=health.as_of if health else None,
             reasons=health.reasons if health else (),
+            moved_by=health.moved_by if health else (),
+            tier=self.tier,
+            arr=self.arr,
+            renewal_date=self.renewal_date,  # type: ignore[arg-type]
         )
 
 
@@ -135,6 +142,7 @@ def on_changes(
             reasons=tuple(change.reasons or change.after.reasons),
             days_since_activity=change.after.signals.days_since_activity,
             change_id=change.change_id,
+            moved_by=tuple(Move.of(m) for m in change.moved_by),
         )
 
     if ownership_changed:

@@ -180,4 +180,5 @@ def _account_row(account: AccountRecord) -> store.OwnedAccount:
         account_executive=account.team.account_executive,
         renewal_owner=account.team.renewal_owner,
         updated_at=account.updated_at,
+        arr=account.arr,
     )

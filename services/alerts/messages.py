@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -19,8 +19,35 @@ from services.alerts import digest as digests
 from services.alerts.lifecycle import Alert, Notification
 from services.alerts.links import Action, Link, LinkSigner
 from services.alerts.routing import Destination, Recipient
+from shared.events import ComponentMove
 
 MAX_REASONS = 5
+MAX_MOVES = 4  # components named in a message's "what moved the score"
+
+
+@dataclass(frozen=True)
+class Move:
+    """A component that moved the score: by how many points, and the facts that moved it
+    (``"weekly active users 12 → 4"``), as scoring published them."""
+
+    name: str
+    delta_points: float
+    evidence: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, move: ComponentMove) -> Move:
+        return cls(move.name, move.delta_points, tuple(move.evidence))
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Move:
+        return cls(str(raw["name"]), float(raw["delta_points"]), tuple(raw.get("evidence") or ()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "delta_points": self.delta_points,
+            "evidence": list(self.evidence),
+        }
 
 
 @dataclass(frozen=True)
@@ -33,6 +60,10 @@ class AccountView:
     before_band: str | None = None
     as_of: datetime | None = None
     reasons: tuple[str, ...] = ()
+    moved_by: tuple[Move, ...] = ()
+    tier: str | None = None
+    arr: float | None = None
+    renewal_date: date | None = None
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,9 @@ def render_text(brief: Brief) -> str:
         )
         for reason in change.reasons[:2]:
             lines.append(f"      {reason}")
+        for move in change.moved_by[:3]:
+            if move.evidence:
+                lines.append(f"      {move.name}: {'; '.join(move.evidence[:3])}")
     lines.append("")
 
     lines.append(f"Usage: {brief.usage.trend}")

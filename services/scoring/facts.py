@@ -35,7 +35,7 @@ from services.scoring.health import (
     Facts,
 )
 from services.scoring.store.dedup import event_key
-from shared.events import AccountRecord, Event, SurveyEvent, UsageEvent
+from shared.events import MAX_TICKET_IDS, AccountRecord, Event, SurveyEvent, UsageEvent
 
 DEDUP_DAYS = 35  # the Ledger counts an event once if its copies occur within this many days
 # of the newest day folded — far more than the live path admits (SCORING_MAX_EVENT_AGE_DAYS)
@@ -260,6 +260,14 @@ class Ledger:
             open_tickets=len(open_tickets),
             open_high_urgent=len(high),
             oldest_open_high_urgent_update=min((t.updated_at for t in high), default=None),
+            open_high_urgent_ids=tuple(
+                i
+                for _, i in sorted(
+                    (t.updated_at, i)
+                    for i, t in s.tickets.items()
+                    if t.status not in CLOSED and t.priority in HIGH_URGENT
+                )
+            )[:MAX_TICKET_IDS],
             last_survey_at=s.last_survey_at,
             nps_latest=s.nps_latest[2] if s.nps_latest else None,
             **{c.fact: _count(s, c, n) for c in COUNTS},

@@ -31,7 +31,15 @@ from datetime import date, datetime
 from typing import Literal
 
 from services.scoring.model import Component, Input, Measure, Model, Profile
-from shared.events import ComponentMove, ComponentScore, HealthChange, HealthSnapshot, Signals
+from shared.events import (
+    MAX_EVIDENCE,
+    MAX_TICKET_IDS,
+    ComponentMove,
+    ComponentScore,
+    HealthChange,
+    HealthSnapshot,
+    Signals,
+)
 
 DAY_SECONDS = 86_400.0
 BASELINE_WEEKS = 4  # the activity baseline: the four weeks before the last seven days
@@ -83,6 +91,7 @@ class Facts:
     open_tickets: int = 0
     open_high_urgent: int = 0
     oldest_open_high_urgent_update: datetime | None = None
+    open_high_urgent_ids: tuple[str, ...] = ()  # least recently updated first, ≤ MAX_TICKET_IDS
     # sentiment (answers of the last SENTIMENT_WINDOW_DAYS)
     last_survey_at: datetime | None = None
     nps_answers: int = 0
@@ -468,6 +477,7 @@ def signals(facts: Facts, days_since: float | None) -> Signals:
         seats=facts.seats,
         seat_utilisation=round(facts.active_users_30d / facts.seats, 3) if facts.seats else None,
         open_high_urgent_tickets=facts.open_high_urgent,
+        open_high_urgent_ticket_ids=list(facts.open_high_urgent_ids[:MAX_TICKET_IDS]) or None,
         high_urgent_opened_7d=facts.high_urgent_opened_7d,
         nps_latest=facts.nps_latest,
         renewal_date=facts.renewal_date,
@@ -550,17 +560,86 @@ def _crossed(model: Model, before: HealthSnapshot, after: HealthSnapshot) -> boo
 
 
 def moved_by(before: HealthSnapshot | None, after: HealthSnapshot) -> list[ComponentMove]:
-    """Which components moved the score and by how many points, biggest move first."""
+    """Which components moved the score, by how many points and with which facts, biggest
+    move first."""
     previous = {c.name: c.contribution for c in before.components} if before else {}
     moves = [
         ComponentMove(
-            name=c.name, delta_points=round(c.contribution - previous.get(c.name, 0.0), 2)
+            name=c.name,
+            delta_points=round(c.contribution - previous.get(c.name, 0.0), 2),
+            evidence=evidence(c, before, after),
         )
         for c in after.components
     ]
     moves = [m for m in moves if abs(m.delta_points) >= 0.05]
     moves.sort(key=lambda m: (-abs(m.delta_points), m.name))
     return moves
+
+
+# The facts that say why a component moved, read from a snapshot: (what, how it is written,
+# where it is read). "raw" is the component's own measured value.
+_Fact = tuple[str, Callable[[float], str], Callable[[HealthSnapshot, ComponentScore], float | None]]
+
+
+def _raw_of(name: str) -> Callable[[HealthSnapshot, ComponentScore], float | None]:
+    def read(snapshot: HealthSnapshot, _: ComponentScore) -> float | None:
+        found = [c.raw for c in snapshot.components if c.name == name]
+        return found[0] if found else None
+
+    return read
+
+
+def _int(v: float) -> str:
+    return f"{round(v)}"
+
+
+EVIDENCE: Mapping[str, list[_Fact]] = {
+    "activity": [
+        ("weekly active users", _int, lambda s, c: s.signals.active_users_7d),
+        ("active days per week", _int, _raw_of("activity")),
+    ],
+    "recency": [("days since the last activity", _int, lambda s, c: s.signals.days_since_activity)],
+    "breadth": [("features used per month", _int, _raw_of("breadth"))],
+    "seat_utilisation": [
+        ("seats in use (30 days)", lambda v: f"{round(v * 100)}%", _raw_of("seat_utilisation"))
+    ],
+    "support": [
+        ("high/urgent tickets opened per week", _int, lambda s, c: s.signals.high_urgent_opened_7d)
+    ],
+    "sentiment": [
+        ("NPS", _int, _raw_of("sentiment")),
+        ("latest NPS answer", _int, lambda s, c: s.signals.nps_latest),
+    ],
+}
+
+
+def evidence(
+    component: ComponentScore, before: HealthSnapshot | None, after: HealthSnapshot
+) -> list[str]:
+    """The facts behind a component's move, in words: each listed fact that changed, as
+    "weekly active users 12 → 4" (its value alone for a first score); for support, the open
+    high/urgent tickets by id. When no listed fact changed (a trend measure moved), the
+    component's own sentence."""
+    said: list[str] = []
+    for what, write, read in EVIDENCE.get(component.name, []):
+        now = read(after, component)
+        was = read(before, component) if before is not None else None
+        if now is None or (was is not None and write(was) == write(now)):
+            continue
+        said.append(
+            f"{what} {write(was)} → {write(now)}" if was is not None else f"{what} {write(now)}"
+        )
+    if component.name == "support":
+        ids = after.signals.open_high_urgent_ticket_ids or []
+        count = after.signals.open_high_urgent_tickets or 0
+        was_ids = before.signals.open_high_urgent_ticket_ids if before else None
+        if count and (ids != was_ids):
+            named = ", ".join(f"#{t}" if t.isdigit() else t for t in ids)
+            more = f" and {count - len(ids)} more" if count > len(ids) else ""
+            said.append(f"{_plural(count, 'high/urgent ticket')} open: {named}{more}")
+    if not said and component.detail:
+        said.append(component.detail)
+    return said[:MAX_EVIDENCE]
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,3 +131,22 @@ def test_events_route_to_their_topic() -> None:
         type="login",
     )
     assert Topics().for_event(usage) == "churnwatch.usage.v1"
+
+
+def test_a_health_change_written_before_evidence_existed_still_decodes() -> None:
+    raw = json.loads((EXAMPLES / "health_change.json").read_bytes())
+    for move in raw["moved_by"]:
+        del move["evidence"]
+    del raw["after"]["signals"]["open_high_urgent_ticket_ids"]
+    change = events.decode_health_change(json.dumps(raw).encode())
+    assert [m.evidence for m in change.moved_by] == [[], []]
+    assert change.after.signals.open_high_urgent_ticket_ids is None
+
+
+def test_a_move_naming_too_many_facts_is_refused() -> None:
+    raw = json.loads((EXAMPLES / "health_change.json").read_bytes())
+    raw["moved_by"][0]["evidence"] = ["fact"] * (events.MAX_EVIDENCE + 1)
+    with pytest.raises(msgspec.ValidationError, match="evidence"):
+        events.decode_health_change(json.dumps(raw).encode())
+    raw["moved_by"][0]["evidence"] = ["fact"] * events.MAX_EVIDENCE
+    assert len(events.decode_health_change(json.dumps(raw).encode()).moved_by[0].evidence) == 8

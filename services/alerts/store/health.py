@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.alerts.decide import Health
+from services.alerts.messages import Move
 from services.alerts.store.tables import (
     account_health,
     from_row,
@@ -40,7 +41,13 @@ async def load_health(conn: AsyncConnection, account_ids: Iterable[str]) -> dict
         return {}
     rows = await conn.execute(select(account_health).where(account_health.c.account_id.in_(ids)))
     return {
-        r["account_id"]: from_row(Health, r, reasons=tuple(r["reasons"])) for r in rows.mappings()
+        r["account_id"]: from_row(
+            Health,
+            r,
+            reasons=tuple(r["reasons"]),
+            moved_by=tuple(Move.from_json(m) for m in r["moved_by"]),
+        )
+        for r in rows.mappings()
     }
 
 
@@ -63,6 +70,7 @@ async def upsert_health(conn: AsyncConnection, healths: Sequence[tuple[str, Heal
                 "reasons": list(h.reasons),
                 "days_since_activity": h.days_since_activity,
                 "change_id": h.change_id,
+                "moved_by": [m.to_json() for m in h.moved_by],
             }
             for account_id, h in healths
         ]

@@ -43,6 +43,7 @@ class OwnedAccount:
     account_executive: str | None
     renewal_owner: str | None
     updated_at: datetime
+    arr: float | None = None
 
     @property
     def team(self) -> Team:
@@ -51,13 +52,16 @@ class OwnedAccount:
 
 @dataclass(frozen=True)
 class AccountRow:
-    """What deciding needs of an account: its name, team, renewal and seats."""
+    """What deciding needs of an account: its name, team, renewal and seats (and what
+    messages show: tier and ARR)."""
 
     account_id: str
     name: str
     team: Team
     renewal_date: date | None
     seats: int | None
+    tier: str | None = None
+    arr: float | None = None
 
     @classmethod
     def from_row(cls, row: RowMapping) -> AccountRow:
@@ -67,6 +71,8 @@ class AccountRow:
             Team(row["csm"], row["account_executive"], row["renewal_owner"]),
             row["renewal_date"],
             row["seats"],
+            tier=row["tier"],
+            arr=row["arr"],
         )
 
 

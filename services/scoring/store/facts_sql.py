@@ -20,6 +20,7 @@ import asyncpg
 from services.scoring import aggregate
 from services.scoring.facts import CLOSED, COUNTS, HIGH_URGENT, Count, Table, Window, span
 from services.scoring.health import Facts
+from shared.events import MAX_TICKET_IDS
 
 
 def _days(window: Window) -> str:
@@ -85,7 +86,10 @@ t AS (
         count(*) AS open_tickets,
         count(*) FILTER (WHERE priority IN ({_quoted(HIGH_URGENT)})) AS open_high_urgent,
         min(updated_at) FILTER (WHERE priority IN ({_quoted(HIGH_URGENT)}))
-            AS oldest_open_high_urgent_update
+            AS oldest_open_high_urgent_update,
+        (array_agg(ticket_id ORDER BY updated_at, ticket_id)
+            FILTER (WHERE priority IN ({_quoted(HIGH_URGENT)})))[1:{MAX_TICKET_IDS}]
+            AS open_high_urgent_ids
     FROM scoring.tickets
     WHERE {_IN_RANGE} AND status NOT IN ({_quoted(CLOSED)})
     GROUP BY account_id),
@@ -104,6 +108,7 @@ SELECT ids.account_id,
         AS last_feature_at,
     a.last_survey_at, a.nps_latest,
     t.open_tickets, t.open_high_urgent, t.oldest_open_high_urgent_update,
+    t.open_high_urgent_ids,
     {", ".join(f"{_CTE[c.table]}.{c.fact}" for c in COUNTS)}
 FROM ids
 LEFT JOIN (SELECT * FROM scoring.activity WHERE account_id BETWEEN $4 AND $5) a
@@ -155,4 +160,5 @@ async def gather_facts(
 def facts_from_row(row: Mapping[str, Any]) -> Facts:
     values: dict[str, Any] = {name: int(row[name] or 0) for name in _COUNTS}
     values |= {name: row[name] for name in _AS_IS}
+    values["open_high_urgent_ids"] = tuple(row["open_high_urgent_ids"] or ())
     return Facts(account_id=row["account_id"], **values)

@@ -25,11 +25,11 @@ TOKYO = "Asia/Tokyo"
 
 
 def local(zone: str, *args: int) -> datetime:
-    return datetime(*args, tzinfo=ZoneInfo(zone))  # type: ignore[misc]
+    return datetime(*args).replace(tzinfo=ZoneInfo(zone))  # type: ignore[arg-type]
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*args).replace(tzinfo=UTC)  # type: ignore[arg-type]
 
 
 # -- parsing ------------------------------------------------------------------------------------
