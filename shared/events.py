@@ -42,6 +42,7 @@ Source = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 MAX_TICKET_IDS = 10  # ticket ids a health snapshot names as evidence
 MAX_EVIDENCE = 8  # facts a component move names
+MAX_DAILY_ALERT_BUDGET = 1000  # new risk alerts a person may get directly per day
 
 TicketAction = Literal["opened", "updated", "escalated", "solved", "reopened"]
 TicketPriority = Literal["low", "normal", "high", "urgent"]
@@ -126,8 +127,45 @@ class AccountRecord(msgspec.Struct, kw_only=True):
     schema_version: int = SCHEMA_VERSION
 
 
+LocalTime = Annotated[
+    str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, 24 h")
+]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+AlertChannel = Literal["slack", "email", "digest"]
+
+
+class WorkingHours(msgspec.Struct, kw_only=True):
+    """A person's working week in their own time zone: the days, and the local start and end
+    of each (the end after the start, on the same day)."""
+
+    days: Annotated[list[Weekday], msgspec.Meta(min_length=1, max_length=7)]
+    start: LocalTime
+    end: LocalTime
+
+    def __post_init__(self) -> None:
+        if self.start >= self.end:
+            raise ValueError(f"working hours must start before they end ({self.start}-{self.end})")
+
+
+class QuietHours(msgspec.Struct, kw_only=True):
+    """A daily local window with no messages at all; an end before the start crosses
+    midnight (22:00-07:00)."""
+
+    start: LocalTime
+    end: LocalTime
+
+    def __post_init__(self) -> None:
+        if self.start == self.end:
+            raise ValueError(f"quiet hours start and end at the same time ({self.start})")
+
+
 class PersonRecord(msgspec.Struct, kw_only=True):
-    """A CSM, account executive, renewal owner or manager."""
+    """A CSM, account executive, renewal owner or manager.
+
+    How alerts reach them (each optional; absent = the alerts service's defaults): their
+    ``working_hours`` and ``quiet_hours`` (local, in ``time_zone``), the ``alert_channel`` they
+    prefer (``digest``: no direct messages, everything in the daily digest) and a
+    ``daily_alert_budget`` of new risk alerts sent directly per local day."""
 
     person_id: PersonId
     name: Name
@@ -136,6 +174,10 @@ class PersonRecord(msgspec.Struct, kw_only=True):
     manager_id: PersonId | None = None
     time_zone: Annotated[str, msgspec.Meta(max_length=64)] = "UTC"
     active: bool = True
+    working_hours: WorkingHours | None = None
+    quiet_hours: QuietHours | None = None
+    alert_channel: AlertChannel | None = None
+    daily_alert_budget: Annotated[int, msgspec.Meta(ge=0, le=MAX_DAILY_ALERT_BUDGET)] | None = None
     updated_at: Timestamp
     source: Source
     schema_version: int = SCHEMA_VERSION

@@ -26,15 +26,18 @@ from services.ingest.decisions import (
     utf8_or_refused,
 )
 from shared.events import (
+    MAX_DAILY_ALERT_BUDGET,
     AccountId,
     AccountRecord,
     AccountTeam,
+    AlertChannel,
     EventId,
     LifecycleStage,
     Name,
     NonNegative,
     PersonId,
     PersonRecord,
+    QuietHours,
     Short,
     SurveyEvent,
     SurveyKind,
@@ -45,6 +48,7 @@ from shared.events import (
     Timestamp,
     Topics,
     UsageEvent,
+    WorkingHours,
     encode,
 )
 
@@ -162,6 +166,10 @@ class PersonIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     manager_id: PersonId | None = None
     time_zone: Annotated[str, msgspec.Meta(max_length=64)] = "UTC"
     active: bool = True
+    working_hours: WorkingHours | None = None
+    quiet_hours: QuietHours | None = None
+    alert_channel: AlertChannel | None = None
+    daily_alert_budget: Annotated[int, msgspec.Meta(ge=0, le=MAX_DAILY_ALERT_BUDGET)] | None = None
     updated_at: Timestamp | None = None
     schema_version: Literal[1] = 1
 
@@ -284,6 +292,10 @@ def decide_people(
                 manager_id=item.manager_id,
                 time_zone=item.time_zone,
                 active=item.active,
+                working_hours=item.working_hours,
+                quiet_hours=item.quiet_hours,
+                alert_channel=item.alert_channel,
+                daily_alert_budget=item.daily_alert_budget,
                 updated_at=item.updated_at or now,
                 source=source[:64],
             )
