@@ -105,17 +105,15 @@ def retry_delay(
 
 
 def error_of(response: httpx.Response) -> tuple[str, str]:
-    """The ``code`` and ``message`` of an error answer (``{"code"}`` or ``{"detail": {...}}``)."""
+    """The ``code`` and ``message`` of an error answer: every service answers
+    ``{"code", "message", "errors"?}`` (``shared.errors``); anything else (a proxy's page)
+    gets ``http_<status>`` and the start of the body."""
     try:
         body = response.json()
     except ValueError:
         return "http_" + str(response.status_code), response.text[:200] or response.reason_phrase
-    if isinstance(body, dict):
-        detail = body.get("detail", body)
-        if isinstance(detail, dict) and "code" in detail:
-            return str(detail["code"]), str(detail.get("message", ""))
-        if isinstance(detail, str):
-            return "http_" + str(response.status_code), detail
+    if isinstance(body, dict) and "code" in body:
+        return str(body["code"]), str(body.get("message", ""))
     return "http_" + str(response.status_code), str(body)[:200]
 
 

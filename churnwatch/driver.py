@@ -294,9 +294,8 @@ class Counts:
                 self._reject(str(item.get("code", "unknown")), str(item.get("message", "")))
             return
         self.failed_requests += 1
-        detail = body.get("detail", body)
-        code = str(detail.get("code", f"http_{status}")) if isinstance(detail, dict) else ""
-        message = str(detail.get("message", "")) if isinstance(detail, dict) else ""
+        code = str(body.get("code", f"http_{status}"))
+        message = str(body.get("message", ""))
         for _ in range(call.items):
             self._reject(code or f"http_{status}", message)
 

@@ -28,8 +28,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from pydantic import BaseModel, Field, TypeAdapter
+
+from shared import errors
 
 Scope = Literal["events", "accounts", "webhooks", "read", "admin"]
 SCOPES: tuple[Scope, ...] = ("events", "accounts", "webhooks", "read", "admin")
@@ -97,9 +99,10 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[Caller]]:
 def authenticate(keys: ApiKeys, request: Request, scope: Scope) -> Caller:
     caller = keys.lookup(presented_key(request))
     if caller is None:
-        raise HTTPException(
+        raise errors.refusal(
             401,
-            detail={"code": "unauthenticated", "message": "missing or unknown API key"},
+            "unauthenticated",
+            "missing or unknown API key",
             headers={"WWW-Authenticate": "Bearer"},
         )
     authorize(caller, scope)
@@ -109,10 +112,7 @@ def authenticate(keys: ApiKeys, request: Request, scope: Scope) -> Caller:
 
 def authorize(caller: Caller, scope: Scope) -> None:
     if scope not in caller.scopes:
-        raise HTTPException(
-            403,
-            detail={"code": "forbidden", "message": f"this API key lacks the '{scope}' scope"},
-        )
+        raise errors.refusal(403, "forbidden", f"this API key lacks the '{scope}' scope")
 
 
 def presented_key(request: Request) -> str | None:

@@ -1,29 +1,33 @@
-"""Every error answer carries a machine-readable code — the framework's own ones too — and
-the OpenAPI document says which errors an operation may answer, in the shape they have.
+"""One error envelope for the three services, its exception handlers and its OpenAPI description.
 
-Services raise ``HTTPException(status, detail={"code": …, "message": …})`` and clients read
-``detail.code``. Starlette and FastAPI raise their own for an unknown route (404), a wrong
-method (405) or a body they cannot parse (400) with a bare sentence as the detail: the handler
-installed here gives those a code from their status. A request value PostgreSQL cannot use —
-a NUL character, an integer past 64 bits — is the caller's mistake (422), not a server error.
+Every error answer is ``{"code": "<machine code>", "message": "<a sentence>"}`` at the top level
+of the body; an invalid request is ``422 invalid_request`` with ``errors``, one item per
+problem: ``{"where": "query.limit", "why": "…"}``. Services raise :func:`refusal` (an
+``HTTPException`` carrying the code) or an exception their app maps with ``install(translate=…)``;
+clients read ``code``. Starlette and FastAPI raise their own for an unknown route (404), a wrong
+method (405) or a body they cannot parse (400) with a bare sentence: the handler installed here
+gives those a code from their status. A request value PostgreSQL cannot use — a NUL character,
+an integer past 64 bits — is the caller's mistake (422), not a server error.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
+import fastapi
+import msgspec
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
+JSON = "application/json"
 CODES = {
     400: "invalid_body",
     401: "unauthenticated",
@@ -34,31 +38,54 @@ CODES = {
     413: "body_too_large",
     415: "unsupported_media_type",
 }
+MAX_MESSAGE = 1000
 
 
-async def coded(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
-    detail: Any = exc.detail
-    if not (isinstance(detail, dict) and "code" in detail):
-        code = CODES.get(exc.status_code, f"http_{exc.status_code}")
-        detail = {"code": code, "message": str(detail)}
-    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+class ErrorItem(msgspec.Struct):
+    """One problem of an invalid request."""
+
+    where: str  # the parameter's path, e.g. ``query.limit`` or ``body.matchers.0.value``
+    why: str
 
 
-def invalid_items(exc: RequestValidationError) -> list[dict[str, str]]:
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    """Every error answer of every service."""
+
+    code: str  # machine-readable, stable
+    message: str  # for a human
+    errors: list[ErrorItem] = []  # with 422 invalid_request: what is wrong, item by item
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    items: Sequence[ErrorItem] = (),
+) -> Response:
+    """An error answer in the envelope."""
+    body = ErrorBody(code, message[:MAX_MESSAGE], list(items))
+    return Response(_encoder.encode(body), status_code=status, media_type=JSON, headers=headers)
+
+
+def refusal(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> fastapi.HTTPException:
+    """The exception a route raises to answer ``status`` with ``code`` and ``message``."""
+    detail = {"code": code, "message": message}
+    return fastapi.HTTPException(status, detail=detail, headers=dict(headers or {}))
+
+
+def invalid_items(exc: RequestValidationError) -> list[ErrorItem]:
     """What is wrong with a request, item by item: ``where`` (the parameter's path, e.g.
-    ``body.matchers.0.value``) and ``why``. The same shape in every service's 422."""
+    ``body.matchers.0.value``) and ``why``. The same items in every service's 422."""
     return [
-        {"where": ".".join(str(p) for p in e.get("loc", ())), "why": str(e.get("msg", ""))}
+        ErrorItem(".".join(str(p) for p in e.get("loc", ())), str(e.get("msg", "")))
         for e in exc.errors()
     ]
-
-
-async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
-    """422 ``invalid_request`` with the items (:func:`invalid_items`)."""
-    items = invalid_items(exc) if isinstance(exc, RequestValidationError) else []
-    detail = {"code": "invalid_request", "message": "the request is not valid", "errors": items}
-    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def _data_error(exc: BaseException | None) -> asyncpg.DataError | None:
@@ -72,40 +99,77 @@ def _data_error(exc: BaseException | None) -> asyncpg.DataError | None:
     return None
 
 
-async def unusable_value(_request: Request, exc: Exception) -> JSONResponse:
+def _answer(exc: HTTPException) -> tuple[str, Response]:
+    detail: Any = exc.detail
+    if isinstance(detail, dict) and "code" in detail:
+        code = str(detail["code"])
+        items = [ErrorItem(str(i["where"]), str(i["why"])) for i in detail.get("errors", ())]
+        message = str(detail.get("message", ""))
+    else:
+        code, message, items = (
+            CODES.get(exc.status_code, f"http_{exc.status_code}"),
+            str(detail),
+            [],
+        )
+    return code, error_response(exc.status_code, code, message, exc.headers, items)
+
+
+def _invalid(exc: RequestValidationError) -> tuple[str, Response]:
+    items = invalid_items(exc)
+    first = f": {items[0].where}: {items[0].why}" if items else ""
+    more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+    message = f"the request is not valid{first}{more}"
+    return "invalid_request", error_response(422, "invalid_request", message, items=items)
+
+
+def _unusable(exc: Exception) -> tuple[str, Response]:
     found = _data_error(exc)
     if found is None:
         log.error("database error while answering a request", exc_info=exc)
-        detail = {"code": "internal_error", "message": "the request could not be answered"}
-        return JSONResponse({"detail": detail}, status_code=500)
-    detail = {
-        "code": "invalid_request",
-        "message": f"a value of the request cannot be used: {str(found)[:200]}",
-    }
-    return JSONResponse({"detail": detail}, status_code=422)
+        message = "the request could not be answered"
+        return "internal_error", error_response(500, "internal_error", message)
+    message = f"a value of the request cannot be used: {str(found)[:200]}"
+    return "invalid_request", error_response(422, "invalid_request", message)
 
 
-def install(app: FastAPI) -> None:
-    """Answer every ``HTTPException`` as ``{"detail": {"code", "message", …}}``, an invalid
-    request as ``422 invalid_request`` with its items, and a request value the database
-    refuses as ``422 invalid_request``."""
-    app.add_exception_handler(HTTPException, coded)
-    app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(asyncpg.DataError, unusable_value)
-    app.add_exception_handler(DBAPIError, unusable_value)
+Translate = Callable[[Exception], HTTPException]
 
 
-ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["detail"],
-    "properties": {
-        "detail": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-        }
-    },
-}
+def install(
+    app: FastAPI,
+    *,
+    count: Callable[[str], None] | None = None,
+    translate: Mapping[type[Exception], Translate] | None = None,
+) -> None:
+    """Answer in the envelope: every ``HTTPException`` (with the code it carries, or one from
+    its status), an invalid request (``422 invalid_request`` with its items), a request value
+    the database refuses (``422 invalid_request``), and each exception type of ``translate``
+    (mapped to a :func:`refusal`). ``count`` is told the code of every error answered."""
+
+    def answering(answer: Callable[[Any], tuple[str, Response]]) -> Any:
+        async def handler(_request: Request, exc: Exception) -> Response:
+            code, response = answer(exc)
+            if count is not None:
+                count(code)
+            return response
+
+        return handler
+
+    app.add_exception_handler(HTTPException, answering(_answer))
+    app.add_exception_handler(RequestValidationError, answering(_invalid))
+    app.add_exception_handler(asyncpg.DataError, answering(_unusable))
+    app.add_exception_handler(DBAPIError, answering(_unusable))
+    for kind, to_refusal in (translate or {}).items():
+        app.add_exception_handler(kind, answering(_translated(to_refusal)))
+
+
+def _translated(to_refusal: Translate) -> Callable[[Exception], tuple[str, Response]]:
+    return lambda exc: _answer(to_refusal(exc))
+
+
+REF = "#/components/schemas/{name}"
+_refs, SCHEMAS = msgspec.json.schema_components([ErrorBody], ref_template=REF)
+ERROR_REF: dict[str, Any] = _refs[0]
 ERRORS = {
     "400": "The body cannot be parsed",
     "401": "`unauthenticated`: no API key, or an unknown one",
@@ -113,9 +177,16 @@ ERRORS = {
     "404": "Not found (`code` says what)",
     "408": "`request_timeout`: the body did not arrive in time",
     "409": "A conflict (`code` says what)",
-    "422": "`invalid_request`: a parameter or the body is not valid",
+    "422": "`invalid_request`: a parameter or the body is not valid; `errors` says which and why",
 }
 PUBLIC = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def add_schemas(schema: dict[str, Any]) -> None:
+    """Put the envelope's schemas (``ErrorBody``, ``ErrorItem``) in an OpenAPI document."""
+    schema.setdefault("components", {}).setdefault("schemas", {}).update(
+        {name: dict(value) for name, value in SCHEMAS.items()}
+    )
 
 
 def document(app: FastAPI, *, html_errors: Iterable[str] = ()) -> None:
@@ -130,8 +201,8 @@ def document(app: FastAPI, *, html_errors: Iterable[str] = ()) -> None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
-        ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        add_schemas(schema)
+        ref = {JSON: {"schema": dict(ERROR_REF)}}
         for path, item in schema.get("paths", {}).items():
             if path in PUBLIC:
                 continue

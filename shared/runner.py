@@ -23,9 +23,10 @@ import time
 from types import FrameType
 
 import uvicorn
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import errors
 from shared.ops import Draining
 from shared.settings import ServiceSettings
 
@@ -95,12 +96,10 @@ class BodyDeadline:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
             except TimeoutError:
-                raise HTTPException(
+                raise errors.refusal(
                     408,
-                    detail={
-                        "code": "request_timeout",
-                        "message": f"the request body did not arrive within {self._seconds:g} s",
-                    },
+                    "request_timeout",
+                    f"the request body did not arrive within {self._seconds:g} s",
                     headers={"Connection": "close"},
                 ) from None
             body_done = message["type"] != "http.request" or not message.get("more_body", False)

@@ -22,6 +22,7 @@ from services.ingest.memberships import Memberships
 from services.ingest.openapi import EventsAnswer, SegmentAnswer, WebhookAnswer
 from services.ingest.ratelimit import RateLimiter
 from services.ingest.segment import Kind, SegmentTranslator, write_key_in_body
+from shared import errors
 from shared.auth import ApiKeys, Caller, authorize, presented_key, require
 from shared.clock import Clock
 from shared.events import Topics
@@ -177,7 +178,7 @@ def record_route(
         )
         if applied.rejected:
             refusal = applied.rejected[0]
-            return json_response({"code": refusal.code, "message": refusal.message}, 422)
+            return errors.error_response(422, refusal.code, refusal.message)
         return events_answer(applied, 200)
 
     @api.post(
@@ -351,7 +352,7 @@ async def zendesk_webhook(intake: Ctx, request: Request, caller: WebhooksCaller)
     )
     if applied.rejected:
         refusal = applied.rejected[0]
-        return json_response({"code": refusal.code, "message": refusal.message}, 422)
+        return errors.error_response(422, refusal.code, refusal.message)
     return json_response(WebhookAnswer(applied.accepted, applied.ignored, []), 202)
 
 

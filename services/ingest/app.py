@@ -11,21 +11,14 @@ from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from fastapi import FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 
 from services.ingest import openapi
 from services.ingest.api import Intake, ZendeskConfig, install
 from services.ingest.decisions import Limits, RequestRefused
 from services.ingest.handler import Handler
-from services.ingest.http import (
-    ErrorBody,
-    ErrorItem,
-    RequestContext,
-    error_response,
-    json_response,
-)
+from services.ingest.http import RequestContext
 from services.ingest.memberships import Memberships, MembershipTable
 from services.ingest.metrics import REFUSED_REQUESTS
 from services.ingest.publisher import KafkaPublisher, KafkaUnavailable, Publisher
@@ -45,7 +38,8 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """\
 Authenticated, validated, durable event intake: a 2xx means every accepted item is durably in
 Kafka (idempotent producer, `acks=all`); refused items are reported by index and dead-lettered.
-Error bodies are `{"code": "...", "message": "..."}`. See docs/ingest.md.
+Error bodies are `{"code": "...", "message": "..."}` (with `errors` on a 422), as in every
+churnwatch service. See docs/ingest.md.
 """
 
 
@@ -102,53 +96,33 @@ def create_app(
     app.include_router(ops_router(checks, draining))
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
-    @app.exception_handler(RequestRefused)
-    async def refused(_request: Request, exc: RequestRefused) -> Response:
-        REFUSED_REQUESTS.labels(exc.code).inc()
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+    def kafka_unavailable(exc: Exception) -> HTTPException:
+        message = f"nothing of this request is acknowledged: {exc}; retry"
+        return errors.refusal(503, "kafka_unavailable", message, retry_after)
 
-    @app.exception_handler(KafkaUnavailable)
-    async def kafka_unavailable(_request: Request, exc: KafkaUnavailable) -> Response:
-        REFUSED_REQUESTS.labels("kafka_unavailable").inc()
-        return error_response(
-            503,
-            "kafka_unavailable",
-            f"nothing of this request is acknowledged: {exc}; retry",
-            retry_after,
-        )
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> Response:
-        detail = exc.detail
-        if isinstance(detail, dict) and "code" in detail:
-            code, body = str(detail["code"]), detail
-        else:
-            code = _CODES.get(exc.status_code, f"http_{exc.status_code}")
-            body = {"code": code, "message": str(detail)}
-        REFUSED_REQUESTS.labels(code).inc()
-        return json_response(body, exc.status_code, exc.headers)
-
-    @app.exception_handler(RecursionError)
-    @app.exception_handler(UnicodeDecodeError)
-    async def undecodable(_request: Request, exc: Exception) -> Response:
+    def undecodable(exc: Exception) -> HTTPException:
         # Only decoding a body raises these here: msgspec recurses into nested JSON (so JSON
         # nested deeper than the recursion limit raises RecursionError) and refuses strings
         # that are not UTF-8 with UnicodeDecodeError. Nothing of the request was published.
-        REFUSED_REQUESTS.labels("invalid_json").inc()
         why = "nested too deeply" if isinstance(exc, RecursionError) else "not UTF-8"
-        return error_response(400, "invalid_json", f"the body is not valid JSON: {why}")
+        return errors.refusal(400, "invalid_json", f"the body is not valid JSON: {why}")
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
-        REFUSED_REQUESTS.labels("invalid_request").inc()
-        items = [ErrorItem(**item) for item in errors.invalid_items(exc)]
-        return json_response(ErrorBody("invalid_request", str(exc.errors())[:1000], items), 422)
+    def refused(exc: Exception) -> HTTPException:
+        assert isinstance(exc, RequestRefused)
+        return errors.refusal(exc.status, exc.code, exc.message, exc.headers)
 
+    errors.install(
+        app,
+        count=lambda code: REFUSED_REQUESTS.labels(code).inc(),
+        translate={
+            RequestRefused: refused,
+            KafkaUnavailable: kafka_unavailable,
+            RecursionError: undecodable,
+            UnicodeDecodeError: undecodable,
+        },
+    )
     openapi.install(app)
     return app
-
-
-_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def build(settings: IngestSettings, draining: Draining) -> FastAPI:

@@ -1,6 +1,7 @@
 """The HTTP edge: reading a body within the limits, error bodies, the request id and metrics.
 
-Every error body is ``{"code": "<machine code>", "message": "<a sentence>"}``.
+Error bodies are ``shared.errors``' envelope: ``{"code": "<machine code>", "message": "<a
+sentence>"}``.
 """
 
 from __future__ import annotations
@@ -25,17 +26,6 @@ JSON_TYPES = frozenset({JSON})
 SEGMENT_TYPES = frozenset({JSON, "text/plain"})
 
 
-class ErrorItem(msgspec.Struct):
-    where: str  # the parameter's path, e.g. ``query.limit``
-    why: str
-
-
-class ErrorBody(msgspec.Struct, omit_defaults=True):
-    code: str
-    message: str
-    errors: list[ErrorItem] = []  # with 422 invalid_request: what is wrong, item by item
-
-
 _encoder = msgspec.json.Encoder()
 
 
@@ -43,12 +33,6 @@ def json_response(
     body: object, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(_encoder.encode(body), status_code=status, media_type=JSON, headers=headers)
-
-
-def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> Response:
-    return json_response(ErrorBody(code, message), status, headers)
 
 
 async def read_body(request: Request, limits: Limits, content_types: Collection[str]) -> bytes:

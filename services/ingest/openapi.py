@@ -20,8 +20,8 @@ from fastapi.openapi.utils import get_openapi
 
 from services.ingest import native, segment, zendesk
 from services.ingest.handler import Rejected
-from services.ingest.http import ErrorBody
 from shared import events
+from shared.errors import ErrorBody
 
 REF = "#/components/schemas/{name}"
 

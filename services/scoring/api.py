@@ -1,8 +1,8 @@
 """The read API: an account's health and history, a portfolio by owner, the pre-call brief.
 
-Every route needs an API key with the ``read`` scope (``shared.auth``). Errors carry a
-machine-readable ``code`` under ``detail``: ``unauthenticated`` (401), ``forbidden`` (403),
-``unknown_account`` / ``unknown_owner`` / ``not_scored`` (404), ``invalid_request`` (422).
+Every route needs an API key with the ``read`` scope (``shared.auth``). Errors are in
+``shared.errors``' envelope, ``{"code", "message"}``: ``unauthenticated`` (401), ``forbidden``
+(403), ``unknown_account`` / ``unknown_owner`` / ``not_scored`` (404), ``invalid_request`` (422).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class MsgspecJSON(JSONResponse):
 
 
 def _not_found(code: str, message: str) -> HTTPException:
-    return HTTPException(404, detail={"code": code, "message": message})
+    return errors.refusal(404, code, message)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -108,9 +108,7 @@ async def get_history(
     end = _aware(end) or clock.now()
     start = _aware(start) or end - timedelta(days=HISTORY_DEFAULT_DAYS)
     if start > end:
-        raise HTTPException(
-            422, detail={"code": "invalid_range", "message": "'from' is after 'to'"}
-        )
+        raise errors.refusal(422, "invalid_range", "'from' is after 'to'")
     async with pool.acquire() as conn:
         await _known(conn, account_id)
         rows = await read.history(conn, account_id, start, end)

@@ -5,6 +5,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
+from shared import errors
 from shared.auth import ApiKeys, Caller, digest, main, new_key
 
 KEY = "cw_test_key_events_only"
@@ -22,6 +23,7 @@ def client() -> TestClient:
         )
     )
     app = FastAPI()
+    errors.install(app)
 
     @app.post("/events")
     async def post(caller: Annotated[Caller, Depends(keys.require("events"))]) -> dict[str, str]:
@@ -47,14 +49,14 @@ def test_x_api_key_header_works_too(client: TestClient) -> None:
 def test_missing_or_unknown_key_is_401(client: TestClient, headers: dict[str, str]) -> None:
     answer = client.post("/events", headers=headers)
     assert answer.status_code == 401
-    assert answer.json()["detail"]["code"] == "unauthenticated"
+    assert answer.json()["code"] == "unauthenticated"
     assert answer.headers["www-authenticate"] == "Bearer"
 
 
 def test_key_without_the_scope_is_403(client: TestClient) -> None:
     answer = client.post("/events", headers={"Authorization": f"Bearer {ADMIN}"})
     assert answer.status_code == 403
-    assert answer.json()["detail"]["code"] == "forbidden"
+    assert answer.json()["code"] == "forbidden"
 
 
 def test_bad_configuration_names_the_problem_but_not_the_value() -> None:

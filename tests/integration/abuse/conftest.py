@@ -41,16 +41,13 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 def code_of(response: httpx.Response | RawAnswer) -> str | None:
-    """The machine-readable error code, wherever the service puts it."""
+    """The machine-readable error code of an error answer (``shared.errors``' envelope)."""
     try:
         body = response.json()
     except ValueError:
         return None
     if not isinstance(body, dict):
         return None
-    detail = body.get("detail")
-    if isinstance(detail, dict) and "code" in detail:
-        return str(detail["code"])
     code = body.get("code")
     return str(code) if code is not None else None
 

@@ -197,7 +197,7 @@ async def test_an_import_with_a_bad_row_names_the_line_and_sends_nothing(
             f"{stack.scoring.url}/v1/accounts/ok-co/health",
             headers={"Authorization": f"Bearer {KEY}"},
         )
-    assert answer.json()["detail"]["code"] == "unknown_account"
+    assert answer.json()["code"] == "unknown_account"
 
 
 async def test_replay_counts_accepted_rejected_with_reasons_and_retried(seeded: Seeded) -> None:

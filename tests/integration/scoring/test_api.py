@@ -190,7 +190,7 @@ async def test_unknown_accounts_are_404_with_a_code(
 ) -> None:
     response = await client.get(path, headers=AUTH)
     assert response.status_code == 404
-    assert response.json()["detail"]["code"] == "unknown_account"
+    assert response.json()["code"] == "unknown_account"
 
 
 async def test_unknown_owner_is_404_and_bad_parameters_are_422_with_a_code(
@@ -198,17 +198,17 @@ async def test_unknown_owner_is_404_and_bad_parameters_are_422_with_a_code(
 ) -> None:
     unknown = await client.get("/v1/portfolio", params={"owner": "p_nobody"}, headers=AUTH)
     assert unknown.status_code == 404
-    assert unknown.json()["detail"]["code"] == "unknown_owner"
+    assert unknown.json()["code"] == "unknown_owner"
     missing = await client.get("/v1/portfolio", headers=AUTH)
     assert missing.status_code == 422
-    assert missing.json()["detail"]["code"] == "invalid_request"
+    assert missing.json()["code"] == "invalid_request"
     backwards = await client.get(
         "/v1/accounts/silent/health/history",
         params={"from": NOW.isoformat(), "to": (NOW - timedelta(days=1)).isoformat()},
         headers=AUTH,
     )
     assert backwards.status_code == 422
-    assert backwards.json()["detail"]["code"] == "invalid_range"
+    assert backwards.json()["code"] == "invalid_range"
 
 
 async def test_the_api_needs_a_key_with_the_read_scope(
@@ -216,7 +216,7 @@ async def test_the_api_needs_a_key_with_the_read_scope(
 ) -> None:
     anonymous = await client.get("/v1/accounts/healthy/health")
     assert anonymous.status_code == 401
-    assert anonymous.json()["detail"]["code"] == "unauthenticated"
+    assert anonymous.json()["code"] == "unauthenticated"
     writer = await client.get("/v1/accounts/healthy/health", headers={"X-API-Key": EVENTS_ONLY})
     assert writer.status_code == 403
-    assert writer.json()["detail"]["code"] == "forbidden"
+    assert writer.json()["code"] == "forbidden"

@@ -59,7 +59,7 @@ async def test_other_errors_are_not_retried_and_carry_their_code() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)
-        return httpx.Response(404, json={"detail": {"code": "unknown_account", "message": "no"}})
+        return httpx.Response(404, json={"code": "unknown_account", "message": "no"})
 
     client, http = client_for(handler, sleeps)
     async with http:
