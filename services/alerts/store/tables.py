@@ -89,6 +89,11 @@ people = Table(
     Column("active", Boolean, nullable=False),
     Column("updated_at", TS, nullable=False),
     Column("next_digest_at", TS),
+    # How alerts reach the person (NULL: the service's default): see services/alerts/hours.py
+    Column("working_hours", Text),  # "mon,tue,wed,thu,fri 09:00-18:00"
+    Column("quiet_hours", Text),  # "22:00-07:00"
+    Column("alert_channel", Text),  # slack, email, digest
+    Column("daily_alert_budget", Integer),
     Index("people_next_digest_at", "next_digest_at"),
 )
 
@@ -157,6 +162,7 @@ alerts = Table(
     Index("alerts_wake_at", "wake_at", postgresql_where=text("state <> 'resolved'")),
     Index("alerts_account_state", "account_id", "state"),
     Index("alerts_updated_at", "updated_at"),
+    Index("alerts_resolved_at", "resolved_at", postgresql_where=text("state = 'resolved'")),
 )
 
 silences = Table(
@@ -196,6 +202,7 @@ outbox = Table(
     Column("sent_at", TS),
     Column("last_error", Text),
     Column("provider_ref", Text),
+    Column("not_before", TS),  # held until then (clock time): the recipient's working hours
     Index("outbox_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
     Index("outbox_leased", "claimed_until", postgresql_where=text("state = 'sending'")),
     Index("outbox_created_at", "created_at"),
@@ -225,6 +232,28 @@ used_links = Table(
     Column("used_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
     Index("used_links_expires_at", "expires_at"),
+)
+
+# Per person and local day: the new risk alerts counted against the daily budget.
+alert_budget = Table(
+    "alert_budget",
+    metadata,
+    Column("person_id", Text, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("used", Integer, nullable=False),
+)
+
+# Alerts a person gets in their next digest instead of a direct message: over their daily
+# budget (``over_budget``) or because they want only the digest (``digest_only``).
+digest_items = Table(
+    "digest_items",
+    metadata,
+    Column("person_id", Text, primary_key=True),
+    Column("alert_id", BigInteger, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("digest_items_created_at", "created_at"),
 )
 
 OUTBOX_CHANNEL = "alerts_outbox"  # NOTIFY channel that wakes the delivery workers
