@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.alerts import decide, digest, metrics, routing, store
+from services.alerts import decide, digest, hours, metrics, routing, store
 from services.alerts.accounts import apply, gather
 from services.alerts.decide import Config
 from shared import events
@@ -131,6 +131,14 @@ class BatchHandler:
             active=person.active,
             updated_at=person.updated_at,
             next_digest_at=digest.next_digest_at(person.time_zone, self._digest_hour, now),
+            working_hours=(
+                hours.working_text(list(w.days), w.start, w.end)
+                if (w := person.working_hours)
+                else None
+            ),
+            quiet_hours=f"{q.start}-{q.end}" if (q := person.quiet_hours) else None,
+            alert_channel=person.alert_channel,
+            daily_alert_budget=person.daily_alert_budget,
         )
 
     async def _apply_ownership(

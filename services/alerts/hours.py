@@ -95,6 +95,11 @@ def parse_quiet(text: str) -> QuietHours:
     )
 
 
+def working_text(days: list[str], start: str, end: str) -> str:
+    """The text form (stored, and read by :func:`parse_working`) of a person record's hours."""
+    return str(parse_working(f"{','.join(days)} {start}-{end}"))
+
+
 def _instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     """The instant of local ``day`` ``at`` (PEP 495 ``fold=0``: see the module docstring)."""
     return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)

@@ -8,17 +8,27 @@ same motion reached a person. Every step taken is recorded in :attr:`Route.path`
 
 A critical alert nobody acknowledged escalates to the managers of the people it went to
 (:func:`escalation`), or the team channel when there is no reachable manager.
+
+*When* and *how* a person is reached (:func:`reach`, :func:`hold_until`, :func:`allot`): their
+working and quiet hours, their preferred channel (Slack, email, or only the daily digest) and
+their daily budget of new risk alerts — each from their person record, else the service's
+:class:`PeopleDefaults`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from services.alerts.rules import Motion
+from services.alerts import hours
+from services.alerts.hours import QuietHours, WorkingHours
+from services.alerts.rules import Motion, Severity
 
 Role = Literal["csm", "renewal_owner", "account_executive"]
+AlertChannel = Literal["slack", "email", "digest"]
+RISK_MOTIONS: frozenset[str] = frozenset({"adoption", "renewal"})  # what the budget counts
 
 MOTION_ROLES: dict[str, tuple[Role, ...]] = {
     "adoption": ("csm",),
@@ -43,6 +53,10 @@ class Person:
     manager_id: str | None = None
     time_zone: str = "UTC"
     active: bool = True
+    working_hours: WorkingHours | None = None  # None: PeopleDefaults.working_hours
+    quiet_hours: QuietHours | None = None  # None: PeopleDefaults.quiet_hours
+    alert_channel: AlertChannel | None = None  # None: PeopleDefaults.alert_channel
+    daily_alert_budget: int | None = None  # None: PeopleDefaults.daily_alert_budget
 
     @property
     def reachable(self) -> bool:
@@ -302,3 +316,89 @@ def destinations(
     ):
         options.append(Destination("email", channel.email))
     return options
+
+
+# ---------------------------------------------------------------------------------------------
+# When and how a person is reached
+
+
+@dataclass(frozen=True)
+class PeopleDefaults:
+    """What applies to a person whose record leaves a setting out (``ALERTS_WORKING_HOURS``,
+    ``ALERTS_QUIET_HOURS``, ``ALERTS_ALERT_CHANNEL``, ``ALERTS_DAILY_ALERT_BUDGET``)."""
+
+    working_hours: WorkingHours | None = None  # None: any time is working time
+    quiet_hours: QuietHours | None = None  # None: no quiet hours
+    alert_channel: AlertChannel = "slack"
+    daily_alert_budget: int | None = None  # None: no budget
+
+
+@dataclass(frozen=True)
+class Reach:
+    """One person's effective settings: their record's, else the defaults."""
+
+    time_zone: str
+    working_hours: WorkingHours | None
+    quiet_hours: QuietHours | None
+    channel: AlertChannel
+    budget: int | None
+
+
+def reach(person: Person, defaults: PeopleDefaults) -> Reach:
+    return Reach(
+        time_zone=person.time_zone,
+        working_hours=person.working_hours or defaults.working_hours,
+        quiet_hours=person.quiet_hours or defaults.quiet_hours,
+        channel=person.alert_channel or defaults.alert_channel,
+        budget=(
+            person.daily_alert_budget
+            if person.daily_alert_budget is not None
+            else defaults.daily_alert_budget
+        ),
+    )
+
+
+Held = Literal["working_hours", "quiet_hours"]
+
+
+def hold_until(r: Reach, severity: Severity, now: datetime) -> tuple[datetime | None, Held | None]:
+    """When a message of ``severity`` may reach the person (None: now), and what holds it.
+
+    A critical message waits only for the end of quiet hours; any other for working hours
+    that are not also quiet hours."""
+    at: datetime = now
+    why: Held | None = None
+    for _ in range(3):  # a working period may begin inside quiet hours: then after them
+        if severity != "critical" and r.working_hours is not None:
+            start = hours.next_working(r.working_hours, r.time_zone, at)
+            if start > at:
+                at, why = start, why or "working_hours"
+        quiet_end = hours.quiet_until(r.quiet_hours, r.time_zone, at) if r.quiet_hours else None
+        if quiet_end is None:
+            break
+        at, why = quiet_end, why or "quiet_hours"
+    return (at, why) if at > now else (None, None)
+
+
+def escalate_at(
+    r: Reach | None, first_notified_at: datetime, escalate_after: timedelta
+) -> datetime:
+    """When an unacknowledged critical alert escalates: ``escalate_after`` of the first
+    recipient's working time after it was first notified (plain time without one)."""
+    if r is None or r.working_hours is None:
+        return first_notified_at + escalate_after
+    return hours.add_working(r.working_hours, r.time_zone, first_notified_at, escalate_after)
+
+
+def allot(requests: Sequence[tuple[int, bool]], used_before: int, budget: int | None) -> list[bool]:
+    """Which requests of one person's day fit their budget, in order.
+
+    ``requests`` are (new risk alerts, critical) per message; ``used_before`` how many new
+    risk alerts the day had already counted. A message fits while the day's count, itself
+    included, stays within the budget; a critical one always goes (and counts)."""
+    fits: list[bool] = []
+    used = used_before
+    for count, critical in requests:
+        used += count
+        fits.append(critical or count == 0 or budget is None or used <= budget)
+    return fits

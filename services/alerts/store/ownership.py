@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.alerts import hours
 from services.alerts.routing import Person, Team
 from services.alerts.store.tables import accounts, alerts, from_row, people
 
@@ -28,6 +29,10 @@ class PersonRow:
     active: bool
     updated_at: datetime
     next_digest_at: datetime | None
+    working_hours: str | None = None  # hours.parse_working's text; None: the default
+    quiet_hours: str | None = None  # hours.parse_quiet's text
+    alert_channel: str | None = None  # slack, email, digest
+    daily_alert_budget: int | None = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +156,13 @@ async def load_people(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Pe
 
 
 def _person(row: RowMapping) -> Person:
-    return from_row(Person, row)
+    working, quiet = row["working_hours"], row["quiet_hours"]
+    return from_row(
+        Person,
+        row,
+        working_hours=hours.parse_working(working) if working else None,
+        quiet_hours=hours.parse_quiet(quiet) if quiet else None,
+    )
 
 
 async def load_teams(
