@@ -32,6 +32,7 @@ class Config:
     channels: Channels
     content: Content
     digest_channel: Channel = "email"
+    people: routing.PeopleDefaults = field(default_factory=routing.PeopleDefaults)
 
     @property
     def rules_by_name(self) -> dict[str, rules.Rule]:
@@ -201,7 +202,15 @@ def _plan(
     def escalate(alert: Alert) -> routing.Route:
         return routing.escalation(alert.notified_to, state.people, config.team_channel)
 
-    result = lifecycle.plan(alerts, silences, config.timing, now, escalate)
+    def escalate_at(alert: Alert, first: datetime) -> datetime:
+        # escalate_after counts the working time of the first person the alert went to
+        to = next((r.person_id for r in alert.notified_to if r.person_id), None)
+        person = state.people.get(to) if to else None
+        reach = routing.reach(person, config.people) if person else None
+        return routing.escalate_at(reach, first, config.timing.escalate_after)
+
+    timing = replace(config.timing, escalate_at=escalate_at)
+    result = lifecycle.plan(alerts, silences, timing, now, escalate)
     before = {a.id: a for a in state.alerts if a.id is not None}
     changed = [a for a in result.alerts if a.id is None or before.get(a.id) != a]
     return Decision(state.account_id, changed, result.notifications)

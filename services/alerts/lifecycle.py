@@ -46,6 +46,9 @@ class Timing:
     group_wait: timedelta = timedelta(seconds=30)
     repeat_interval: timedelta = timedelta(days=1)
     escalate_after: timedelta = timedelta(hours=4)
+    # When an alert first notified at a moment escalates; None: ``escalate_after`` later.
+    # decide gives the recipient's working time (routing.escalate_at).
+    escalate_at: Callable[[Alert, datetime], datetime] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -430,6 +433,8 @@ def _escalation_due(alert: Alert, timing: Timing) -> datetime | None:
         or alert.first_notified_at is None
     ):
         return None
+    if timing.escalate_at is not None:
+        return timing.escalate_at(alert, alert.first_notified_at)
     return alert.first_notified_at + timing.escalate_after
 
 
