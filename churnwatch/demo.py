@@ -91,10 +91,6 @@ class Options:
         """The end of the imported history: where the services' clock starts."""
         return self.sim_start + timedelta(days=self.history_days)
 
-    @property
-    def sim_end(self) -> datetime:
-        return self.sim_start + timedelta(days=self.days)
-
 
 def run_settings(options: Options, prefix: str, anchor: float) -> dict[str, str]:
     """The services' variables while the run plays (fast clock).

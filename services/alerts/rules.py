@@ -19,7 +19,7 @@ No I/O here; the time a rule measures against is the change's ``as_of``.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -378,7 +378,3 @@ def _evaluate_one(
 
 def _band_summary(before: Band | None, after: Band) -> str:
     return f"health band {before} → {after}" if before else f"health band {after}"
-
-
-def rule_names(ruleset: RuleSet) -> Iterable[str]:
-    return (r.name for r in ruleset.rules)
