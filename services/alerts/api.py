@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.alerts import decide, feedback, links, metrics, render, store
+from services.alerts import briefs, decide, feedback, links, metrics, render, store
 from services.alerts.accounts import apply, gather, refresh_messages
 from services.alerts.decide import Config
 from services.alerts.lifecycle import Alert, Matcher, Silence
@@ -386,6 +386,11 @@ async def _load(ctx: Context, link: links.Link) -> list[Alert]:
     return [a for a in found if a.account_id == link.account_id]
 
 
+@api.get("/brief/{token}", response_class=HTMLResponse, summary="An account's brief (signed link)")
+async def brief_page(ctx: Ctx, token: str) -> HTMLResponse:
+    return await briefs.serve(ctx.engine, ctx.signer, token, ctx.clock.now())
+
+
 @api.get("/links/{token}", response_class=HTMLResponse, summary="Confirm a one-click link")
 async def link_page(ctx: Ctx, token: str) -> HTMLResponse:
     link = _verify(ctx, token)
@@ -397,9 +402,9 @@ async def link_page(ctx: Ctx, token: str) -> HTMLResponse:
     return HTMLResponse(
         _link_page(
             f"{label}: {alerts[0].account_id if alerts else link.account_id}",
-            None if open_alerts or link.action == "view" else "Already resolved.",
+            None if open_alerts or link.action in links.READ_ONLY else "Already resolved.",
             alerts,
-            label if open_alerts and link.action != "view" else None,
+            label if open_alerts and link.action not in links.READ_ONLY else None,
         ),
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
@@ -413,7 +418,7 @@ async def link_act(ctx: Ctx, token: str, request: Request) -> HTMLResponse | JSO
     link = _verify(ctx, token)
     if isinstance(link, HTMLResponse):
         return link
-    if link.action == "view":
+    if link.action in links.READ_ONLY:
         raise error(405, "not_an_action", "a view link does not act")
     once = (hashlib.sha256(token.encode()).digest(), link.expires_at)
     if link.action in feedback.FEEDBACK_ACTIONS:

@@ -70,3 +70,20 @@ SCHEDULER_SECONDS = Histogram(
     "Time of one scheduler pass (group flushes, repeats, escalations, digests)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+DEFERRED = Counter(
+    "churnwatch_alerts_deferred_total",
+    "Messages held until the recipient's working hours or the end of their quiet hours, "
+    "by reason (working_hours, quiet_hours)",
+    ["reason"],
+)
+TO_DIGEST = Counter(
+    "churnwatch_alerts_to_digest_total",
+    "Alerts put in a person's digest instead of a direct message, by reason "
+    "(over_budget: past their daily budget of new risk alerts; digest_only: their preference)",
+    ["reason"],
+)
+PURGED = Counter(
+    "churnwatch_alerts_purged_rows_total",
+    "Rows deleted by the retention purge, by table",
+    ["table"],
+)

@@ -8,6 +8,8 @@ One module per concern, re-exported here so callers write ``store.enqueue(...)``
 - ``alerts``     alerts and silences: load, save, due, the API's listings, used links
 - ``outbox``     the transactional outbox: enqueue, claim (with Slack pacing), record, threads
 - ``digests``    the people due a digest, their portfolios and held alerts
+- ``attention``  each person's daily count of new risk alerts; alerts diverted to their digest
+- ``retention``  the purge of old rows, in bounded batches
 
 Rows cross the boundary as dataclasses (``PersonRow``, ``ClaimedRow``, ``Alert``…), never as
 dicts. Writes are set-based: one statement per table per batch (multi-row INSERT … ON
@@ -33,6 +35,13 @@ from services.alerts.store.alerts import (
     silence_from_row,
     use_link,
     wake,
+)
+from services.alerts.store.attention import (
+    DigestItem,
+    add_digest_items,
+    clear_digest_items,
+    count_budget,
+    over_budget_counts,
 )
 from services.alerts.store.digests import (
     claim_due_people,
@@ -78,9 +87,16 @@ from services.alerts.store.ownership import (
     upsert_people,
     with_open_alerts,
 )
+from services.alerts.store.retention import purge_batch
 from services.alerts.store.tables import metadata
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (grouped: the attention and retention names first)
+    "DigestItem",
+    "add_digest_items",
+    "clear_digest_items",
+    "count_budget",
+    "over_budget_counts",
+    "purge_batch",
     "OUTBOX_CHANNEL",
     "AccountRow",
     "AlertQuery",

@@ -79,13 +79,28 @@ def report() -> fit.Report:
     )
 
 
+# Deterministic: the portfolio comes from a seeded random.Random, and the fit has no other
+# randomness (rows sampled by a CRC of account and day, gradient boosting with random_state=0,
+# a seeded bootstrap). The figures below were the same to the last digit with
+# OMP_NUM_THREADS/OPENBLAS_NUM_THREADS = 1 and 2 and with different PYTHONHASHSEEDs.
+#
+# The bound. With seed 3 the fitted model beats naive inactivity by +0.057 (7 d: 0.870 vs
+# 0.813) and +0.085 (14 d: 0.756 vs 0.671). That is a lucky draw, not the generator's promise:
+# over seeds 1-9 the margin at 7 d ranged from -0.018 to +0.074 (median +0.039; 14 d: +0.017 to
+# +0.085), about 50 churners per horizon. So the test keeps seed 3 and asks +0.02, which leaves
+# 0.037 (7 d) and 0.065 (14 d) of headroom for honest changes to the fit, while a fit that
+# learns nothing useful (at or below naive) fails. A bound of 0.05 failed once; a bound near
+# this seed's margin would be a test of the seed, not of the fit.
+MARGIN_OVER_NAIVE = 0.02
+
+
 def test_the_fitted_model_beats_naive_inactivity_on_the_hold_out(report: fit.Report) -> None:
     aucs = {name: [a["auc"] for a in results] for name, results in report.data["auc"].items()}
     for i, horizon in enumerate((7, 14)):
         fitted, naive = aucs["fitted model"][i], aucs["naive inactivity"][i]
         assert fitted is not None
         assert naive is not None
-        assert fitted >= naive + 0.04, (horizon, aucs)
+        assert fitted >= naive + MARGIN_OVER_NAIVE, (horizon, aucs)
     assert report.data["auc"]["fitted model"][1]["churners"] >= 25
 
 
