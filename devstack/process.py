@@ -153,12 +153,17 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 class ServiceProcess:
-    """A churnwatch service run for real: ``python -m services.<name>`` on a free port of its
-    own, its output appended to a log file, tied to this process (it dies with it).
+    """A churnwatch service run for real: ``python -m services.<name>`` on a port of its own
+    (a free one unless given), its output appended to a log file, tied to this process (it
+    dies with it) unless ``tied_to_parent=False`` (``make up``: the services outlive the
+    command, and ``make down`` stops them through their pid files).
 
-    The one launcher of the chaos runs and the tests: ``start()`` waits for ``/readyz``;
-    ``terminate()`` is the graceful path (SIGTERM, then SIGKILL if it lingers); ``kill()`` is
-    a node dying (SIGKILL). Also an async context manager (start, then terminate).
+    The one launcher of the local stack, the chaos runs, the benchmarks and the tests:
+    ``launch()`` starts it; ``start()`` starts it and waits for ``/readyz``; ``shut_down()`` is
+    the graceful path (SIGTERM, then SIGKILL if it lingers), ``terminate()`` the same awaited;
+    ``kill()`` is a node dying (SIGKILL). Also an async context manager (start, then
+    terminate). ``argv`` runs another server (a benchmark baseline: ready when ``ready_path``
+    answers 200) or, with ``ready_path=None``, any process.
     """
 
     def __init__(
@@ -169,17 +174,20 @@ class ServiceProcess:
         *,
         instance: int = 1,
         log_name: str | None = None,
+        port: int | None = None,
+        argv: Sequence[str] | None = None,
+        ready_path: str | None = "/readyz",
+        tied_to_parent: bool = True,
     ) -> None:
         self.name = name
         self.instance = instance
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            **env,
-            f"{name.upper()}_PORT": str(self.port),
-            f"{name.upper()}_HOST": "127.0.0.1",
-            "PYTHONUNBUFFERED": "1",
-        }
+        self.port = port or free_port()
+        own = {f"{name.upper()}_PORT": str(self.port), f"{name.upper()}_HOST": "127.0.0.1"}
+        own = own if argv is None else {}  # what ``env`` says wins (``make up``: INGEST_HOST…)
+        self.env = {**os.environ, **own, **env, "PYTHONUNBUFFERED": "1"}
+        self.argv = list(argv or [sys.executable, "-m", f"services.{name}"])
+        self.ready_path = ready_path
+        self.tied_to_parent = tied_to_parent
         self.label = name if instance == 1 else f"{name}#{instance}"
         stem = log_name or f"{name}-{instance}"
         self.log_file = log_dir / f"{stem}.log"
@@ -192,55 +200,83 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    def pid(self) -> int | None:
+        """The running process (started here, or by another command: its pid file)."""
+        if self.proc is not None:
+            return self.proc.pid if self.proc.poll() is None else None
+        return read_pid(self._pid_file)
 
-    async def start(self, *, ready_timeout_s: float = 90.0) -> ServiceProcess:
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def launch(self) -> ServiceProcess:
+        """Start it without waiting for it to be ready."""
         self.proc = spawn(
-            [sys.executable, "-m", f"services.{self.name}"],
+            self.argv,
             log_file=self.log_file,
             pid_file=self._pid_file,
             env=dict(self.env),
-            tied_to_parent=True,
+            tied_to_parent=self.tied_to_parent,
             cwd=ROOT,
         )
         self.starts += 1
+        return self
+
+    async def start(self, *, ready_timeout_s: float = 90.0) -> ServiceProcess:
+        self.launch()
         await self.wait_ready(ready_timeout_s)
         return self
 
     async def wait_ready(self, timeout_s: float = 90.0) -> None:
-        """Until ``/readyz`` answers 200; raises when the process exits or time runs out."""
+        """Until ``ready_path`` answers 200; raises when the process exits or time runs out."""
+        if self.ready_path is None:
+            return
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=2) as client:
             while True:
                 if not self.running:
                     raise RuntimeError(f"{self.label} exited early:\n{self.tail()}")
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
+                    if (await client.get(f"{self.url}{self.ready_path}")).status_code == 200:
                         return
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{self.label} not ready after {timeout_s}s:\n{self.tail()}")
                 await asyncio.sleep(0.2)
 
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        """Send ``sig`` without waiting (to stop several at once, then wait for each)."""
+        pid = self.pid
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
     def kill(self) -> None:
         """SIGKILL: no shutdown at all, as when a node dies."""
-        if self.running:
-            assert self.proc is not None
+        if self.proc is None:
+            self.signal(signal.SIGKILL)
+        elif self.running:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
-    async def terminate(self, timeout_s: float = 60.0) -> int | None:
+    def shut_down(self, timeout_s: float = 60.0) -> int | None:
         """SIGTERM (the graceful path) and wait; SIGKILL after ``timeout_s``. Returns the exit
-        status (None when it had to be killed)."""
+        status (None when it had to be killed, or was not started here)."""
+        if self.proc is None:  # started by another command: through its pid file
+            stop(self._pid_file, timeout_s=timeout_s)
+            return None
         if not self.running:
-            return self.proc.returncode if self.proc else None
-        assert self.proc is not None
+            return self.proc.returncode
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return await asyncio.to_thread(self.proc.wait, timeout_s)
+            return self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+
+    async def terminate(self, timeout_s: float = 60.0) -> int | None:
+        """:meth:`shut_down`, awaited."""
+        return await asyncio.to_thread(self.shut_down, timeout_s)
 
     def logs(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
@@ -248,14 +284,18 @@ class ServiceProcess:
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.logs().splitlines()[-lines:])
 
-    async def metric(self, name: str) -> float:
-        """The sum of a Prometheus metric's samples (every label set) in ``/metrics``."""
+    async def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float:
+        """The sum of a Prometheus metric's samples in ``/metrics``: every label set, or those
+        with ``labels``."""
         async with httpx.AsyncClient(timeout=5) as client:
             text = (await client.get(f"{self.url}/metrics")).text
         total = 0.0
+        wanted = [f'{key}="{value}"' for key, value in (labels or {}).items()]
         for line in text.splitlines():
-            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
-                total += float(line.rsplit(" ", 1)[1])
+            sample, value = line.rsplit(" ", 1) if " " in line else (line, "")
+            named = line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
+            if named and all(label in sample for label in wanted):
+                total += float(value)
         return total
 
     async def __aenter__(self) -> ServiceProcess:

@@ -16,7 +16,6 @@ overridden from the environment.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -26,8 +25,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
 
 from devstack import process
 from devstack.kafka import KafkaBroker
@@ -158,8 +155,6 @@ class Stack:
             "ALERTS_SMTP_PORT": str(self.smtp_port),
             "ALERTS_SMTP_SECURITY": "none",
             "ALERTS_PUBLIC_URL": service_url("alerts"),
-            "ALERTS_BRIEF_URL_TEMPLATE": service_url("scoring")
-            + "/v1/accounts/{account_id}/brief?format=text",
             "ALERTS_LINK_SIGNING_SECRET": self.link_signing_secret(),
             "INGEST_ZENDESK_SIGNING_SECRET": self.zendesk_signing_secret(),
             "INGEST_ZENDESK_ORGANIZATIONS": self.zendesk_organizations(),
@@ -236,24 +231,18 @@ class Stack:
 
     def start_services(self) -> None:
         """Every service that exists, ready; then ``.local/env``."""
-        for service in SERVICES:
-            if service.exists():
-                self._start_service(service)
-        for service in SERVICES:
-            if service.exists():
-                self._wait_service(service)
+        launched = [self._launch(service) for service in SERVICES if service.exists()]
+        for service in launched:
+            process.run_async(service.wait_ready(60))
         self._write_env_file()
 
     def stop_services(self) -> None:
         """SIGTERM every service (all at once) and wait for them to finish."""
-        running = [s for s in SERVICES if process.read_pid(self._pid_file(s)) is not None]
+        running = [s for s in map(self._process, SERVICES) if s.running]
         for service in running:
-            pid = process.read_pid(self._pid_file(service))
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+            service.signal(signal.SIGTERM)
         for service in running:
-            process.stop(self._pid_file(service), timeout_s=30)
+            service.shut_down(30)
             print(f"devstack: stopped {service.name}")
 
     def down(self) -> None:
@@ -288,7 +277,7 @@ class Stack:
         )
         for service in SERVICES:
             if service.exists():
-                row(service.name, process.read_pid(self._pid_file(service)), service.url)
+                row(service.name, self._process(service).pid, service.url)
         row(
             "sinks",
             process.read_pid(self.sinks_dir / "sinks.pid"),
@@ -325,34 +314,27 @@ class Stack:
             )
         upgrade_all(self.database_url)
 
-    def _pid_file(self, service: Service) -> Path:
-        return self.home / "services" / f"{service.name}.pid"
-
-    def _start_service(self, service: Service) -> None:
-        if process.read_pid(self._pid_file(service)) is not None:
-            return
-        if process.port_in_use(service.port):
-            raise RuntimeError(f"port {service.port} is taken: cannot start {service.name}")
-        process.spawn(
-            [sys.executable, "-m", f"services.{service.name}"],
-            log_file=self.home / "services" / f"{service.name}.log",
-            pid_file=self._pid_file(service),
-            env=self.service_env(),
-            cwd=ROOT,
+    def _process(
+        self, service: Service, env: Mapping[str, str] | None = None
+    ) -> process.ServiceProcess:
+        """The service's process (its pid file under ``.local/services/``), started or not."""
+        return process.ServiceProcess(
+            service.name,
+            env or {},
+            self.home / "services",
+            log_name=service.name,
+            port=service.port,
+            tied_to_parent=False,  # the services outlive `make up`; `make down` stops them
         )
 
-    def _wait_service(self, service: Service, timeout_s: float = 60) -> None:
-        def ready() -> bool:
-            if process.read_pid(self._pid_file(service)) is None:
-                log = self.home / "services" / f"{service.name}.log"
-                raise RuntimeError(f"{service.name} exited:\n{process.tail(log)}")
-            try:
-                return httpx.get(f"{service.url}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        if not process.wait_until(ready, timeout_s=timeout_s, interval_s=0.3):
-            raise RuntimeError(f"{service.name} not ready on {service.url} after {timeout_s}s")
+    def _launch(self, service: Service) -> process.ServiceProcess:
+        """Start it unless it runs already (then wait for the one that runs)."""
+        started = self._process(service, self.service_env())
+        if started.running:
+            return started
+        if process.port_in_use(service.port):
+            raise RuntimeError(f"port {service.port} is taken: cannot start {service.name}")
+        return started.launch()
 
     def _write_env_file(self) -> None:
         lines = [

@@ -38,7 +38,7 @@ def _bodies(path: Path, size: int, seed: int) -> Path:
     return path
 
 
-async def _load(ctx: Context, server: procs.Server, bodies: Path, key: str | None) -> Any:
+async def _load(ctx: Context, server: procs.ServiceProcess, bodies: Path, key: str | None) -> Any:
     config = ctx.config
     return await asyncio.to_thread(
         procs.run_json,
@@ -57,7 +57,7 @@ async def _load(ctx: Context, server: procs.Server, bodies: Path, key: str | Non
             "--warmup",
             str(config.s1_warmup_seconds),
             "--cpu-pid",
-            str(server.pid),
+            str(procs.pid_of(server)),
         ],
         {},
         ctx.logs,
@@ -88,7 +88,7 @@ async def run(ctx: Context) -> Section:
         suffix="-s1",
     )
     bare_port = procs.free_port()
-    bare = procs.Server(
+    bare = procs.server(
         "bare-ingest",
         [procs.sys.executable, "-m", "bench.baselines.bare_ingest"],
         {
@@ -104,9 +104,9 @@ async def run(ctx: Context) -> Section:
         size: _bodies(ctx.logs / f"s1-bodies-{size}.json", size, seed=10 + size) for size in sizes
     }
     results: dict[tuple[str, int], list[Any]] = {}
-    with procs.started(ours.start(), bare.start()):
-        await asyncio.to_thread(ours.wait_ready)
-        await asyncio.to_thread(bare.wait_ready)
+    with procs.started(ours.launch(), bare.launch()):
+        await ours.wait_ready()
+        await bare.wait_ready()
         for run in range(ctx.config.runs):
             for size in sizes:
                 pair = [("ours", ours, key), ("bare", bare, None)]

@@ -46,23 +46,23 @@ async def _ours(ctx: Context, settings: KafkaSettings, total: int, run: int) -> 
             ctx.logs,
             suffix=f"-s2-{run}",
         )
-        server.start()
+        server.launch()
         try:
-            await asyncio.to_thread(server.wait_ready)
+            await server.wait_ready()
             pg = CpuMeter(ctx.infra.pids.get("postgres", 0), tree=True)
             async with GroupOffsets(settings) as offsets:
                 while (first := await offsets.total(group)) == 0:
-                    if not server.running():
+                    if not server.running:
                         raise RuntimeError(f"scoring exited:\n{server.tail()}")
                     await asyncio.sleep(0.02)
                 started = time.perf_counter()
-                cpu = CpuMeter(server.pid).start()
+                cpu = CpuMeter(procs.pid_of(server)).start()
                 if pg.pid:
                     pg.start()
-                rows0 = server.metric(ROWS)
+                rows0 = await server.metric(ROWS)
                 done = first
                 while done < total:
-                    if not server.running():
+                    if not server.running:
                         raise RuntimeError(f"scoring exited:\n{server.tail()}")
                     await asyncio.sleep(0.05)
                     done = await offsets.total(group)
@@ -70,11 +70,11 @@ async def _ours(ctx: Context, settings: KafkaSettings, total: int, run: int) -> 
                 cpu.stop()
                 if pg.pid:
                     pg.stop()
-            rows = server.metric(ROWS) - rows0
-            scored = server.metric(SCORED, {"cause": "events"})
-            rss = rss_bytes(server.pid)
+            rows = await server.metric(ROWS) - rows0
+            scored = await server.metric(SCORED, {"cause": "events"})
+            rss = rss_bytes(procs.pid_of(server))
         finally:
-            server.stop()
+            await server.terminate(30.0)
     events = total - first
     return {
         "events_per_second": events / seconds,

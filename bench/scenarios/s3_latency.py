@@ -210,7 +210,7 @@ async def _run_rate(
     ctx: Context,
     rate_events: float,
     label: str,
-    ingest: procs.Server,
+    ingest: procs.ServiceProcess,
     key: str,
     url: str,
     sinks_dir: Path,
@@ -276,7 +276,7 @@ async def _run_rate(
             "--warmup",
             f"{ctx.config.s3_warmup_seconds:g}",
             "--cpu-pid",
-            str(ingest.pid),
+            str(procs.pid_of(ingest)),
         ],
         {},
         ctx.logs,
@@ -401,8 +401,7 @@ async def run(ctx: Context) -> Section:
             {},
             ctx.logs,
         )
-        sinks.start()
-        with procs.started(sinks):
+        with procs.started(sinks.launch()):
             slack = await _sink_address(sinks)
             common = {
                 "KAFKA_BOOTSTRAP_SERVERS": ctx.infra.bootstrap_servers,
@@ -437,9 +436,9 @@ async def run(ctx: Context) -> Section:
             ingest = procs.service(
                 "ingest", {**common, "INGEST_RATE_LIMIT_PER_SECOND": "0"}, ctx.logs, suffix="-s3"
             )
-            with procs.started(scoring.start(), alerts.start(), ingest.start()):
+            with procs.started(scoring.launch(), alerts.launch(), ingest.launch()):
                 for server in (scoring, alerts, ingest):
-                    await asyncio.to_thread(server.wait_ready)
+                    await server.wait_ready()
                 floor = await _floor(ctx, settings, url, ingest.url)
                 section.details.append(
                     "floor (p50 / p99): produce → consume "
@@ -460,14 +459,14 @@ async def run(ctx: Context) -> Section:
     return section
 
 
-async def _sink_address(sinks: procs.Process) -> str:
+async def _sink_address(sinks: procs.ServiceProcess) -> str:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         lines = sinks.log_file.read_text(errors="replace").splitlines()
         for line in reversed(lines):  # the log may hold an earlier run's lines
-            if line.startswith("{") and sinks.running():
+            if line.startswith("{") and sinks.running:
                 return str(json.loads(line)["slack_api_url"])
-        if not sinks.running():
+        if not sinks.running:
             raise RuntimeError(f"the sinks exited:\n{sinks.tail()}")
         await asyncio.sleep(0.1)
     raise RuntimeError("the sinks did not start")

@@ -51,12 +51,12 @@ def _events(accounts: range, per_account: int, seed: int) -> list[tuple[bytes, b
 
 
 async def _settled(
-    offsets: GroupOffsets, group: str, total: int, url: str, server: procs.Server
+    offsets: GroupOffsets, group: str, total: int, url: str, server: procs.ServiceProcess
 ) -> None:
     conn = await asyncpg.connect(dsn(url))
     try:
         while True:
-            if not server.running():
+            if not server.running:
                 raise RuntimeError(f"scoring exited:\n{server.tail()}")
             if await offsets.total(group) >= total and not await conn.fetchval(
                 "SELECT count(*) FROM scoring.dirty_accounts"
@@ -83,22 +83,22 @@ async def _ours(ctx: Context, accounts: int, run: int) -> float:
             ctx.logs,
             suffix=f"-s4-{run}",
         )
-        server.start()
+        server.launch()
         try:
-            await asyncio.to_thread(server.wait_ready)
+            await server.wait_ready()
             warm_accounts = accounts // 5
             warm = _events(range(1, warm_accounts + 1), 2, seed=run)
             await preload(settings, topics.usage, warm)
             async with GroupOffsets(settings) as offsets:
                 await _settled(offsets, group, len(warm), url, server)
-                warm_rss = rss_bytes(server.pid)
+                warm_rss = rss_bytes(procs.pid_of(server))
                 ctx.say(f"S4: scorer warm at {warm_rss / 2**20:.0f} MB; now {accounts:,} accounts")
                 every = _events(range(warm_accounts + 1, warm_accounts + accounts + 1), 2, run)
                 await preload(settings, topics.usage, every)
                 await _settled(offsets, group, len(warm) + len(every), url, server)
-                grown = rss_bytes(server.pid) - warm_rss
+                grown = rss_bytes(procs.pid_of(server)) - warm_rss
         finally:
-            server.stop()
+            await server.terminate(30.0)
     return grown / accounts * 100_000 / 2**20
 
 
