@@ -120,14 +120,10 @@ async def unsent_heads(conn: AsyncConnection, thread_keys: Sequence[str]) -> dic
 # Claim
 
 
-async def next_due(conn: AsyncConnection, clock_now: datetime) -> datetime | None:
-    """When the next pending row is due (rows held past ``clock_now`` aside)."""
+async def next_due(conn: AsyncConnection) -> datetime | None:
+    """When the next pending row is due."""
     result = await conn.execute(
-        text(
-            "SELECT min(next_attempt_at) FROM alerts.outbox WHERE state = 'pending' "
-            "AND (not_before IS NULL OR not_before <= :clock_now)"
-        ),
-        {"clock_now": clock_now},
+        text("SELECT min(next_attempt_at) FROM alerts.outbox WHERE state = 'pending'")
     )
     due: datetime | None = result.scalar()
     return due
@@ -147,18 +143,13 @@ async def expire_leases(conn: AsyncConnection, now: datetime) -> list[str]:
     return [channel for _id, channel in expired]
 
 
-async def candidates(
-    conn: AsyncConnection, now: datetime, limit: int, *, clock_now: datetime | None = None
-) -> list[Candidate]:
-    """Due pending rows whose predecessor in the thread is done, whose Slack channel is not
-    held and that are not held for their recipient's working hours (``not_before``, in the
-    service's clock: ``clock_now``, default ``now``), locked ``FOR UPDATE SKIP LOCKED``
-    (another worker's are skipped)."""
+async def candidates(conn: AsyncConnection, now: datetime, limit: int) -> list[Candidate]:
+    """Due pending rows whose predecessor in the thread is done and whose Slack channel is not
+    held, locked ``FOR UPDATE SKIP LOCKED`` (another worker's are skipped)."""
     rows = await conn.execute(
         text(
             "SELECT o.id, o.channel, o.address FROM alerts.outbox o "
             "WHERE o.state = 'pending' AND o.next_attempt_at <= :now "
-            "AND (o.not_before IS NULL OR o.not_before <= :clock_now) "
             "AND (o.depends_on IS NULL OR NOT EXISTS (SELECT 1 FROM "
             "alerts.outbox d WHERE d.id = o.depends_on "
             "AND d.state IN ('pending', 'sending'))) "
@@ -167,7 +158,7 @@ async def candidates(
             "ORDER BY o.next_attempt_at, o.id LIMIT :limit "
             "FOR UPDATE OF o SKIP LOCKED"
         ),
-        {"now": now, "limit": limit, "clock_now": clock_now or now},
+        {"now": now, "limit": limit},
     )
     return [Candidate(r[0], r[1], r[2]) for r in rows]
 
@@ -264,13 +255,11 @@ async def record(
 
 
 async def depth(conn: AsyncConnection) -> list[tuple[str, int, datetime]]:
-    """(channel, rows waiting, oldest created_at) of the rows not yet done; rows held for
-    their recipient's working hours are not waiting (so a night does not age the outbox)."""
+    """(channel, rows waiting, oldest created_at) of the rows not yet done."""
     rows = await conn.execute(
         text(
             "SELECT channel, count(*), min(created_at) FROM alerts.outbox "
-            "WHERE state IN ('pending', 'sending') "
-            "AND (not_before IS NULL OR not_before <= now()) GROUP BY channel"
+            "WHERE state IN ('pending', 'sending') GROUP BY channel"
         )
     )
     return [(r[0], r[1], r[2]) for r in rows]
