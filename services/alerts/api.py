@@ -17,8 +17,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.alerts import decide, links, render, store
-from services.alerts.accounts import apply, gather
+from services.alerts import briefs, decide, feedback, links, metrics, render, store
+from services.alerts.accounts import apply, gather, refresh_messages
 from services.alerts.decide import Config
 from services.alerts.lifecycle import Alert, Matcher, Silence
 from shared import errors
@@ -160,7 +160,36 @@ class Actions:
                 snooze_for=snooze_for,
             )
             await apply(conn, states, [decision], self._config, now=now, real_now=utc_now())
+            domain = self._config.content.message_id_domain
+            await refresh_messages(conn, account_id, alert_ids, domain, now=now, real_now=utc_now())
             return await store.load_alerts(conn, alert_ids)
+
+    async def feedback(
+        self,
+        alerts: Sequence[Alert],
+        verdict: feedback.Verdict,
+        by: str,
+        source: feedback.Source,
+        *,
+        link: tuple[bytes, datetime] | None = None,
+    ) -> int:
+        """Record ``by``'s verdict on ``alerts`` (of one account) and rewrite the Slack messages
+        that carry them; returns how many verdicts were written. With ``link`` as in
+        :meth:`act`."""
+        now = self._clock.now()
+        written = feedback.rows(alerts, verdict, by, source, now)
+        if not written:
+            return 0
+        async with self._engine.begin() as conn:
+            if link is not None and not await store.use_link(conn, *link, now):
+                raise LinkUsed
+            await store.record_feedback(conn, written)
+            domain = self._config.content.message_id_domain
+            ids = [row.alert_id for row in written]
+            await refresh_messages(conn, alerts[0].account_id, ids, domain, now=now, real_now=utc_now())
+        for row in written:
+            metrics.FEEDBACK.labels(row.rule, verdict, source).inc()
+        return len(written)
 
     async def account_of(self, alert_id: int) -> Alert:
         async with self._engine.connect() as conn:
@@ -357,6 +386,11 @@ async def _load(ctx: Context, link: links.Link) -> list[Alert]:
     return [a for a in found if a.account_id == link.account_id]
 
 
+@api.get("/brief/{token}", response_class=HTMLResponse, summary="An account's brief (signed link)")
+async def brief_page(ctx: Ctx, token: str) -> HTMLResponse:
+    return await briefs.serve(ctx.engine, ctx.signer, token, ctx.clock.now())
+
+
 @api.get("/links/{token}", response_class=HTMLResponse, summary="Confirm a one-click link")
 async def link_page(ctx: Ctx, token: str) -> HTMLResponse:
     link = _verify(ctx, token)
@@ -364,13 +398,13 @@ async def link_page(ctx: Ctx, token: str) -> HTMLResponse:
         return link
     alerts = await _load(ctx, link)
     label = links.ACTION_LABEL[link.action]
-    open_alerts = [a for a in alerts if a.is_open]
+    open_alerts = [a for a in alerts if a.is_open or link.action in feedback.FEEDBACK_ACTIONS]
     return HTMLResponse(
         _link_page(
             f"{label}: {alerts[0].account_id if alerts else link.account_id}",
-            None if open_alerts or link.action == "view" else "Already resolved.",
+            None if open_alerts or link.action in links.READ_ONLY else "Already resolved.",
             alerts,
-            label if open_alerts and link.action != "view" else None,
+            label if open_alerts and link.action not in links.READ_ONLY else None,
         ),
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
@@ -384,10 +418,12 @@ async def link_act(ctx: Ctx, token: str, request: Request) -> HTMLResponse | JSO
     link = _verify(ctx, token)
     if isinstance(link, HTMLResponse):
         return link
-    if link.action == "view":
+    if link.action in links.READ_ONLY:
         raise error(405, "not_an_action", "a view link does not act")
-    alerts = [a for a in await _load(ctx, link) if a.is_open]
     once = (hashlib.sha256(token.encode()).digest(), link.expires_at)
+    if link.action in feedback.FEEDBACK_ACTIONS:
+        return await _link_feedback(ctx, link, once, request)
+    alerts = [a for a in await _load(ctx, link) if a.is_open]
     after: list[Alert] = []
     try:
         if alerts:
@@ -416,6 +452,34 @@ async def link_act(ctx: Ctx, token: str, request: Request) -> HTMLResponse | JSO
             DONE[link.action] if after else "Nothing to do",
             None if after else "These alerts are already resolved.",
             after,
+        ),
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _link_feedback(
+    ctx: Context, link: links.Link, once: tuple[bytes, datetime], request: Request
+) -> HTMLResponse | JSONResponse:
+    """A feedback link (from an email): records the verdict, resolved alerts included."""
+    alerts = await _load(ctx, link)
+    verdict = feedback.FEEDBACK_ACTIONS[link.action]
+    try:
+        written = await ctx.actions.feedback(
+            alerts, verdict, link.person or "link:someone", "email", link=once
+        )
+    except LinkUsed:
+        return HTMLResponse(
+            _link_page("This link was already used", "Your feedback was recorded.", alerts),
+            status_code=409,
+            headers={"X-Error-Code": "link_used", "Cache-Control": "no-store"},
+        )
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"action": link.action, "feedback": written})
+    return HTMLResponse(
+        _link_page(
+            "Thank you" if written else "Nothing to do",
+            f"Recorded: {feedback.VERDICT_LABEL[verdict]}." if written else "No such alert.",
+            alerts,
         ),
         headers={"Cache-Control": "no-store"},
     )

@@ -20,14 +20,14 @@ from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.alerts import api, delivery, handler, links, rules, scheduler
+from services.alerts import api, delivery, handler, hours, links, retention, rules, scheduler
 from services.alerts.decide import Config
 from services.alerts.lifecycle import Timing
 from services.alerts.messages import Content
 from services.alerts.notifiers import Notifier
 from services.alerts.notifiers.email import EmailNotifier, SmtpServer
 from services.alerts.notifiers.slack import SlackNotifier
-from services.alerts.routing import Channels, TeamChannel
+from services.alerts.routing import Channels, PeopleDefaults, TeamChannel
 from services.alerts.settings import AlertsSettings
 from shared import db
 from shared.auth import ApiKeys
@@ -66,6 +66,7 @@ def build_config(settings: AlertsSettings, ruleset: rules.RuleSet) -> Config:
             escalate_after=timedelta(seconds=settings.escalate_after_seconds),
         ),
         team_channel=TeamChannel(settings.team_slack_channel, settings.team_email),
+        people=people_defaults(settings),
         channels=Channels(
             slack_api=settings.slack_bot_token is not None,
             slack_webhook=settings.slack_webhook_url is not None,
@@ -79,6 +80,28 @@ def build_config(settings: AlertsSettings, ruleset: rules.RuleSet) -> Config:
             message_id_domain=settings.message_id_domain,
         ),
         digest_channel=settings.digest_channel,
+    )
+
+
+def people_defaults(settings: AlertsSettings) -> PeopleDefaults:
+    working, quiet = settings.working_hours, settings.quiet_hours
+    return PeopleDefaults(
+        working_hours=hours.parse_working(working) if working else None,
+        quiet_hours=hours.parse_quiet(quiet) if quiet else None,
+        alert_channel=settings.alert_channel,
+        daily_alert_budget=settings.daily_alert_budget or None,
+    )
+
+
+def retention_of(settings: AlertsSettings) -> retention.Retention:
+    return retention.Retention(
+        resolved_alerts=timedelta(days=settings.retain_resolved_alerts_days),
+        outbox=timedelta(days=settings.retain_outbox_days),
+        used_links=timedelta(days=settings.retain_used_links_days),
+        history=timedelta(days=settings.retain_history_days),
+        batch_size=settings.purge_batch_size,
+        max_batches=settings.purge_max_batches,
+        every=timedelta(seconds=settings.purge_every_seconds),
     )
 
 
@@ -180,7 +203,11 @@ class Parts:
         prefix = f"{socket.gethostname()}:{id(self):x}"
         return [
             delivery.DeliveryWorker(
-                self.engine, channels, delivery_config(self.settings), name=f"{prefix}/{i}"
+                self.engine,
+                channels,
+                delivery_config(self.settings),
+                name=f"{prefix}/{i}",
+                service_clock=self.clock,
             )
             for i in range(self.settings.delivery_workers)
         ]
@@ -202,6 +229,7 @@ class Parts:
         channels = notifiers(settings, http)
         senders = self.delivery_workers(channels)
         workers: list[Worker] = [self.scheduler(), *senders]
+        workers.append(retention.Purger(self.engine, retention_of(settings), self.clock))
         dsn = db.asyncpg_dsn(settings.database_url.get_secret_value())
         listener = delivery.OutboxListener(dsn, senders)  # a NOTIFY wakes the senders
         await listener.start()

@@ -68,6 +68,7 @@ class DeliveryWorker(Worker):
         *,
         name: str,
         clock: Clock = SYSTEM_CLOCK,
+        service_clock: Clock | None = None,
         rng: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(backoff=Backoff(config.poll_seconds, config.poll_seconds))
@@ -76,6 +77,8 @@ class DeliveryWorker(Worker):
         self._config = config
         self.name = name
         self._clock = clock
+        # The service's clock (simulated in the demo): rows held for working hours use it.
+        self._service_clock = service_clock or clock
         self._rng = rng
 
     # -- the loop ----------------------------------------------------------------------------
@@ -92,7 +95,7 @@ class DeliveryWorker(Worker):
     async def _sleep_seconds(self) -> float:
         """Until the next due row, at most the poll interval."""
         async with self._engine.connect() as conn:
-            due = await store.next_due(conn)
+            due = await store.next_due(conn, self._service_clock.now())
         if due is None:
             return self._config.poll_seconds
         return max(0.005, min(self._config.poll_seconds, (due - self._clock.now()).total_seconds()))
@@ -114,7 +117,9 @@ class DeliveryWorker(Worker):
         async with self._engine.begin() as conn:
             for channel in await store.expire_leases(conn, now):
                 metrics.LEASES_EXPIRED.labels(channel).inc()
-            due = await store.candidates(conn, now, config.batch_size)
+            due = await store.candidates(
+                conn, now, config.batch_size, clock_now=self._service_clock.now()
+            )
             chosen, paced = choose(due, pacing=pacing)
             if paced:
                 taken = await store.hold_channels(

@@ -3,7 +3,9 @@
 Records come from three topics: health changes (deduplicated by ``change_id``), and the
 compacted account and person records that keep the service's own view of ownership. Ownership
 is applied first, so a health change in the same batch is routed with it. An account whose
-team changed has its open alerts re-routed.
+team changed has its open alerts re-routed; one whose record says it has ended (churned) has
+its open alerts resolved in the same transaction; one whose renewal date or lifecycle stage
+changed is due a time-driven evaluation at the scheduler's next tick.
 
 :func:`~services.alerts.accounts.gather` and :func:`~services.alerts.accounts.apply` live in
 :mod:`services.alerts.accounts`, shared with the scheduler and the API.
@@ -85,7 +87,7 @@ class BatchHandler:
                 (people if value.kind == "person" else account_rows)[key] = None
 
         async with self._engine.begin() as conn:
-            rerouted = await self._apply_ownership(conn, people, account_rows)
+            rerouted = await self._apply_ownership(conn, people, account_rows, now)
             fresh = await store.claim_changes(
                 conn, [(c.change_id, c.account_id) for c in changes.values()]
             )
@@ -146,16 +148,28 @@ class BatchHandler:
         conn: AsyncConnection,
         people: Mapping[str, store.PersonRow | None],
         account_rows: Mapping[str, store.OwnedAccount | None],
+        now: datetime,
     ) -> set[str]:
-        """Write ownership; returns the accounts whose open alerts may need re-routing."""
+        """Write ownership; returns the accounts whose open alerts may need re-routing (or
+        resolving: the account ended)."""
         rerouted: set[str] = set()
         if account_rows:
             old = await store.load_teams(conn, account_rows, for_update=True)
+            retimed: set[str] = set()
             for account_id, row in account_rows.items():
                 before = old.get(account_id)
                 after = row.team if row else routing.Team()
                 if before is None or before.team != after:
                     rerouted.add(account_id)
+                if row is not None and row.lifecycle_stage in decide.ENDED_STAGES:
+                    rerouted.add(account_id)
+                if row is not None and (
+                    before is None
+                    or (before.renewal_date, before.lifecycle_stage)
+                    != (row.renewal_date, row.lifecycle_stage)
+                ):
+                    retimed.add(account_id)
+            await store.evaluate_soon(conn, retimed, now)
             await store.upsert_accounts(conn, [r for r in account_rows.values() if r])
             await store.delete_accounts(conn, [k for k, r in account_rows.items() if r is None])
         if people:
@@ -189,4 +203,5 @@ def _account_row(account: AccountRecord) -> store.OwnedAccount:
         renewal_owner=account.team.renewal_owner,
         updated_at=account.updated_at,
         arr=account.arr,
+        lifecycle_stage=account.lifecycle_stage,
     )

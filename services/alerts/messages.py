@@ -216,6 +216,7 @@ class OutboxEntry:
     next_attempt_at: datetime
     created_at: datetime
     depends_on: int | None = None  # a message of the same thread that must be sent first
+    not_before: datetime | None = None  # held until (clock time): the recipient's working hours
 
 
 def outbox_entry(

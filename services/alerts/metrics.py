@@ -76,6 +76,35 @@ DEFERRED = Counter(
     "by reason (working_hours, quiet_hours)",
     ["reason"],
 )
+TIME_EVALUATIONS = Histogram(
+    "churnwatch_alerts_time_evaluations",
+    "Accounts whose rules the scheduler judged as time passed, per tick",
+    buckets=(0, 1, 5, 10, 50, 100, 500, 1000, 2000, 5000),
+)
+TIME_OPENED = Counter(
+    "churnwatch_alerts_time_opened_total",
+    "Alerts opened by time passing (no new health change), by rule",
+    ["rule"],
+)
+TIME_PASS_SECONDS = Histogram(
+    "churnwatch_alerts_time_pass_seconds",
+    "Time of one tick's time-driven evaluations (every page of due accounts)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+REBASELINED = Counter(
+    "churnwatch_alerts_rebaselined_total",
+    "Health changes across a model version (judged by no band or score rule), by model version",
+    ["model_version"],
+)
+ROLLOUT_SUMMARIES = Counter(
+    "churnwatch_alerts_rollout_summaries_total",
+    "Model rollout summaries written to the outbox for CS ops",
+)
+LIFECYCLE_RESOLVED = Counter(
+    "churnwatch_alerts_lifecycle_resolved_total",
+    "Open alerts resolved because their account ended (churned), by rule",
+    ["rule"],
+)
 TO_DIGEST = Counter(
     "churnwatch_alerts_to_digest_total",
     "Alerts put in a person's digest instead of a direct message, by reason "

@@ -14,20 +14,33 @@ baseline window yet) gets ``unknown`` from every risk rule (motions in :data:`RI
 no risk alert is raised for it; opportunity rules still apply.
 
 No I/O here; the time a rule measures against is the change's ``as_of``.
+
+**Time passing.** Some verdicts change with no new data: a renewal enters its window, the days
+without activity reach ``no_activity``'s steps, a green account reaches ``advocacy``'s days, a
+score peak leaves ``score_dropped``'s window. :func:`as_time_passes` gives the latest change seen
+again at a later moment (its day counters advanced, ``before`` = ``after``: no band moved), which
+:func:`evaluate` judges like any change; :func:`next_evaluation` says when that is next worth
+doing for an account (the earliest such crossing), so the scheduler only looks at those.
+
+**Re-baseline.** A change whose model version differs from the one the account was last judged
+with is the model's move, not the customer's: :func:`rebaselined` turns the ``fire`` of the
+rules that compare the account with its own past (:data:`COMPARING_KINDS`) into ``sustain``.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shared.events import Band, HealthChange
+from shared.events import Band, HealthChange, HealthSnapshot
 
 Severity = Literal["info", "warning", "critical"]
 Motion = Literal["adoption", "renewal", "expansion", "advocacy"]
@@ -378,3 +391,125 @@ def _evaluate_one(
 
 def _band_summary(before: Band | None, after: Band) -> str:
     return f"health band {before} → {after}" if before else f"health band {after}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Time passing and re-baselines
+
+DAY_SECONDS = 86_400.0
+DAY_COUNTER_DIGITS = 6  # day counters are rounded so a crossing computed to the second holds
+
+
+def later(snapshot: HealthSnapshot, as_of: datetime, now: datetime) -> HealthSnapshot:
+    """The snapshot taken at ``as_of`` as it reads at ``now`` with no new data: the days since
+    the last activity and the days in the band have grown by the time passed; the score, the
+    band and every count stay as scoring last published them."""
+    elapsed = max((now - as_of).total_seconds(), 0.0) / DAY_SECONDS
+    signals = snapshot.signals
+    moved = msgspec.structs.replace(
+        signals,
+        days_since_activity=_plus(signals.days_since_activity, elapsed),
+        days_in_band=_plus(signals.days_in_band, elapsed),
+    )
+    return msgspec.structs.replace(snapshot, signals=moved)
+
+
+def _plus(days: float | None, elapsed: float) -> float | None:
+    return None if days is None else round(days + elapsed, DAY_COUNTER_DIGITS)
+
+
+def as_time_passes(
+    account_id: str,
+    model_version: str,
+    snapshot: HealthSnapshot,
+    as_of: datetime,
+    now: datetime,
+) -> HealthChange:
+    """The account's latest health (``snapshot`` at ``as_of``) as a change judged at ``now``:
+    ``before`` is the snapshot itself, so no band moved and nothing fires for a move; the rules
+    that read levels and durations see them as of ``now``."""
+    return HealthChange(
+        change_id=f"time:{account_id}:{now.isoformat()}",
+        account_id=account_id,
+        as_of=now,
+        model_version=model_version,
+        before=snapshot,
+        after=later(snapshot, as_of, now),
+        triggers=[],
+    )
+
+
+def next_evaluation(
+    ruleset: RuleSet,
+    snapshot: HealthSnapshot,
+    as_of: datetime,
+    context: Context,
+    since: datetime,
+) -> datetime | None:
+    """The first moment after ``since`` at which time alone may change a verdict on the account
+    whose latest health is ``snapshot`` at ``as_of`` (None: never, until new data arrives).
+
+    The crossings: ``no_activity``'s ``days`` and ``critical_days``; ``advocacy``'s
+    ``green_days`` while green; a renewal entering ``renewal_at_risk``'s ``within_days`` and
+    ``critical_within_days`` and the proximity window (at 00:00 UTC of the day: rules count
+    whole days to the renewal), and leaving them the day after the renewal; a score that could
+    make ``score_dropped`` fire leaving its window. ``ticket_surge``, ``expansion`` and
+    ``band_worsened`` read counts and moves that only new data changes."""
+    signals = snapshot.signals
+    renewal = signals.renewal_date or context.renewal_date
+    found: list[datetime] = []
+
+    def after_days(days: float, have: float | None) -> None:
+        if have is not None and days > have:
+            found.append(as_of + timedelta(seconds=math.ceil((days - have) * DAY_SECONDS)))
+
+    def on_day(day: date) -> None:
+        found.append(datetime.combine(day, time(), UTC))
+
+    proximity = ruleset.renewal_proximity
+    if renewal is not None and any(r.motion in proximity.motions for r in ruleset.rules):
+        on_day(renewal - timedelta(days=proximity.within_days))
+        on_day(renewal + timedelta(days=1))
+    for rule in ruleset.rules:
+        if snapshot.warming_up and rule.motion in RISK_MOTIONS:
+            continue
+        config = rule.config
+        match config:
+            case NoActivity():
+                for days in (config.days, config.critical_days):
+                    if days is not None:
+                        after_days(days, signals.days_since_activity)
+            case Advocacy() if snapshot.band == "green":
+                after_days(config.green_days, signals.days_in_band)
+            case RenewalAtRisk() if renewal is not None:
+                on_day(renewal - timedelta(days=config.within_days))
+                if config.critical_within_days is not None:
+                    on_day(renewal - timedelta(days=config.critical_within_days))
+                on_day(renewal + timedelta(days=1))
+            case ScoreDropped():
+                window = timedelta(days=config.days)
+                found.extend(
+                    at + window
+                    for at, score in context.score_history
+                    if score - snapshot.score >= config.points
+                )
+            case _:
+                pass
+    return min((at for at in found if at > since), default=None)
+
+
+# Rules that compare the account with its own past (band moves, score drops): across a model
+# version that past was measured by another model, so they do not fire (see rebaselined).
+COMPARING_KINDS: frozenset[str] = frozenset({"band_worsened", "score_dropped"})
+
+
+def rebaselined(ruleset: RuleSet, verdicts: Sequence[Verdict]) -> list[Verdict]:
+    """The verdicts of a change across a model version: the comparing rules do not open an
+    alert (``fire`` → ``sustain``: an open one stays open, a cleared one clears)."""
+    kinds = {r.name: r.config.kind for r in ruleset.rules}
+    return [
+        Verdict(v.rule, "sustain", v.severity, v.summary)
+        if v.outcome == "fire" and kinds.get(v.rule) in COMPARING_KINDS
+        else v
+        for v in verdicts
+    ]

@@ -7,7 +7,7 @@ Every ``tick`` (real seconds) it:
   lock, skipping accounts another replica holds;
 - sends the daily digests that are due (``people.next_digest_at`` ≤ now, rows claimed with
   ``FOR UPDATE SKIP LOCKED``), one per person per local date;
-- refreshes the database-derived gauges and, hourly, purges old rows.
+- refreshes the database-derived gauges (old rows are purged by ``retention.Purger``).
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ log = logging.getLogger(__name__)
 FLUSH_ACCOUNTS_PER_PASS = 200
 DIGESTS_PER_PASS = 100
 PASSES_PER_TICK = 10
-PURGE_EVERY = timedelta(hours=1)
-KEEP = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,6 @@ class Scheduler(Worker):
         self._digest = digest_options
         self._metrics_every = metrics_refresh_seconds
         self._last_metrics = 0.0
-        self._last_purge: datetime | None = None
 
     async def step(self) -> float:
         started = time.perf_counter()
@@ -91,11 +88,6 @@ class Scheduler(Worker):
         if time.monotonic() - self._last_metrics >= self._metrics_every:
             await self.refresh_metrics()
             self._last_metrics = time.monotonic()
-        real = utc_now()
-        if self._last_purge is None or real - self._last_purge >= PURGE_EVERY:
-            async with self._engine.begin() as conn:
-                await store.purge(conn, real, keep=KEEP)
-            self._last_purge = real
 
     async def flush_due(self, now: datetime) -> int:
         """Decide for the accounts with a due alert; returns how many accounts were due."""
@@ -130,7 +122,14 @@ class Scheduler(Worker):
                 now=now,
                 real_now=utc_now(),
             )
-            await store.enqueue(conn, plan.entries)
+            # Alerts diverted to the digest (over budget, digest-only) are in ``held``; say
+            # how many went over the budget, and forget them once a digest showed them.
+            over = await store.over_budget_counts(conn, ids)
+            entries = [with_over_budget(e, over) for e in plan.entries]
+            await store.enqueue(conn, entries)
+            await store.clear_digest_items(
+                conn, [e.payload["person"]["person_id"] for e in entries], now
+            )
             await store.mark_notified(conn, plan.shown, now)
             await store.set_next_digests(conn, plan.next_at)
         if plan.sent:
@@ -150,6 +149,12 @@ class Scheduler(Worker):
         oldest = min((first for _c, _n, first in waiting), default=None)
         real = utc_now()
         metrics.OUTBOX_OLDEST_AGE.set((real - oldest).total_seconds() if oldest else 0)
+
+
+def with_over_budget(entry: OutboxEntry, over: Mapping[str, int]) -> OutboxEntry:
+    """The digest with its count of alerts past the person's daily budget (if any)."""
+    count = over.get(entry.payload["person"]["person_id"], 0)
+    return replace(entry, payload={**entry.payload, "over_budget": count}) if count else entry
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,21 @@ class AlertsSettings(
     # -- routing -------------------------------------------------------------------------------
     team_slack_channel: str | None = Field(None, description="last resort: a Slack channel id")
     team_email: str | None = Field(None, description="last resort: a team mailbox")
+    cs_ops_slack_channel: str | None = Field(
+        None, description="CS ops' Slack channel id (model rollout summaries); default: team's"
+    )
+    cs_ops_email: str | None = Field(None, description="CS ops' mailbox; default: the team's")
+    rollout_summary_wait_seconds: float = Field(
+        3600.0, ge=0, description="a model rollout is summarised this long after its first change"
+    )
 
     # -- links and content ---------------------------------------------------------------------
     public_url: str = "http://127.0.0.1:8002"
-    brief_url_template: str = "http://127.0.0.1:8001/v1/accounts/{account_id}/brief"
+    brief_url_template: str = Field(
+        "",
+        description="a console's account page, {account_id} filled in; empty: the signed,"
+        " expiring, read-only brief page this service serves (/brief/<token>)",
+    )
     link_signing_secret: SecretStr | None = Field(
         None, description="HMAC key of one-click links; unset = a random key per process"
     )

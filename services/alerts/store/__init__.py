@@ -4,7 +4,8 @@ One module per concern, re-exported here so callers write ``store.enqueue(...)``
 
 - ``tables``     the schema (SQLAlchemy ``Table`` objects; Alembic migrations change it)
 - ``ownership``  accounts and people (from the compacted topics), per-account advisory locks
-- ``health``     the dedup set of health changes, latest health, score history, the purge
+- ``health``     the dedup set of health changes, latest health, score history, when each
+                 account is next due a time-driven evaluation, model rollouts, the purge
 - ``alerts``     alerts and silences: load, save, due, the API's listings, used links
 - ``outbox``     the transactional outbox: enqueue, claim (with Slack pacing), record, threads
 - ``digests``    the people due a digest, their portfolios and held alerts
@@ -50,11 +51,19 @@ from services.alerts.store.digests import (
     set_next_digests,
 )
 from services.alerts.store.health import (
+    Rollout,
     claim_changes,
+    claim_due_rollouts,
+    count_rollouts,
+    due_evaluations,
+    evaluate_soon,
     insert_history,
     load_health,
     load_history,
     purge,
+    reset_history,
+    set_next_evaluations,
+    still_due,
     upsert_health,
 )
 from services.alerts.store.outbox import (
@@ -105,18 +114,23 @@ __all__ = [  # noqa: RUF022 (grouped: the attention and retention names first)
     "Outcome",
     "OwnedAccount",
     "PersonRow",
+    "Rollout",
     "accounts_owned_by",
     "active_silences",
     "alert_from_row",
     "candidates",
     "claim_changes",
     "claim_due_people",
+    "claim_due_rollouts",
+    "count_rollouts",
     "create_silence",
     "delete_accounts",
     "delete_people",
     "depth",
     "due_accounts",
+    "due_evaluations",
     "enqueue",
+    "evaluate_soon",
     "expire_leases",
     "expire_silence",
     "held_alerts",
@@ -139,9 +153,12 @@ __all__ = [  # noqa: RUF022 (grouped: the attention and retention names first)
     "portfolios",
     "purge",
     "record",
+    "reset_history",
     "save_alerts",
     "set_next_digests",
+    "set_next_evaluations",
     "silence_from_row",
+    "still_due",
     "take",
     "try_lock_accounts",
     "unsent_heads",

@@ -120,10 +120,14 @@ async def unsent_heads(conn: AsyncConnection, thread_keys: Sequence[str]) -> dic
 # Claim
 
 
-async def next_due(conn: AsyncConnection) -> datetime | None:
-    """When the next pending row is due."""
+async def next_due(conn: AsyncConnection, clock_now: datetime) -> datetime | None:
+    """When the next pending row is due (rows held past ``clock_now`` aside)."""
     result = await conn.execute(
-        text("SELECT min(next_attempt_at) FROM alerts.outbox WHERE state = 'pending'")
+        text(
+            "SELECT min(next_attempt_at) FROM alerts.outbox WHERE state = 'pending' "
+            "AND (not_before IS NULL OR not_before <= :clock_now)"
+        ),
+        {"clock_now": clock_now},
     )
     due: datetime | None = result.scalar()
     return due
@@ -143,13 +147,18 @@ async def expire_leases(conn: AsyncConnection, now: datetime) -> list[str]:
     return [channel for _id, channel in expired]
 
 
-async def candidates(conn: AsyncConnection, now: datetime, limit: int) -> list[Candidate]:
-    """Due pending rows whose predecessor in the thread is done and whose Slack channel is not
-    held, locked ``FOR UPDATE SKIP LOCKED`` (another worker's are skipped)."""
+async def candidates(
+    conn: AsyncConnection, now: datetime, limit: int, *, clock_now: datetime | None = None
+) -> list[Candidate]:
+    """Due pending rows whose predecessor in the thread is done, whose Slack channel is not
+    held and that are not held for their recipient's working hours (``not_before``, in the
+    service's clock: ``clock_now``, default ``now``), locked ``FOR UPDATE SKIP LOCKED``
+    (another worker's are skipped)."""
     rows = await conn.execute(
         text(
             "SELECT o.id, o.channel, o.address FROM alerts.outbox o "
             "WHERE o.state = 'pending' AND o.next_attempt_at <= :now "
+            "AND (o.not_before IS NULL OR o.not_before <= :clock_now) "
             "AND (o.depends_on IS NULL OR NOT EXISTS (SELECT 1 FROM "
             "alerts.outbox d WHERE d.id = o.depends_on "
             "AND d.state IN ('pending', 'sending'))) "
@@ -158,7 +167,7 @@ async def candidates(conn: AsyncConnection, now: datetime, limit: int) -> list[C
             "ORDER BY o.next_attempt_at, o.id LIMIT :limit "
             "FOR UPDATE OF o SKIP LOCKED"
         ),
-        {"now": now, "limit": limit},
+        {"now": now, "limit": limit, "clock_now": clock_now or now},
     )
     return [Candidate(r[0], r[1], r[2]) for r in rows]
 
@@ -255,11 +264,13 @@ async def record(
 
 
 async def depth(conn: AsyncConnection) -> list[tuple[str, int, datetime]]:
-    """(channel, rows waiting, oldest created_at) of the rows not yet done."""
+    """(channel, rows waiting, oldest created_at) of the rows not yet done; rows held for
+    their recipient's working hours are not waiting (so a night does not age the outbox)."""
     rows = await conn.execute(
         text(
             "SELECT channel, count(*), min(created_at) FROM alerts.outbox "
-            "WHERE state IN ('pending', 'sending') GROUP BY channel"
+            "WHERE state IN ('pending', 'sending') "
+            "AND (not_before IS NULL OR not_before <= now()) GROUP BY channel"
         )
     )
     return [(r[0], r[1], r[2]) for r in rows]

@@ -49,6 +49,7 @@ class OwnedAccount:
     renewal_owner: str | None
     updated_at: datetime
     arr: float | None = None
+    lifecycle_stage: str | None = None
 
     @property
     def team(self) -> Team:
@@ -67,6 +68,7 @@ class AccountRow:
     seats: int | None
     tier: str | None = None
     arr: float | None = None
+    lifecycle_stage: str | None = None
 
     @classmethod
     def from_row(cls, row: RowMapping) -> AccountRow:
@@ -78,6 +80,7 @@ class AccountRow:
             row["seats"],
             tier=row["tier"],
             arr=row["arr"],
+            lifecycle_stage=row["lifecycle_stage"],
         )
 
 

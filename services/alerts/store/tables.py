@@ -67,6 +67,7 @@ accounts = Table(
     Column("tier", Text),
     Column("seats", Integer),
     Column("renewal_date", Date),
+    Column("lifecycle_stage", Text),  # AccountRecord.lifecycle_stage; "churned": no alerts
     Column("arr", Float),  # annual recurring revenue, shown in messages
     Column("csm", Text),
     Column("account_executive", Text),
@@ -111,6 +112,29 @@ account_health = Table(
     Column("change_id", Text, nullable=False),
     # which components moved the score: [{"name", "delta_points", "evidence": [...]}]
     Column("moved_by", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # what the rules read of the latest health, to judge it again as time passes (0004)
+    Column("signals", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("warming_up", Boolean, nullable=False, server_default=text("false")),
+    Column("model_version", Text),
+    # the next moment time alone may change a verdict (rules.next_evaluation); NULL: never
+    Column("next_eval_at", TS),
+    Index("account_health_next_eval_at", "next_eval_at"),
+)
+
+# One row per model version seen in health changes that re-baselined accounts (a rollout):
+# counted as the changes arrive, summarised once to CS ops after ``summary_due_at``.
+model_rollouts = Table(
+    "model_rollouts",
+    metadata,
+    Column("model_version", Text, primary_key=True),
+    Column("previous_version", Text, nullable=False),
+    Column("first_seen_at", TS, nullable=False),
+    Column("summary_due_at", TS, nullable=False),
+    Column("summarized_at", TS),
+    Column("accounts", Integer, nullable=False),
+    Column("worse", Integer, nullable=False),
+    Column("better", Integer, nullable=False),
+    Index("model_rollouts_due", "summary_due_at", postgresql_where=text("summarized_at IS NULL")),
 )
 
 score_history = Table(

@@ -173,7 +173,7 @@ def make_config(
         content=Content(
             signer=links.LinkSigner(SECRET),
             public_url="http://alerts.invalid",
-            brief_url_template="http://scoring.invalid/v1/accounts/{account_id}/brief",
+            brief_url_template="",  # the signed brief page of this service
             link_ttl=timedelta(days=7),
             message_id_domain="test.invalid",
         ),

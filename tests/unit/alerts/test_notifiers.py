@@ -178,7 +178,7 @@ def test_an_email_has_html_and_text_its_message_id_and_threads_per_account() -> 
         "cw <a@example.com>",
     )
     assert mail["Message-ID"] == "<abc@example.com>"
-    assert mail["Subject"] == "[churnwatch] Acme Corporation"
+    assert mail["Subject"] == "[churnwatch] Critical: Acme Corporation — Health score dropped"
     assert mail["In-Reply-To"] == "<prev@example.com>"
     assert mail["References"] == "<account.1@example.com> <prev@example.com>"
     text = mail.get_body(("plain",))
