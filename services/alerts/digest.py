@@ -8,9 +8,10 @@ key is the person and the local date).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 MAX_LATENESS = timedelta(hours=12)
@@ -55,6 +56,10 @@ class AccountLine:
     score_week_ago: float | None = None
     days_since_activity: float | None = None  # as of ``as_of``
     reasons: tuple[str, ...] = ()
+    tier: str | None = None
+    arr: float | None = None
+    renewal_date: date | None = None
+    moved_by: tuple[Mapping[str, Any], ...] = ()  # the latest change's attribution, as stored
 
     def silent_days(self, now: datetime) -> float | None:
         if self.days_since_activity is None:

@@ -20,7 +20,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
 
-Action = Literal["ack", "snooze_1d", "snooze_1w", "view"]
+Action = Literal[
+    "ack",
+    "snooze_1d",
+    "snooze_1w",
+    "view",
+    "brief",  # the read-only brief page (/brief/<token>): never acts
+    "feedback_useful",  # feedback: services.alerts.feedback.FEEDBACK_ACTIONS
+    "feedback_not_useful",
+    "feedback_known",
+]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 SNOOZE: dict[str, timedelta] = {"snooze_1d": timedelta(days=1), "snooze_1w": timedelta(weeks=1)}
 ACTION_LABEL: dict[str, str] = {
@@ -28,7 +37,12 @@ ACTION_LABEL: dict[str, str] = {
     "snooze_1d": "Snooze 1 day",
     "snooze_1w": "Snooze 1 week",
     "view": "View",
+    "brief": "Open the brief",
+    "feedback_useful": "Useful",
+    "feedback_not_useful": "Not useful",
+    "feedback_known": "Already known",
 }
+READ_ONLY: frozenset[str] = frozenset({"view", "brief"})  # links that never act
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,14 @@ class Content:
         )
         return f"{self.public_url.rstrip('/')}/links/{token}"
 
-    def brief_url(self, account_id: str) -> str:
-        return self.brief_url_template.format(account_id=quote(account_id, safe=""))
+    def brief_url(self, account_id: str, person: str | None, now: datetime) -> str:
+        """The account's brief for a person in a browser: a signed, expiring, read-only page
+        served by this service (``/brief/<token>``); or, when ``brief_url_template`` is set
+        (a console with its own login), that page."""
+        if self.brief_url_template:
+            return self.brief_url_template.format(account_id=quote(account_id, safe=""))
+        token = self.signer.sign(Link("brief", account_id, (), person, now + self.link_ttl))
+        return f"{self.public_url.rstrip('/')}/brief/{token}"
 
     def message_id(self, key: str) -> str:
         return message_id(key, self.message_id_domain)
@@ -119,15 +125,22 @@ def alert_payload(
     person = notification.recipient.person_id
     owner = members[0].route.owner if members else None
     links: dict[str, str] = {
-        "brief": content.brief_url(account.account_id),
+        "brief": content.brief_url(account.account_id, person, now),
         "view": content.link("view", account.account_id, ids, person, now),
     }
     if notification.kind != "resolved":
-        for action in ("ack", "snooze_1d", "snooze_1w"):
+        for action in (
+            "ack",
+            "snooze_1d",
+            "snooze_1w",
+            "feedback_useful",
+            "feedback_not_useful",
+            "feedback_known",
+        ):
             links[action] = content.link(action, account.account_id, ids, person, now)
     return {
         "kind": notification.kind,
-        "account": {"id": account.account_id, "name": account.name},
+        "account": account_json(account, now),
         "owner": {"name": owner.name, "person_id": owner.person_id} if owner else None,
         "recipient": notification.recipient.to_json(),
         "severity": notification.severity,
@@ -139,10 +152,12 @@ def alert_payload(
             "as_of": account.as_of.isoformat() if account.as_of else None,
         },
         "reasons": list(account.reasons[:MAX_REASONS]),
+        "moved_by": moves_json(account.moved_by),
         "alerts": [
             {
                 "id": a.id,
                 "rule": a.rule,
+                "title": rule_title(a.rule),
                 "severity": a.severity,
                 "motion": a.motion,
                 "summary": a.summary,
@@ -159,6 +174,56 @@ def alert_payload(
     }
 
 
+# Rule names in words (a rule of another name reads as its name, "_" as spaces).
+RULE_TITLES: dict[str, str] = {
+    "band_worsened": "Health fell into a worse band",
+    "score_dropped": "Health score dropped",
+    "no_activity": "No product activity",
+    "ticket_surge": "Surge of urgent support tickets",
+    "renewal_at_risk": "Renewal at risk",
+    "expansion": "Expansion opportunity",
+    "advocacy": "Advocacy candidate",
+}
+# Score components in words.
+COMPONENT_LABELS: dict[str, str] = {
+    "activity": "Activity",
+    "recency": "Recent use",
+    "breadth": "Feature breadth",
+    "seat_utilisation": "Seat utilisation",
+    "support": "Support tickets",
+    "sentiment": "Sentiment (NPS/CSAT)",
+}
+
+
+def rule_title(rule: str) -> str:
+    return RULE_TITLES.get(rule) or rule.replace("_", " ").capitalize()
+
+
+def component_label(name: str) -> str:
+    return COMPONENT_LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def moves_json(moves: Sequence[Move], limit: int = MAX_MOVES) -> list[dict[str, Any]]:
+    """The biggest moves first (as scoring sorted them), each with its label in words."""
+    return [{**m.to_json(), "label": component_label(m.name)} for m in moves[:limit]]
+
+
+def days_to(day: date | None, now: datetime) -> int | None:
+    return None if day is None else (day - now.date()).days
+
+
+def account_json(account: AccountView, now: datetime) -> dict[str, Any]:
+    """The account's record facts a message shows: tier, ARR, renewal date and days left."""
+    return {
+        "id": account.account_id,
+        "name": account.name,
+        "tier": account.tier,
+        "arr": account.arr,
+        "renewal_date": account.renewal_date.isoformat() if account.renewal_date else None,
+        "days_to_renewal": days_to(account.renewal_date, now),
+    }
+
+
 def digest_payload(
     digest: digests.Digest, recipient: Recipient, content: Content, now: datetime
 ) -> dict[str, Any]:
@@ -170,7 +235,12 @@ def digest_payload(
             "band": a.band,
             "moved": None if a.moved is None else round(a.moved, 1),
             "reasons": list(a.reasons[:2]),
-            "brief": content.brief_url(a.account_id),
+            "tier": a.tier,
+            "arr": a.arr,
+            "renewal_date": a.renewal_date.isoformat() if a.renewal_date else None,
+            "days_to_renewal": days_to(a.renewal_date, now),
+            "moved_by": moves_json([Move.from_json(m) for m in a.moved_by], limit=2),
+            "brief": content.brief_url(a.account_id, digest.person_id, now),
         }
 
     return {
@@ -188,6 +258,7 @@ def digest_payload(
                 "account_id": h.account_id,
                 "account_name": h.account_name,
                 "rule": h.rule,
+                "title": rule_title(h.rule),
                 "severity": h.severity,
                 "summary": h.summary,
                 "new": h.new,

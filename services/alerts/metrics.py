@@ -65,6 +65,12 @@ OUTBOX_OLDEST_AGE = Gauge(
     "churnwatch_alerts_outbox_oldest_age_seconds",
     "Age of the oldest undelivered outbox row",
 )
+BRIEF_PAGES = Counter(
+    "churnwatch_alerts_brief_pages_total",
+    "Signed brief pages asked for, by outcome (served, link_invalid, link_expired, "
+    "unknown_account)",
+    ["outcome"],
+)
 SCHEDULER_SECONDS = Histogram(
     "churnwatch_alerts_scheduler_pass_seconds",
     "Time of one scheduler pass (group flushes, repeats, escalations, digests)",

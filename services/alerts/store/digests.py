@@ -46,7 +46,7 @@ async def portfolios(
     rows = await conn.execute(
         text(
             "SELECT p.person_id, a.account_id, a.name, h.score, h.band, h.as_of, "
-            "h.days_since_activity, h.reasons, "
+            "h.days_since_activity, h.reasons, a.tier, a.arr, a.renewal_date, h.moved_by, "
             "(SELECT s.score FROM alerts.score_history s WHERE s.account_id = a.account_id "
             " AND s.as_of <= h.as_of - interval '7 days' ORDER BY s.as_of DESC LIMIT 1) "
             "AS score_week_ago "
@@ -59,7 +59,9 @@ async def portfolios(
     )
     found: dict[str, list[AccountLine]] = defaultdict(list)
     for r in rows.mappings():
-        found[r["person_id"]].append(from_row(AccountLine, r, reasons=tuple(r["reasons"])))
+        found[r["person_id"]].append(
+            from_row(AccountLine, r, reasons=tuple(r["reasons"]), moved_by=tuple(r["moved_by"]))
+        )
     return found
 
 

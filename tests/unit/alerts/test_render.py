@@ -39,8 +39,10 @@ def check_limits(message: dict[str, Any]) -> None:
     assert len(message["text"]) <= render.TEXT_LIMIT
     assert len(message["blocks"]) <= render.MAX_BLOCKS
     for block in message["blocks"]:
-        if block["type"] == "section":
+        if block["type"] == "section" and "text" in block:
             assert len(block["text"]["text"]) <= render.SECTION_LIMIT
+        for field in block.get("fields", []):
+            assert len(field["text"]) <= render.FIELD_LIMIT
         if block["type"] == "header":
             assert len(block["text"]["text"]) <= render.HEADER_LIMIT
         for element in block.get("elements", []):
@@ -61,21 +63,27 @@ def test_a_normal_message_has_the_facts_reasons_and_buttons() -> None:
         if e.get("type") == "button"
     ]
     assert buttons == ["Acknowledge", "Snooze 1 day", "Snooze 1 week", "Open brief"]
+    assert "Rule 0" in text  # a rule without a title in words: its name, readable
 
 
 def test_a_huge_summary_is_cut_with_a_link_to_the_full_view() -> None:
     message = render.slack_message(payload(1, "y" * 10_000))
     check_limits(message)
     assert any(
-        b["type"] == "section" and b["text"]["text"].endswith(f"… <{LINKS['view']}|more>")
+        b["text"]["text"].endswith(f"… <{LINKS['view']}|more>")
         for b in message["blocks"]
+        if b["type"] == "section" and "text" in b
     )
 
 
 def test_hundreds_of_alerts_stay_within_fifty_blocks() -> None:
     message = render.slack_message(payload(400, "z" * 900))
     check_limits(message)
-    assert any("more — <" in b["text"]["text"] for b in message["blocks"] if b["type"] == "section")
+    assert any(
+        "more — <" in b["text"]["text"]
+        for b in message["blocks"]
+        if b["type"] == "section" and "text" in b
+    )
 
 
 def test_fit_cuts_at_the_limit_and_leaves_short_text_alone() -> None:
