@@ -391,11 +391,6 @@ async def brief_page(ctx: Ctx, token: str) -> HTMLResponse:
     return await briefs.serve(ctx.engine, ctx.signer, token, ctx.clock.now())
 
 
-@api.get("/brief/{token}", response_class=HTMLResponse, summary="An account's brief (signed link)")
-async def brief_page(ctx: Ctx, token: str) -> HTMLResponse:
-    return await briefs.serve(ctx.engine, ctx.signer, token, ctx.clock.now())
-
-
 @api.get("/links/{token}", response_class=HTMLResponse, summary="Confirm a one-click link")
 async def link_page(ctx: Ctx, token: str) -> HTMLResponse:
     link = _verify(ctx, token)
