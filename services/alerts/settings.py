@@ -10,10 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.alerts import hours
 from shared.clock import ClockSettings
+from shared.events import MAX_DAILY_ALERT_BUDGET
 from shared.settings import ApiKeySettings, DatabaseSettings, KafkaSettings, ServiceSettings
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.toml"
@@ -103,6 +105,37 @@ class AlertsSettings(
     digest_skip_empty: bool = True
 
     metrics_refresh_seconds: float = Field(5.0, gt=0)
+
+    # -- people's hours and attention: defaults for a person record that leaves them out ----
+    working_hours: str | None = Field(
+        None, description="e.g. 'mon-fri 09:00-18:00' (local); unset: any time is working time"
+    )
+    quiet_hours: str | None = Field(None, description="e.g. '22:00-07:00' (local); unset: none")
+    alert_channel: Literal["slack", "email", "digest"] = "slack"
+    daily_alert_budget: int = Field(
+        0, ge=0, le=MAX_DAILY_ALERT_BUDGET, description="new risk alerts a day; 0: no budget"
+    )
+
+    # -- retention (rows older than these are purged, in batches) --------------------------
+    retain_resolved_alerts_days: float = Field(90.0, gt=0)
+    retain_outbox_days: float = Field(30.0, gt=0, description="sent, failed, fallen-back rows")
+    retain_used_links_days: float = Field(1.0, ge=0, description="after the link expired")
+    retain_history_days: float = Field(
+        30.0, ge=1, description="dedup ids, score history, digest items, budget counts"
+    )
+    purge_every_seconds: float = Field(3600.0, gt=0, description="real seconds between purges")
+    purge_batch_size: int = Field(1000, ge=1, le=100_000)
+    purge_max_batches: int = Field(10, ge=1, le=1000, description="per table per purge")
+
+    @field_validator("working_hours")
+    @classmethod
+    def _working_hours(cls, value: str | None) -> str | None:
+        return None if value is None else str(hours.parse_working(value))
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        return None if value is None else str(hours.parse_quiet(value))
 
     @model_validator(mode="after")
     def _lease_outlives_a_send(self) -> Self:
