@@ -1,10 +1,14 @@
 """Stand-ins for Slack and an SMTP server, for tests, the demo and the chaos harness.
 
 - :class:`SlackSink` — a Slack-compatible HTTP server: answers Web API ``chat.postMessage``
-  (``POST /api/chat.postMessage``) and incoming-webhook posts (``POST /services/...``),
-  records every request, and can be told how to answer the next ones: ``ok``, ``429`` with a
-  ``Retry-After``, ``500``, ``slow`` (hold the answer), a Slack error such as
+  (``POST /api/chat.postMessage``; a message to a user id lands in a DM channel ``D<id>``, as
+  on Slack) and ``chat.update`` (the message must exist: else ``message_not_found``), and
+  incoming-webhook posts (``POST /services/...``); records every request and keeps each
+  message's current content (``messages``); can be told how to answer the next ones: ``ok``,
+  ``429`` with a ``Retry-After``, ``500``, ``slow`` (hold the answer), a Slack error such as
   ``channel_not_found``, or ``drop`` (close the connection without answering).
+  :func:`signed_interaction` builds the request Slack sends to an app's interactivity URL when
+  someone clicks a button, signed as Slack signs it.
 - :class:`SmtpSink` — a real SMTP server on loopback (aiosmtpd): records every message it is
   offered, and answers ``250``, ``451``, ``550`` or ``drop`` as told.
 
@@ -40,9 +44,10 @@ from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from slack_sdk.signature import SignatureVerifier
 
 # ---------------------------------------------------------------------------------------------
 # Slack
@@ -104,7 +109,7 @@ class Reply:
 class SlackRequest:
     """One request the Slack sink received, and how it answered."""
 
-    kind: str  # "api" or "webhook"
+    kind: str  # "api" (chat.postMessage), "update" (chat.update) or "webhook"
     path: str
     body: dict[str, Any]
     authorization: bool  # a bearer token was presented
@@ -145,6 +150,7 @@ class SlackRequest:
             "reply": asdict(self.reply),
             "answered": self.answered,
             "delivered": self.delivered,
+            "ts": self.ts,
         }
 
 
@@ -169,6 +175,7 @@ class SlackSink:
         self.default = Reply.ok()
         self._server: asyncio.Server | None = None
         self._ts = 0
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) → latest body
         self.control: Any = None  # set by the entry point: handles /_sink/ paths
         self._connections: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -185,13 +192,18 @@ class SlackSink:
 
     def reset(self) -> None:
         self.requests.clear()
+        self.messages.clear()
         self._queue.clear()
         self._per_channel.clear()
         self.default = Reply.ok()
 
     def delivered(self) -> list[SlackRequest]:
-        """The requests answered with success: what a real Slack would have posted."""
-        return [r for r in self.requests if r.delivered]
+        """The posts answered with success: what a real Slack would have posted."""
+        return [r for r in self.requests if r.delivered and r.kind != "update"]
+
+    def updates(self) -> list[SlackRequest]:
+        """The ``chat.update`` requests answered with success, in order."""
+        return [r for r in self.requests if r.delivered and r.kind == "update"]
 
     def _next_reply(self, channel: str | None) -> Reply:
         queue = self._per_channel.get(channel or "")
@@ -281,7 +293,7 @@ class SlackSink:
             await _respond(writer, control_status, control_answer)
             return True
         if method != "POST" or not (
-            route.endswith("/chat.postMessage") or route.startswith("/services/")
+            route.endswith(("/chat.postMessage", "/chat.update")) or route.startswith("/services/")
         ):
             await _respond(writer, 404, {"ok": False, "error": "unknown_method"})
             return True
@@ -292,13 +304,21 @@ class SlackSink:
         except ValueError:
             await _respond(writer, 400, {"ok": False, "error": "invalid_json"})
             return True
-        kind = "webhook" if route.startswith("/services/") else "api"
+        kind = (
+            "webhook"
+            if route.startswith("/services/")
+            else "update"
+            if route.endswith("/chat.update")
+            else "api"
+        )
         auth = headers.get("authorization", "")
         request = SlackRequest(kind, route, body, auth.lower().startswith("bearer "), time.time())
         self.requests.append(request)
         reply = self._next_reply(request.channel)
-        if kind == "api" and self._token is not None and auth != f"Bearer {self._token}":
+        if kind != "webhook" and self._token is not None and auth != f"Bearer {self._token}":
             reply = Reply.slack_error("invalid_auth")
+        elif kind == "update" and reply == Reply.ok() and not self._exists(request):
+            reply = Reply.slack_error("message_not_found")
         request.reply = reply
         if reply.delay_seconds:
             await asyncio.sleep(reply.delay_seconds)
@@ -318,24 +338,85 @@ class SlackSink:
         elif kind == "webhook":
             status, answer = 200, "ok"
         else:
-            self._ts += 1
-            status = 200
-            request.ts = f"{int(time.time())}.{self._ts:06d}"
-            answer = {
-                "ok": True,
-                "channel": request.channel,
-                "ts": request.ts,
-                "message": {"text": request.text},
-            }
+            status, answer = 200, self._store(request)
         request.answered = True
         self._record(request)
         await _respond(writer, status, answer, extra)
         return True
 
+    def _exists(self, request: SlackRequest) -> bool:
+        return (request.channel or "", str(request.body.get("ts"))) in self.messages
+
+    def _store(self, request: SlackRequest) -> dict[str, Any]:
+        """Post or update the message; Slack's answer."""
+        channel = request.channel or ""
+        if request.kind == "update":
+            request.ts = str(request.body.get("ts"))
+        else:
+            if channel.startswith(("U", "W")):
+                channel = "D" + channel[1:]  # a DM lands in the user's direct-message channel
+            self._ts += 1
+            request.ts = f"{int(time.time())}.{self._ts:06d}"
+        content: dict[str, Any] = {
+            k: request.body[k] for k in ("text", "blocks") if k in request.body
+        }
+        self.messages[(channel, request.ts)] = content
+        return {"ok": True, "channel": channel, "ts": request.ts, "message": content}
+
     def _record(self, request: SlackRequest) -> None:
         if self._record_to is not None:
             with (self._record_to / "slack.jsonl").open("a") as out:
                 out.write(json.dumps(request.to_json()) + "\n")
+
+
+def block_actions(
+    channel: str,
+    ts: str,
+    action_id: str,
+    value: str,
+    *,
+    user_id: str,
+    user_name: str = "someone",
+) -> dict[str, Any]:
+    """The ``payload`` Slack sends when ``user_id`` clicks the button ``action_id`` (with its
+    ``value``) of the message ``ts`` in ``channel`` (the fields churnwatch reads, and the
+    context around them)."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": "T0000"},
+        "api_app_id": "A0000",
+        "team": {"id": "T0000", "domain": "sink"},
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel},
+        "channel": {"id": channel, "name": channel},
+        "trigger_id": f"{int(time.time())}.0000.sink",
+        "response_url": "http://127.0.0.1:9/actions/T0000/sink",
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "actions",
+                "value": value,
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+
+
+def signed_interaction(
+    signing_secret: str, payload: dict[str, Any], *, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """(body, headers) of the request Slack POSTs to an app's interactivity URL: the form field
+    ``payload`` (JSON), signed with the app's signing secret (``X-Slack-Signature`` =
+    ``v0=`` HMAC-SHA256 of ``v0:<timestamp>:<body>``) at ``timestamp`` (default: now)."""
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(signing_secret).generate_signature(timestamp=stamp, body=body)
+    assert signature is not None
+    return body, {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-slack-request-timestamp": stamp,
+        "x-slack-signature": signature,
+    }
 
 
 async def _read_request(

@@ -15,7 +15,7 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.alerts import decide, hours, messages, metrics, routing, store
+from services.alerts import decide, feedback, hours, messages, metrics, routing, store
 from services.alerts.decide import AccountState, Config, Decision
 from services.alerts.lifecycle import Alert, Notification
 from services.alerts.messages import OutboxEntry
@@ -218,3 +218,41 @@ async def apply(
         ]
         written += len(await store.enqueue(conn, replies))
     return written
+
+
+async def refresh_messages(
+    conn: AsyncConnection,
+    account_id: str,
+    alert_ids: Sequence[int],
+    message_id_domain: str,
+    *,
+    now: datetime,
+    real_now: datetime,
+) -> int:
+    """Rewrite in place every delivered Slack message that carries one of the alerts, with
+    its current status (acknowledged by whom and when, snoozed, resolved, feedback): one
+    ``update`` outbox row per message, after that message's previous update. Returns how many."""
+    found = await store.slack_messages(conn, account_id, alert_ids)
+    if not found:
+        return 0
+    ids = {int(a["id"]) for m in found for a in m.payload.get("alerts", []) if a.get("id")}
+    alerts = {a.id: a for a in await store.load_alerts(conn, ids) if a.id is not None}
+    verdicts = await store.feedback_for(conn, ids)
+    actors = {a.acknowledged_by for a in alerts.values()} | {a.resolved_by for a in alerts.values()}
+    actors |= {v.given_by for v in verdicts}
+    person_ids = {part for by in actors if by for part in (by, by.partition(":")[2]) if part}
+    people = await store.load_people(conn, person_ids)
+    entries = feedback.updates(
+        found,
+        alerts,
+        verdicts,
+        people,
+        message_id_domain=message_id_domain,
+        now=now,
+        real_now=real_now,
+    )
+    heads = await store.unsent_heads(conn, [e.thread_key for e in entries if e.thread_key])
+    entries = [
+        replace(e, depends_on=heads.get(e.thread_key) if e.thread_key else None) for e in entries
+    ]
+    return len(await store.enqueue(conn, entries))

@@ -164,6 +164,15 @@ class Actions:
             await refresh_messages(conn, account_id, alert_ids, domain, now=now, real_now=utc_now())
             return await store.load_alerts(conn, alert_ids)
 
+    async def refresh(self, account_id: str, alert_ids: Sequence[int]) -> int:
+        """Rewrite the Slack messages carrying the alerts with their current status."""
+        now = self._clock.now()
+        domain = self._config.content.message_id_domain
+        async with self._engine.begin() as conn:
+            return await refresh_messages(
+                conn, account_id, alert_ids, domain, now=now, real_now=utc_now()
+            )
+
     async def feedback(
         self,
         alerts: Sequence[Alert],
@@ -186,7 +195,8 @@ class Actions:
             await store.record_feedback(conn, written)
             domain = self._config.content.message_id_domain
             ids = [row.alert_id for row in written]
-            await refresh_messages(conn, alerts[0].account_id, ids, domain, now=now, real_now=utc_now())
+            account_id = alerts[0].account_id
+            await refresh_messages(conn, account_id, ids, domain, now=now, real_now=utc_now())
         for row in written:
             metrics.FEEDBACK.labels(row.rule, verdict, source).inc()
         return len(written)

@@ -15,12 +15,22 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import httpx
+import aiohttp
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.alerts import api, delivery, handler, hours, links, retention, rules, scheduler
+from services.alerts import (
+    api,
+    delivery,
+    handler,
+    hours,
+    interactions,
+    links,
+    retention,
+    rules,
+    scheduler,
+)
 from services.alerts.decide import Config
 from services.alerts.lifecycle import Timing
 from services.alerts.messages import Content
@@ -118,7 +128,7 @@ def delivery_config(settings: AlertsSettings) -> delivery.DeliveryConfig:
     )
 
 
-def notifiers(settings: AlertsSettings, http: httpx.AsyncClient) -> dict[str, Notifier]:
+def notifiers(settings: AlertsSettings, http: aiohttp.ClientSession) -> dict[str, Notifier]:
     found: dict[str, Notifier] = {}
     if settings.slack_bot_token or settings.slack_webhook_url:
         found["slack"] = SlackNotifier(
@@ -126,6 +136,7 @@ def notifiers(settings: AlertsSettings, http: httpx.AsyncClient) -> dict[str, No
             api_url=settings.slack_api_url,
             bot_token=settings.slack_bot_token,
             webhook_url=settings.slack_webhook_url,
+            interactive=settings.slack_signing_secret is not None,
         )
     if settings.smtp_host:
         found["email"] = EmailNotifier(
@@ -225,7 +236,9 @@ class Parts:
         consumer = make_consumer(settings, settings.group)
         await consumer.start()
         self.loop = self.consumer_loop(consumer)
-        http = httpx.AsyncClient(timeout=settings.slack_timeout_seconds)
+        http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=settings.slack_timeout_seconds)
+        )
         channels = notifiers(settings, http)
         senders = self.delivery_workers(channels)
         workers: list[Worker] = [self.scheduler(), *senders]
@@ -255,7 +268,7 @@ class Parts:
             with contextlib.suppress(Exception):
                 await consumer.stop()
             await listener.stop()
-            await http.aclose()
+            await http.close()
             await self.producer.stop()
             await self.engine.dispose()
             log.info("alerts service stopped: consumer committed, workers finished")
@@ -293,4 +306,6 @@ def build_app(settings: AlertsSettings, draining: Draining) -> FastAPI:
         parts.config.content.signer,
         timedelta(seconds=settings.silence_max_seconds),
     )
+    secret = settings.slack_signing_secret
+    interactions.install(app, secret.get_secret_value() if secret else None, parts.clock)
     return app

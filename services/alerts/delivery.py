@@ -241,10 +241,12 @@ def judge(
     if isinstance(outcome, Delivered):
         thread = (
             (row.thread_key, outcome.ref)
-            if outcome.ref and row.thread_key and row.kind != "resolved"
+            if outcome.ref and row.thread_key and row.kind not in ("resolved", "update")
             else None
         )
-        verdict = store.Outcome("sent", provider_ref=outcome.ref, thread=thread)
+        verdict = store.Outcome(
+            "sent", provider_ref=outcome.ref, provider_channel=outcome.channel, thread=thread
+        )
         status = "sent"
     elif isinstance(outcome, Retry):
         delay = (

@@ -122,3 +122,26 @@ PURGED = Counter(
     "Rows deleted by the retention purge, by table",
     ["table"],
 )
+SLACK_INTERACTIONS = Counter(
+    "churnwatch_alerts_slack_interactions_total",
+    "Slack interactivity requests, by action (ack, snooze_1d, snooze_1w, feedback_*, other, "
+    "none) and outcome (done, not_found, refused_forged, refused_stale, invalid)",
+    ["action", "outcome"],
+)
+FEEDBACK = Counter(
+    "churnwatch_alerts_feedback_total",
+    "Verdicts given on alerts, by rule, verdict (useful, not_useful, known) and source "
+    "(slack, email, api)",
+    ["rule", "verdict", "source"],
+)
+RULE_JUDGED = Gauge(
+    "churnwatch_alerts_rule_feedback",
+    "Alerts judged within the feedback window, by rule and latest verdict (from the database)",
+    ["rule", "verdict"],
+)
+RULE_PRECISION = Gauge(
+    "churnwatch_alerts_rule_precision",
+    "Share of a rule's judged alerts that were right (useful or already known), within the "
+    "feedback window (from the database)",
+    ["rule"],
+)

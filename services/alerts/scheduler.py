@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.alerts import decide, digest, messages, metrics, routing, store
+from services.alerts import decide, digest, feedback, messages, metrics, routing, store
 from services.alerts.accounts import apply, gather
 from services.alerts.decide import Config
 from services.alerts.messages import OutboxEntry
@@ -140,6 +140,8 @@ class Scheduler(Worker):
         async with self._engine.connect() as conn:
             counts = await store.open_counts(conn)
             waiting = await store.depth(conn)
+            judged = await store.rule_feedback(conn, self._clock.now() - feedback.WINDOW)
+        feedback.set_gauges(judged)
         metrics.ALERTS.clear()
         for rule, severity, state, count in counts:
             metrics.ALERTS.labels(rule, severity, state).set(count)

@@ -72,6 +72,11 @@ class AlertsSettings(
     slack_bot_token: SecretStr | None = None
     slack_webhook_url: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api"
+    slack_signing_secret: SecretStr | None = Field(
+        None,
+        description="the Slack app's signing secret: turns on real buttons and the "
+        "interactivity endpoint (POST /v1/slack/interactions)",
+    )
     slack_timeout_seconds: float = Field(10.0, gt=0)
     slack_channel_interval_seconds: float = Field(
         1.0, ge=0, description="at most one message per this many seconds per Slack channel"

@@ -3,7 +3,8 @@
 ``send`` never raises for a delivery problem; it classifies it:
 
 - :class:`Delivered`  the provider accepted the message (``ref``: Slack ``ts``, or the
-                      Message-ID of an email, used to thread later messages);
+                      Message-ID of an email, used to thread later messages; ``channel``:
+                      the Slack channel id it landed in, which ``chat.update`` needs);
 - :class:`Retry`      a transient problem (rate limit, 5xx, 4xx SMTP reply, timeout,
                       connection error); ``after_seconds`` when the provider said how long;
 - :class:`Permanent`  retrying cannot help (``channel_not_found``, 5xx SMTP reply…): the
@@ -35,6 +36,7 @@ class Message:
 @dataclass(frozen=True)
 class Delivered:
     ref: str | None = None
+    channel: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ One module per concern, re-exported here so callers write ``store.enqueue(...)``
 - ``digests``    the people due a digest, their portfolios and held alerts
 - ``attention``  each person's daily count of new risk alerts; alerts diverted to their digest
 - ``retention``  the purge of old rows, in bounded batches
+- ``feedback``   verdicts on alerts and per-rule figures; the person behind a Slack user id and
+                 the delivered Slack messages carrying an alert (in-place updates)
 
 Rows cross the boundary as dataclasses (``PersonRow``, ``ClaimedRow``, ``Alert``…), never as
 dicts. Writes are set-based: one statement per table per batch (multi-row INSERT … ON
@@ -49,6 +51,17 @@ from services.alerts.store.digests import (
     held_alerts,
     portfolios,
     set_next_digests,
+)
+from services.alerts.store.feedback import (
+    FeedbackRow,
+    RuleFeedback,
+    SlackMessage,
+    feedback_for,
+    list_feedback,
+    person_by_slack_id,
+    record_feedback,
+    rule_feedback,
+    slack_messages,
 )
 from services.alerts.store.health import (
     Rollout,
@@ -111,10 +124,13 @@ __all__ = [  # noqa: RUF022 (grouped: the attention and retention names first)
     "AlertQuery",
     "Candidate",
     "ClaimedRow",
+    "FeedbackRow",
     "Outcome",
     "OwnedAccount",
     "PersonRow",
     "Rollout",
+    "RuleFeedback",
+    "SlackMessage",
     "accounts_owned_by",
     "active_silences",
     "alert_from_row",
@@ -133,10 +149,12 @@ __all__ = [  # noqa: RUF022 (grouped: the attention and retention names first)
     "evaluate_soon",
     "expire_leases",
     "expire_silence",
+    "feedback_for",
     "held_alerts",
     "hold_channels",
     "insert_history",
     "list_alerts",
+    "list_feedback",
     "list_silences",
     "load_alerts",
     "load_health",
@@ -150,14 +168,18 @@ __all__ = [  # noqa: RUF022 (grouped: the attention and retention names first)
     "metadata",
     "next_due",
     "open_counts",
+    "person_by_slack_id",
     "portfolios",
     "purge",
     "record",
+    "record_feedback",
     "reset_history",
+    "rule_feedback",
     "save_alerts",
     "set_next_digests",
     "set_next_evaluations",
     "silence_from_row",
+    "slack_messages",
     "still_due",
     "take",
     "try_lock_accounts",

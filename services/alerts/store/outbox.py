@@ -77,6 +77,7 @@ class Outcome:
     state: str  # sent, pending (again), fallen_back, failed
     error: str | None = None
     provider_ref: str | None = None
+    provider_channel: str | None = None  # Slack: the channel id of the message (chat.update)
     next_attempt_at: datetime | None = None  # with "pending"
     thread: tuple[str, str] | None = None  # (thread_key, ref) to remember for replies
     hold_channel_until: datetime | None = None  # pacing of the row's Slack channel
@@ -218,7 +219,7 @@ async def take(
 _RECORD = {
     "sent": text(
         "UPDATE alerts.outbox SET state = 'sent', sent_at = :now, provider_ref = :ref, "
-        "claimed_until = NULL, last_error = :error "
+        "provider_channel = :channel, claimed_until = NULL, last_error = :error "
         "WHERE id = :id AND claimed_by = :me AND state = 'sending'"
     ),
     "pending": text(
@@ -242,7 +243,7 @@ async def record(
         await hold_channels(conn, [row.destination.address], outcome.hold_channel_until)
     params: dict[str, Any] = {"id": row.id, "me": worker, "error": outcome.error}
     if outcome.state == "sent":
-        params |= {"now": now, "ref": outcome.provider_ref}
+        params |= {"now": now, "ref": outcome.provider_ref, "channel": outcome.provider_channel}
     elif outcome.state == "pending":
         params |= {"next": outcome.next_attempt_at}
     else:

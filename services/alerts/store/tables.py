@@ -227,9 +227,30 @@ outbox = Table(
     Column("last_error", Text),
     Column("provider_ref", Text),
     Column("not_before", TS),  # held until then (clock time): the recipient's working hours
+    Column("provider_channel", Text),  # Slack: the channel id a message landed in (0005)
     Index("outbox_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
     Index("outbox_leased", "claimed_until", postgresql_where=text("state = 'sending'")),
     Index("outbox_created_at", "created_at"),
+    Index(
+        "outbox_slack_messages",
+        "account_id",
+        postgresql_where=text("channel = 'slack' AND provider_channel IS NOT NULL"),
+    ),
+)
+
+# Each person's verdict on an alert (0005); the rule and account are kept so per-rule precision
+# outlives the alert's purge.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("alert_id", BigInteger, primary_key=True),
+    Column("given_by", Text, primary_key=True),  # a person id, or slack:<user id>, api:<key>
+    Column("account_id", Text, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("verdict", Text, nullable=False),  # useful, not_useful, known
+    Column("source", Text, nullable=False),  # slack, email, api
+    Column("given_at", TS, nullable=False),
+    Index("feedback_rule_given_at", "rule", "given_at"),
 )
 
 pacing = Table(

@@ -213,15 +213,23 @@ def delivery_config(**overrides: Any) -> delivery.DeliveryConfig:
 
 
 def notifiers(
-    http: httpx.AsyncClient, slack: SlackSink | None, smtp: SmtpSink | None
+    http: httpx.AsyncClient,
+    slack: SlackSink | None,
+    smtp: SmtpSink | None,
+    *,
+    interactive: bool = False,
 ) -> dict[str, Notifier]:
+    """The notifiers against the sinks (Slack through slack_sdk, a session per request: ``http``
+    is not used by it)."""
     found: dict[str, Notifier] = {}
     if slack is not None:
         found["slack"] = SlackNotifier(
-            http,
+            None,
             api_url=slack.api_url,
             bot_token=_secret(BOT_TOKEN),
             webhook_url=_secret(slack.webhook_url),
+            interactive=interactive,
+            timeout_seconds=2,
         )
     if smtp is not None:
         found["email"] = EmailNotifier(

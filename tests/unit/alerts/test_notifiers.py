@@ -1,24 +1,31 @@
-"""Notifiers classify every answer: Slack through httpx.MockTransport, email through a fake
-``send`` (the real SMTP path is in the integration tests)."""
+"""Notifiers classify every answer: Slack's as slack_sdk reports them, email's through a fake
+``send`` (the real HTTP and SMTP paths, against the sinks, are in the integration tests:
+``tests/integration/alerts/test_slack.py``, ``test_delivery.py``)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
+import aiohttp
 import aiosmtplib
-import httpx
 import pytest
-from pydantic import SecretStr
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from services.alerts.lifecycle import Alert, Notification
 from services.alerts.links import LinkSigner
 from services.alerts.messages import AccountView, Content, alert_payload
 from services.alerts.notifiers import Delivered, Message, Permanent, Retry
 from services.alerts.notifiers.email import EmailNotifier, SmtpServer, classify, compose
-from services.alerts.notifiers.slack import SlackNotifier
+from services.alerts.notifiers.slack import (
+    SlackNotifier,
+    api_failure,
+    retry_after,
+    transport_failure,
+    with_status,
+)
 from services.alerts.routing import WEBHOOK, Destination, Recipient, Route
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -66,107 +73,111 @@ def message(
     )
 
 
-def slack_with(handler: Any, **kwargs: Any) -> tuple[SlackNotifier, list[httpx.Request]]:
-    seen: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        result: httpx.Response = handler(request)
-        return result
-
-    client = httpx.AsyncClient(transport=httpx.MockTransport(record))
-    options: dict[str, Any] = {
-        "api_url": "https://slack.test/api",
-        "bot_token": SecretStr("xoxb-1"),
-    }
-    return SlackNotifier(client, **(options | kwargs)), seen
-
-
-async def test_slack_posts_to_the_user_with_the_bot_token_and_returns_the_ts() -> None:
-    notifier, seen = slack_with(lambda r: httpx.Response(200, json={"ok": True, "ts": "1.2"}))
-    outcome = await notifier.send(message(Destination("slack", "U_MARIA")))
-    assert outcome == Delivered("1.2")
-    [request] = seen
-    assert str(request.url) == "https://slack.test/api/chat.postMessage"
-    assert request.headers["authorization"] == "Bearer xoxb-1"
-    body = json.loads(request.content)
-    assert body["channel"] == "U_MARIA"
-    assert body["metadata"]["event_payload"]["key"] == "alert:acme:p_maria:score_dropped:1"
-
-
-async def test_a_resolved_notice_replies_in_the_thread() -> None:
-    notifier, seen = slack_with(lambda r: httpx.Response(200, json={"ok": True, "ts": "1.3"}))
-    await notifier.send(message(Destination("slack", "U_MARIA"), "resolved", thread_ref="1.2"))
-    assert json.loads(seen[0].content)["thread_ts"] == "1.2"
+def refused(status: int, data: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    """The error slack_sdk raises for an answer that is not ``ok``."""
+    response = AsyncSlackResponse(
+        client=None,
+        http_verb="POST",
+        api_url="https://slack.test/api/chat.postMessage",
+        req_args={},
+        data=data,
+        headers=headers or {},
+        status_code=status,
+    )
+    return SlackApiError("refused", response)
 
 
 @pytest.mark.parametrize(
-    ("response", "expected"),
+    ("error", "expected"),
     [
-        (httpx.Response(429, headers={"Retry-After": "7"}), Retry("rate limited (429)", 7.0)),
+        (refused(429, {"ok": False}, {"Retry-After": "7"}), Retry("rate limited (429)", 7.0)),
         (
-            httpx.Response(
-                200, json={"ok": False, "error": "ratelimited"}, headers={"Retry-After": "3"}
-            ),
+            refused(200, {"ok": False, "error": "ratelimited"}, {"retry-after": "3"}),
             Retry("rate limited", 3.0),
         ),
-        (httpx.Response(500), Retry("Slack answered 500")),
-        (httpx.Response(503, text="<html>"), Retry("Slack answered 503")),
+        (refused(500, {}), Retry("Slack answered 500")),
+        (refused(503, {}), Retry("Slack answered 503")),
+        (refused(400, {}), Retry("Slack answered 400 without a JSON error")),
         (
-            httpx.Response(200, json={"ok": False, "error": "internal_error"}),
+            refused(200, {"ok": False, "error": "internal_error"}),
             Retry("Slack error internal_error"),
         ),
         (
-            httpx.Response(200, json={"ok": False, "error": "channel_not_found"}),
+            refused(200, {"ok": False, "error": "channel_not_found"}),
             Permanent("Slack error channel_not_found"),
         ),
         (
-            httpx.Response(200, json={"ok": False, "error": "invalid_auth"}),
+            refused(200, {"ok": False, "error": "invalid_auth"}),
             Permanent("Slack error invalid_auth"),
         ),
+        (refused(200, {"ok": False, "error": "is_archived"}), Permanent("Slack error is_archived")),
         (
-            httpx.Response(200, json={"ok": False, "error": "is_archived"}),
-            Permanent("Slack error is_archived"),
-        ),
-        (
-            httpx.Response(200, json={"ok": False, "error": "not_in_channel"}),
+            refused(200, {"ok": False, "error": "not_in_channel"}),
             Permanent("Slack error not_in_channel"),
         ),
+        (
+            refused(200, {"ok": False, "error": "message_not_found"}),
+            Permanent("Slack error message_not_found"),
+        ),
+        (refused(200, {"ok": False, "error": "brand_new"}), Permanent("Slack error brand_new")),
     ],
 )
-async def test_slack_answers_are_classified(response: httpx.Response, expected: object) -> None:
-    notifier, _ = slack_with(lambda r: response)
-    assert await notifier.send(message(Destination("slack", "U_MARIA"))) == expected
+def test_slack_sdk_refusals_map_onto_the_outbox_outcomes(error: Any, expected: object) -> None:
+    assert api_failure(error) == expected
 
 
-async def test_a_slack_timeout_or_connection_error_is_retried() -> None:
-    def timeout(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("slow", request=request)
-
-    def refused(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
-    for handler in (timeout, refused):
-        notifier, _ = slack_with(handler)
-        assert isinstance(await notifier.send(message(Destination("slack", "U_MARIA"))), Retry)
+def test_retry_after_reads_seconds_or_an_http_date_and_defaults_to_one_second() -> None:
+    assert retry_after({"Retry-After": "12"}) == 12.0
+    assert retry_after({"retry-after": "-3"}) == 0.0
+    assert retry_after({}) == 1.0
+    assert retry_after({"Retry-After": "soon"}) == 1.0
+    assert retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # in the past
 
 
-async def test_an_incoming_webhook_mentions_the_person_and_classifies_its_answers() -> None:
-    notifier, seen = slack_with(
-        lambda r: httpx.Response(200, text="ok"),
-        bot_token=None,
-        webhook_url=SecretStr("https://hooks.slack.test/services/T/B/X"),
-    )
-    outcome = await notifier.send(message(Destination("slack", WEBHOOK, mention="U_MARIA")))
-    assert outcome == Delivered(None)
-    assert json.loads(seen[0].content)["text"].startswith("<@U_MARIA>")
-    for status, kind in ((404, Permanent), (410, Permanent), (429, Retry), (502, Retry)):
-        hook, _ = slack_with(
-            lambda r, s=status: httpx.Response(s, text="channel_not_found"),
-            bot_token=None,
-            webhook_url=SecretStr("https://hooks.slack.test/x"),
-        )
-        assert isinstance(await hook.send(message(Destination("slack", WEBHOOK))), kind)
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (TimeoutError(), Retry("timeout: TimeoutError")),
+        (aiohttp.ServerTimeoutError("slow"), Retry("timeout: ServerTimeoutError")),
+        (aiohttp.ServerDisconnectedError(), Retry("connection error: ServerDisconnectedError")),
+        (ValueError("a bug"), None),
+    ],
+)
+def test_timeouts_and_broken_connections_are_retried(
+    error: BaseException, expected: Retry | None
+) -> None:
+    assert transport_failure(error, detail=False) == expected
+
+
+def test_an_update_shows_its_status_under_the_header_and_drops_the_done_buttons() -> None:
+    body = {
+        "text": "Acme: band worsened",
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": "Acme"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "why"}},
+            {
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "action_id": "ack", "value": "7"},
+                    {"type": "button", "action_id": "snooze_1d", "value": "7"},
+                ],
+            },
+            {"type": "actions", "elements": [{"type": "button", "action_id": "ack", "value": "7"}]},
+        ],
+    }
+    updated = with_status(body, ["✅ Acknowledged by Maria Lopez, 10:42"], ["ack"])
+    blocks = updated["blocks"]
+    assert [b["type"] for b in blocks] == ["header", "context", "section", "actions"]
+    assert blocks[1]["elements"][0]["text"] == "✅ Acknowledged by Maria Lopez, 10:42"
+    assert [e["action_id"] for e in blocks[3]["elements"]] == ["snooze_1d"]
+    assert updated["text"].startswith("✅ Acknowledged by Maria Lopez, 10:42 — Acme")
+    assert with_status(body, [], [])["blocks"] == body["blocks"]
+
+
+async def test_without_a_token_or_webhook_a_message_cannot_go() -> None:
+    none = SlackNotifier(None)
+    assert isinstance(await none.send(message(Destination("slack", "U_MARIA"))), Permanent)
+    assert isinstance(await none.send(message(Destination("slack", WEBHOOK))), Permanent)
 
 
 # -- email ---------------------------------------------------------------------------------------
