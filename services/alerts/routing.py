@@ -56,7 +56,7 @@ class Person:
     working_hours: WorkingHours | None = None  # None: PeopleDefaults.working_hours
     quiet_hours: QuietHours | None = None  # None: PeopleDefaults.quiet_hours
     alert_channel: AlertChannel | None = None  # None: PeopleDefaults.alert_channel
-    daily_alert_budget: int | None = None  # None: PeopleDefaults.daily_alert_budget
+    daily_alert_budget: int | None = None  # None: PeopleDefaults'; 0: no budget
 
     @property
     def reachable(self) -> bool:
@@ -350,8 +350,8 @@ def reach(person: Person, defaults: PeopleDefaults) -> Reach:
         working_hours=person.working_hours or defaults.working_hours,
         quiet_hours=person.quiet_hours or defaults.quiet_hours,
         channel=person.alert_channel or defaults.alert_channel,
-        budget=(
-            person.daily_alert_budget
+        budget=(  # a person's 0: no budget for them
+            (person.daily_alert_budget or None)
             if person.daily_alert_budget is not None
             else defaults.daily_alert_budget
         ),
@@ -388,6 +388,17 @@ def escalate_at(
     if r is None or r.working_hours is None:
         return first_notified_at + escalate_after
     return hours.add_working(r.working_hours, r.time_zone, first_notified_at, escalate_after)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """How one notification reaches its person: a direct message through ``prefer`` first,
+    held until ``not_before`` (None: now); or, with ``to_digest``, their digest instead."""
+
+    prefer: Channel = "slack"
+    not_before: datetime | None = None
+    held: Held | None = None
+    to_digest: Literal["over_budget", "digest_only"] | None = None
 
 
 def allot(requests: Sequence[tuple[int, bool]], used_before: int, budget: int | None) -> list[bool]:
