@@ -5,7 +5,7 @@ One module per concern, re-exported here so callers write ``store.enqueue(...)``
 - ``tables``     the schema (SQLAlchemy ``Table`` objects; Alembic migrations change it)
 - ``ownership``  accounts and people (from the compacted topics), per-account advisory locks
 - ``health``     the dedup set of health changes, latest health, score history, when each
-                 account is next due a time-driven evaluation, model rollouts, the purge
+                 account is next due a time-driven evaluation, model rollouts
 - ``alerts``     alerts and silences: load, save, due, the API's listings, used links
 - ``outbox``     the transactional outbox: enqueue, claim (with Slack pacing), record, threads
 - ``digests``    the people due a digest, their portfolios and held alerts

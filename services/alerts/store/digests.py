@@ -68,7 +68,8 @@ async def portfolios(
 async def held_alerts(
     conn: AsyncConnection, person_ids: Sequence[str]
 ) -> Mapping[str, list[HeldAlert]]:
-    """Per person, the firing alerts routed to them that wait for the digest."""
+    """Per person, the firing alerts routed to them that wait for the digest, and those
+    diverted to their digest (``digest_items``: over their budget, or digest-only)."""
     rows = await conn.execute(
         text(
             "SELECT p.person_id, al.id, al.account_id, coalesce(a.name, al.account_id) AS name, "
@@ -77,7 +78,13 @@ async def held_alerts(
             "JOIN alerts.alerts al ON al.route -> 'recipients' @> "
             "jsonb_build_array(jsonb_build_object('person_id', p.person_id)) "
             "LEFT JOIN alerts.accounts a ON a.account_id = al.account_id "
-            "WHERE al.delivery = 'digest' AND al.state = 'firing'"
+            "WHERE al.delivery = 'digest' AND al.state = 'firing' "
+            # and those diverted to the person's digest (over budget, digest-only)
+            "UNION SELECT d.person_id, al.id, al.account_id, "
+            "coalesce(a.name, al.account_id), al.rule, al.severity, al.summary, true "
+            "FROM alerts.digest_items d JOIN alerts.alerts al ON al.id = d.alert_id "
+            "LEFT JOIN alerts.accounts a ON a.account_id = al.account_id "
+            "WHERE d.person_id = ANY(CAST(:ids AS text[])) AND al.state = 'firing'"
         ),
         {"ids": list(person_ids)},
     )

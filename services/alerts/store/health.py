@@ -1,6 +1,6 @@
 """Health: the ``processed_changes`` dedup set, the latest health per account and a short
 score history; when each account is next due a time-driven evaluation (``next_eval_at``);
-the model rollouts counted from re-baselined changes; and the purge of old rows."""
+the model rollouts counted from re-baselined changes (old rows go in ``store.retention``)."""
 
 from __future__ import annotations
 
