@@ -84,7 +84,7 @@ def refused(status: int, data: dict[str, Any], headers: dict[str, str] | None = 
         headers=headers or {},
         status_code=status,
     )
-    return SlackApiError("refused", response)
+    return SlackApiError("refused", response)  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.parametrize(
