@@ -129,20 +129,6 @@ async def load_history(
     return found
 
 
-async def purge(conn: AsyncConnection, now: datetime, *, keep: timedelta) -> None:
-    """Forget dedup ids, score history and finished outbox rows older than ``keep``.
-
-    Alerts themselves (resolved ones included) are kept: the API lists them."""
-    cutoff = now - keep
-    await conn.execute(delete(processed_changes).where(processed_changes.c.processed_at < cutoff))
-    await conn.execute(delete(score_history).where(score_history.c.as_of < cutoff))
-    await conn.execute(
-        delete(outbox).where(
-            outbox.c.state.in_(["sent", "failed", "fallen_back"]), outbox.c.created_at < cutoff
-        )
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # Time-driven evaluation
 
