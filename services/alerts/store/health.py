@@ -22,7 +22,6 @@ from services.alerts.store.tables import (
     account_health,
     from_row,
     model_rollouts,
-    outbox,
     processed_changes,
     score_history,
 )
