@@ -76,6 +76,12 @@ def build_config(settings: AlertsSettings, ruleset: rules.RuleSet) -> Config:
             escalate_after=timedelta(seconds=settings.escalate_after_seconds),
         ),
         team_channel=TeamChannel(settings.team_slack_channel, settings.team_email),
+        cs_ops=(
+            TeamChannel(settings.cs_ops_slack_channel, settings.cs_ops_email)
+            if settings.cs_ops_slack_channel or settings.cs_ops_email
+            else None
+        ),
+        rollout_summary_wait=timedelta(seconds=settings.rollout_summary_wait_seconds),
         people=people_defaults(settings),
         channels=Channels(
             slack_api=settings.slack_bot_token is not None,

@@ -2,9 +2,17 @@
 
 Every ``tick`` (real seconds) it:
 
+- judges the accounts due a time-driven evaluation (``account_health.next_eval_at`` ≤ now:
+  a renewal window opens, ``no_activity`` reaches a step, a green account reaches the advocacy
+  days, a score peak leaves ``score_dropped``'s window; or the account's record changed) — the
+  same gather → :func:`~services.alerts.decide.on_time` → apply as a consumed batch, each
+  account under its advisory lock (accounts another replica holds are skipped and stay due),
+  in pages of ``TIME_ACCOUNTS_PER_PASS``, at most ``PASSES_PER_TICK`` pages a tick, the
+  longest due first;
 - flushes the accounts whose alerts are due (``wake_at`` ≤ now: group wait over, repeat
   interval passed, snooze or silence ended, escalation due) — each account under its advisory
   lock, skipping accounts another replica holds;
+- sends each model rollout's summary to CS ops once, when it is due (:func:`plan_rollout`);
 - sends the daily digests that are due (``people.next_digest_at`` ≤ now, rows claimed with
   ``FOR UPDATE SKIP LOCKED``), one per person per local date;
 - refreshes the database-derived gauges (old rows are purged by ``retention.Purger``).
@@ -14,9 +22,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,6 +41,7 @@ from shared.worker import Backoff, Worker
 log = logging.getLogger(__name__)
 
 FLUSH_ACCOUNTS_PER_PASS = 200
+TIME_ACCOUNTS_PER_PASS = 200
 DIGESTS_PER_PASS = 100
 PASSES_PER_TICK = 10
 
@@ -77,11 +88,13 @@ class Scheduler(Worker):
 
     async def tick(self) -> None:
         now = self._clock.now()
+        await self.evaluate_time(now)
         # A backlog is worked through in a few passes; what is left waits for the next tick
         # (accounts another replica holds stay due, and must not make this loop spin).
         for _ in range(PASSES_PER_TICK):
             if await self.flush_due(now) < FLUSH_ACCOUNTS_PER_PASS:
                 break
+        await self.summarize_rollouts(now)
         for _ in range(PASSES_PER_TICK):
             if await self.send_digests(now) < DIGESTS_PER_PASS:
                 break
@@ -103,6 +116,78 @@ class Scheduler(Worker):
             ]
             await apply(conn, states, decisions, self._config, now=now, real_now=utc_now())
         return len(due)
+
+    # -- time-driven rules ----------------------------------------------------------------------
+
+    async def evaluate_time(self, now: datetime) -> int:
+        """Every page of accounts due a time-driven evaluation, up to ``PASSES_PER_TICK``
+        pages; returns how many accounts were judged."""
+        started = time.perf_counter()
+        judged = 0
+        opened: Counter[str] = Counter()
+        for _ in range(PASSES_PER_TICK):
+            due, done = await self.evaluate_due(now, opened)
+            judged += done
+            if due < TIME_ACCOUNTS_PER_PASS or done == 0:
+                break  # caught up, or every due account is another replica's right now
+        seconds = time.perf_counter() - started
+        metrics.TIME_EVALUATIONS.observe(judged)
+        metrics.TIME_PASS_SECONDS.observe(seconds)
+        for rule, count in opened.items():
+            metrics.TIME_OPENED.labels(rule).inc(count)
+        if judged:
+            log.info(
+                "rules judged as time passed",
+                extra={
+                    "accounts": judged,
+                    "opened": dict(opened),
+                    "seconds": round(seconds, 4),
+                    "now": now.isoformat(),
+                },
+            )
+        return judged
+
+    async def evaluate_due(self, now: datetime, opened: Counter[str]) -> tuple[int, int]:
+        """One page: (accounts listed as due, accounts judged). ``opened`` counts the alerts
+        opened, by rule."""
+        async with self._engine.begin() as conn:
+            due = await store.due_evaluations(conn, now, TIME_ACCOUNTS_PER_PASS)
+            locked = await store.still_due(conn, await store.try_lock_accounts(conn, due), now)
+            if not locked:
+                return len(due), 0
+            history_since = now - timedelta(days=self._config.ruleset.history_days)
+            states = await gather(conn, locked, history_since=history_since)
+            silences = await store.active_silences(conn, now)
+            decisions = [
+                decide.on_time(states[a], silences, self._config, now) for a in sorted(locked)
+            ]
+            await apply(conn, states, decisions, self._config, now=now, real_now=utc_now())
+        for d in decisions:
+            opened.update(a.rule for a in d.alerts if a.id is None)
+        return len(due), len(locked)
+
+    async def summarize_rollouts(self, now: datetime) -> int:
+        """Write the summary of each model rollout now due (once: claimed in the same
+        transaction); returns how many were written."""
+        cs_ops = self._config.cs_ops or self._config.team_channel
+        async with self._engine.begin() as conn:
+            due = await store.claim_due_rollouts(conn, now)
+            entries = [plan_rollout(r, cs_ops, self._config, real_now=utc_now()) for r in due]
+            written = await store.enqueue(conn, [e for e in entries if e is not None])
+        for rollout, entry in zip(due, entries, strict=True):
+            log.info(
+                "model rollout summarised",
+                extra={
+                    "model_version": rollout.model_version,
+                    "previous_version": rollout.previous_version,
+                    "accounts": rollout.accounts,
+                    "worse": rollout.worse,
+                    "better": rollout.better,
+                    "sent": entry is not None,
+                },
+            )
+        metrics.ROLLOUT_SUMMARIES.inc(len(written))
+        return len(written)
 
     # -- digests -------------------------------------------------------------------------------
 
@@ -227,3 +312,66 @@ def plan_digests(
         )
         plan.shown.extend(h.alert_id for h in built.held)
     return replace(plan, sent=len(plan.entries))
+
+
+def plan_rollout(
+    rollout: store.Rollout, cs_ops: routing.TeamChannel, config: Config, *, real_now: datetime
+) -> OutboxEntry | None:
+    """The one message about a model rollout, to CS ops (None: no CS-ops destination)."""
+    recipient = routing.Recipient(name="CS ops", slack=cs_ops.slack_channel, email=cs_ops.email)
+    destinations = routing.destinations(recipient, config.channels, routing.TeamChannel())
+    if not destinations:
+        return None
+    payload = rollout_payload(
+        model_version=rollout.model_version,
+        previous_version=rollout.previous_version,
+        first_seen_at=rollout.first_seen_at,
+        accounts=rollout.accounts,
+        worse=rollout.worse,
+        better=rollout.better,
+        now=real_now,
+    )
+    return messages.outbox_entry(
+        f"rollout:{rollout.model_version}",
+        "rollout",
+        None,
+        destinations,
+        payload,
+        config.content.message_id_domain,
+        real_now,
+    )
+
+
+def rollout_payload(
+    *,
+    model_version: str,
+    previous_version: str,
+    first_seen_at: datetime,
+    accounts: int,
+    worse: int,
+    better: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """What CS ops read about a model rollout: plain lines, rendered as a notice."""
+    same = accounts - worse - better
+    title = f"Health model {model_version} rolled out (replacing {previous_version})"
+    lines = [
+        f"First scores with {model_version}: {first_seen_at:%Y-%m-%d %H:%M} UTC.",
+        f"{accounts} account(s) re-scored so far: {worse} moved to a worse band, "
+        f"{better} to a better one, {same} kept their band.",
+        "These moves are the model's, not the customers': they opened no band or score alert, "
+        "and each account's score history restarts with the new model. Rules that read levels "
+        "(renewal window, inactivity, tickets, seats) still apply.",
+        "Accounts re-scored later are re-baselined the same way, without another message.",
+    ]
+    return {
+        "kind": "rollout",
+        "title": title,
+        "lines": lines,
+        "model_version": model_version,
+        "previous_version": previous_version,
+        "accounts": accounts,
+        "worse": worse,
+        "better": better,
+        "written_at": now.isoformat(),
+    }
