@@ -1,11 +1,4 @@
-"""alerts: ownership view, health, alerts, silences, outbox
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-23
-"""
-
-from collections.abc import Sequence
+"""alerts: ownership view, health, alerts, silences, outbox"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -13,8 +6,6 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -6,13 +6,7 @@
   judged as time passes once after the upgrade (the scheduler works through them in pages).
 - ``accounts.lifecycle_stage``: a churned account gets no alerts.
 - ``model_rollouts``: re-baselined accounts counted per model version, summarised once.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-03
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,8 +14,6 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 TS = sa.DateTime(timezone=True)
 

@@ -5,21 +5,13 @@
   is what ``chat.update`` needs to rewrite the message in place;
 - ``feedback``: each person's verdict on an alert (useful, not useful, already known), kept
   with the alert's rule and account so per-rule precision outlives the alert's purge.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-03
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 TS = sa.DateTime(timezone=True)
 

@@ -8,21 +8,13 @@
 - ``digest_items``: alerts that go to a person's digest instead of a direct message (over the
   daily budget, or a digest-only person), until the digest shows them;
 - ``alerts_resolved_at``: the retention purge finds old resolved alerts by it.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-03
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
 down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 TS = sa.DateTime(timezone=True)
 

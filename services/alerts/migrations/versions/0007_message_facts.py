@@ -1,11 +1,4 @@
-"""alerts: what messages carry — the account's ARR and the change attribution (issue 14 item 3)
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-03
-"""
-
-from collections.abc import Sequence
+"""alerts: what messages carry — the account's ARR and the change attribution (issue 14 item 3)"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -13,8 +6,6 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = "0007"
 down_revision: str | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

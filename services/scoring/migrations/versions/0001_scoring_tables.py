@@ -1,18 +1,9 @@
-"""scoring: dedup horizon, daily aggregates, day masks, tickets, records, health, outbox
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-22
-"""
-
-from collections.abc import Sequence
+"""scoring: dedup horizon, daily aggregates, day masks, tickets, records, health, outbox"""
 
 from alembic import op
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 UPGRADE = """
 -- The dedup horizon: a 16-byte BLAKE2b digest of every event id taken (fixed width and

@@ -1,9 +1,5 @@
 """scoring: event ids scoped by source and account (the dedup cut-over)
 
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-12-03
-
 Until this revision the dedup key in ``processed_events`` was a digest of the ``event_id``
 alone, so two sources (or accounts) reusing an id dropped each other's events. From here on it
 is a digest of ``(source, account_id, event_id)`` (``services.scoring.store.dedup``).
@@ -23,14 +19,10 @@ Downgrade drops the cut-over; keys claimed since stay scoped, so going back lose
 exactly-once for redeliveries of the events consumed in between (within the dedup horizon).
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 UPGRADE = """
 -- At most one row (the key is always true): where the legacy keys end.

@@ -1,18 +1,9 @@
-"""scoring: what `churnwatch import-history` imported (event digests and chunk markers)
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-03
-"""
-
-from collections.abc import Sequence
+"""scoring: what `churnwatch import-history` imported (event digests and chunk markers)"""
 
 from alembic import op
 
 revision: str = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 UPGRADE = """
 -- Every event an import counted (the same 16-byte digest as processed_events), whatever its
