@@ -108,6 +108,12 @@ class DayCounts:
     last_usage_at: datetime | None = None  # the newest usage of the day
     last_feature_at: datetime | None = None  # the newest feature use of the day
 
+    def add(self, other: DayCounts) -> None:
+        """Merge as the store merges a day's row: counters add, the newest times win."""
+        _add(self, other, _DAY_COUNTERS)
+        self.last_usage_at = _greatest(self.last_usage_at, other.last_usage_at)
+        self.last_feature_at = _greatest(self.last_feature_at, other.last_feature_at)
+
 
 @dataclass(slots=True)
 class SurveyCounts:
@@ -117,6 +123,18 @@ class SurveyCounts:
     nps_detractors: int = 0
     csat_sum: int = 0
     csat_answers: int = 0
+
+    def add(self, other: SurveyCounts) -> None:
+        """Merge as the store merges a day's answers: every sum and count adds."""
+        _add(self, other, self.__slots__)
+
+
+_DAY_COUNTERS = tuple(n for n in DayCounts.__slots__ if not n.startswith("last_"))
+
+
+def _add(into: object, other: object, names: Iterable[str]) -> None:
+    for name in names:
+        setattr(into, name, getattr(into, name) + getattr(other, name))
 
 
 @dataclass(frozen=True, slots=True)

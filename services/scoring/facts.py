@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from services.scoring import aggregate
-from services.scoring.aggregate import DayMask, SurveyCounts, TicketState
+from services.scoring.aggregate import DayCounts, DayMask, SurveyCounts, TicketState
 from services.scoring.health import (
     BASELINE_WEEKS,
     SENTIMENT_TREND_DAYS,
@@ -131,17 +131,6 @@ def span(table: Table) -> Window:
 
 
 @dataclass(slots=True)
-class _Days:
-    """An ``account_days`` row (the counters the facts read)."""
-
-    usage_events: int = 0
-    tickets_opened: int = 0
-    high_urgent_opened: int = 0
-    escalations: int = 0
-    reopens: int = 0
-
-
-@dataclass(slots=True)
 class AccountState:
     """The folded aggregates of one account (what scoring's tables hold for it)."""
 
@@ -152,7 +141,7 @@ class AccountState:
     last_feature_at: datetime | None = None
     last_survey_at: datetime | None = None
     nps_latest: tuple[datetime, str, int] | None = None
-    days: dict[int, _Days] = field(default_factory=dict)  # by day number
+    days: dict[int, DayCounts] = field(default_factory=dict)  # by day number
     surveys: dict[int, SurveyCounts] = field(default_factory=dict)
     users: dict[str, DayMask] = field(default_factory=dict)
     features: dict[str, DayMask] = field(default_factory=dict)
@@ -179,20 +168,9 @@ class Ledger:
         fresh = list(self._fresh(events))
         batch = aggregate.coalesce(fresh)
         for (account, day), counts in batch.days.items():
-            row = self.accounts[account].days.setdefault(day.toordinal(), _Days())
-            row.usage_events += counts.usage_events
-            row.tickets_opened += counts.tickets_opened
-            row.high_urgent_opened += counts.high_urgent_opened
-            row.escalations += counts.escalations
-            row.reopens += counts.reopens
+            self.accounts[account].days.setdefault(day.toordinal(), DayCounts()).add(counts)
         for (account, day), survey in batch.surveys.items():
-            held = self.accounts[account].surveys.setdefault(day.toordinal(), SurveyCounts())
-            held.nps_sum += survey.nps_sum
-            held.nps_answers += survey.nps_answers
-            held.nps_promoters += survey.nps_promoters
-            held.nps_detractors += survey.nps_detractors
-            held.csat_sum += survey.csat_sum
-            held.csat_answers += survey.csat_answers
+            self.accounts[account].surveys.setdefault(day.toordinal(), SurveyCounts()).add(survey)
         for (account, user), mask in batch.users.items():
             users = self.accounts[account].users
             users[user] = users[user].merge(mask) if user in users else mask

@@ -5,12 +5,52 @@ Every write is one set-based statement per table over rows already coalesced per
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import fields
+from datetime import datetime
+from operator import attrgetter
+from typing import Any
 
 import asyncpg
 
 from services.scoring import aggregate
 from shared.events import AccountRecord, PersonRecord
+
+Getter = Callable[[Any], tuple[Any, ...]]
+
+
+def _getter(names: str) -> Getter:
+    """The values of a row's fields, in the order the table's columns take them
+    (``team.csm``: a nested field)."""
+    split = names.split()
+    assert len(split) > 1, "attrgetter of one name gives a value, not a tuple"
+    getter: Getter = attrgetter(*split)
+    return getter
+
+
+def _getter_of(kind: type) -> Getter:
+    """Every field of a dataclass, in declaration order (the table's columns follow it)."""
+    return _getter(" ".join(f.name for f in fields(kind)))
+
+
+_DAY_COUNTS = _getter_of(aggregate.DayCounts)
+_SURVEY_COUNTS = _getter_of(aggregate.SurveyCounts)
+_TICKET = _getter("priority status action updated_at event_id")
+_ACTIVITY = _getter(
+    "known_since first_usage_at last_usage_day first_feature_at last_feature_day last_ticket_at"
+    " last_survey_at"
+)
+_ACCOUNT = _getter(
+    "account_id name tier seats arr renewal_date lifecycle_stage team.csm team.account_executive"
+    " team.renewal_owner updated_at"
+)
+_PERSON = _getter("person_id name email manager_id time_zone active updated_at")
+
+
+def _arrays(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    """``unnest``'s arguments: the rows' columns, one array each."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
 
 # Per-connection staging tables: a batch's rows go in with one binary COPY each (cheap to
 # encode, cheap for the server to read) and are merged into the real table by one statement.
@@ -103,22 +143,7 @@ async def apply_aggregates(
 async def _merge_days(conn: asyncpg.Connection, batch: aggregate.Coalesced) -> int:
     if not batch.days:
         return 0
-    keys = sorted(batch.days)
-    rows = [
-        (
-            k[0],
-            k[1],
-            (c := batch.days[k]).usage_events,
-            c.usage_quantity,
-            c.tickets_opened,
-            c.high_urgent_opened,
-            c.escalations,
-            c.reopens,
-            c.last_usage_at,
-            c.last_feature_at,
-        )
-        for k in keys
-    ]
+    rows = [(*k, *_DAY_COUNTS(batch.days[k])) for k in sorted(batch.days)]
     await conn.copy_records_to_table("stage_days", records=rows)
     await conn.execute(_MERGE_DAYS)
     return len(rows)
@@ -128,7 +153,6 @@ async def _merge_surveys(conn: asyncpg.Connection, batch: aggregate.Coalesced) -
     if not batch.surveys:
         return 0
     keys = sorted(batch.surveys)
-    s = [batch.surveys[k] for k in keys]
     await conn.execute(
         """
         INSERT INTO scoring.survey_days AS d (account_id, day, nps_sum, nps_answers,
@@ -143,14 +167,7 @@ async def _merge_surveys(conn: asyncpg.Connection, batch: aggregate.Coalesced) -
             csat_sum = d.csat_sum + excluded.csat_sum,
             csat_answers = d.csat_answers + excluded.csat_answers
         """,
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-        [x.nps_sum for x in s],
-        [x.nps_answers for x in s],
-        [x.nps_promoters for x in s],
-        [x.nps_detractors for x in s],
-        [x.csat_sum for x in s],
-        [x.csat_answers for x in s],
+        *_arrays((*k, *_SURVEY_COUNTS(batch.surveys[k])) for k in keys),
     )
     return len(keys)
 
@@ -159,7 +176,6 @@ async def _merge_tickets(conn: asyncpg.Connection, batch: aggregate.Coalesced) -
     if not batch.tickets:
         return 0
     ticket_keys = sorted(batch.tickets)
-    t = [batch.tickets[k] for k in ticket_keys]
     await conn.execute(
         """
         INSERT INTO scoring.tickets AS t (account_id, ticket_id, priority, status,
@@ -176,13 +192,7 @@ async def _merge_tickets(conn: asyncpg.Connection, batch: aggregate.Coalesced) -
             > (t.updated_at, t.event_id COLLATE "C", t.status COLLATE "C",
                t.priority COLLATE "C", t.last_action COLLATE "C")
         """,
-        [k[0] for k in ticket_keys],
-        [k[1] for k in ticket_keys],
-        [x.priority for x in t],
-        [x.status for x in t],
-        [x.action for x in t],
-        [x.updated_at for x in t],
-        [x.event_id for x in t],
+        *_arrays((*k, *_TICKET(batch.tickets[k])) for k in ticket_keys),
     )
     return len(ticket_keys)
 
@@ -193,24 +203,19 @@ async def _merge_activity(
     if not touched:
         return 0
     activity_rows = [
-        (
-            k,
-            (a := touched[k]).known_since,
-            a.first_usage_at,
-            a.last_usage_day,
-            a.first_feature_at,
-            a.last_feature_day,
-            a.last_ticket_at,
-            a.last_survey_at,
-            a.nps_latest[2] if a.nps_latest else None,
-            a.nps_latest[0] if a.nps_latest else None,
-            a.nps_latest[1] if a.nps_latest else None,
-        )
-        for k in sorted(touched)
+        (k, *_ACTIVITY(a := touched[k]), *_nps_columns(a.nps_latest)) for k in sorted(touched)
     ]
     await conn.copy_records_to_table("stage_activity", records=activity_rows)
     await conn.execute(_MERGE_ACTIVITY)
     return len(activity_rows)
+
+
+def _nps_columns(latest: tuple[datetime, str, int] | None) -> tuple[Any, ...]:
+    """(nps_latest, nps_latest_at, nps_latest_event_id) of ``(occurred_at, event_id, score)``."""
+    if latest is None:
+        return (None, None, None)
+    at, event_id, score = latest
+    return (score, at, event_id)
 
 
 async def _merge_masks(
@@ -253,17 +258,7 @@ async def apply_accounts(
             renewal_owner = excluded.renewal_owner, updated_at = excluded.updated_at
         WHERE excluded.updated_at >= a.updated_at
         """,
-        [r.account_id for r in records],
-        [r.name for r in records],
-        [r.tier for r in records],
-        [r.seats for r in records],
-        [r.arr for r in records],
-        [r.renewal_date for r in records],
-        [r.lifecycle_stage for r in records],
-        [r.team.csm for r in records],
-        [r.team.account_executive for r in records],
-        [r.team.renewal_owner for r in records],
-        [r.updated_at for r in records],
+        *_arrays(map(_ACCOUNT, records)),
     )
 
 
@@ -286,11 +281,5 @@ async def apply_people(conn: asyncpg.Connection, latest: Mapping[str, PersonReco
             updated_at = excluded.updated_at
         WHERE excluded.updated_at >= p.updated_at
         """,
-        [r.person_id for r in records],
-        [r.name for r in records],
-        [r.email for r in records],
-        [r.manager_id for r in records],
-        [r.time_zone for r in records],
-        [r.active for r in records],
-        [r.updated_at for r in records],
+        *_arrays(map(_PERSON, records)),
     )

@@ -78,23 +78,9 @@ def folded(batches: list[list[Event]]) -> aggregate.Coalesced:
     for batch in batches:
         part = coalesce(batch)
         for key, c in part.days.items():
-            t = total.days.setdefault(key, aggregate.DayCounts())
-            t.usage_events += c.usage_events
-            t.usage_quantity += c.usage_quantity
-            t.tickets_opened += c.tickets_opened
-            t.high_urgent_opened += c.high_urgent_opened
-            t.escalations += c.escalations
-            t.reopens += c.reopens
-            t.last_usage_at = aggregate._greatest(t.last_usage_at, c.last_usage_at)
-            t.last_feature_at = aggregate._greatest(t.last_feature_at, c.last_feature_at)
+            total.days.setdefault(key, aggregate.DayCounts()).add(c)
         for key, s in part.surveys.items():
-            u = total.surveys.setdefault(key, aggregate.SurveyCounts())
-            u.nps_sum += s.nps_sum
-            u.nps_answers += s.nps_answers
-            u.nps_promoters += s.nps_promoters
-            u.nps_detractors += s.nps_detractors
-            u.csat_sum += s.csat_sum
-            u.csat_answers += s.csat_answers
+            total.surveys.setdefault(key, aggregate.SurveyCounts()).add(s)
         for kind in ("users", "features"):
             mine, theirs = getattr(total, kind), getattr(part, kind)
             for key, mask in theirs.items():
