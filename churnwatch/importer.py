@@ -664,12 +664,7 @@ async def write_history(
             )
             if assessed is None:
                 continue
-            previous[account_id] = health.Previous(
-                snapshot=assessed.snapshot,
-                model_version=options.model.version,
-                as_of=as_of,
-                band_since=assessed.band_since,
-            )
+            previous[account_id] = assessed.previous(options.model.version, as_of)
             since = live_since.get(account_id)
             if since is None or day < since.astimezone(UTC).date():
                 rows.append(_history_row(options.model, assessed, as_of))
@@ -727,6 +722,7 @@ async def rescore_now(
                         model_version=row.model_version,
                         as_of=row.as_of,
                         band_since=row.band_since,
+                        published_score=row.published_score,
                     )
                     if row is not None
                     else offline.get(f.account_id)

@@ -122,6 +122,9 @@ class Previous:
     model_version: str
     as_of: datetime
     band_since: datetime
+    # the score of the last health change published (None: unknown, the snapshot's is used):
+    # ``score_delta`` is measured from it, so a slow drift is published once it adds up
+    published_score: float | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,7 +530,9 @@ def decide_change(
     else:
         if before.band != after.band:
             triggers.append("band_changed")
-        if abs(after.score - before.score) >= score_delta:
+        published = previous.published_score if previous is not None else None
+        reference = before.score if published is None else published
+        if abs(after.score - reference) >= score_delta:  # from the last published score
             triggers.append("score_delta")
         if _crossed(model, before, after):
             triggers.append("threshold_crossed")
@@ -652,6 +657,17 @@ class Assessment:
     band_since: datetime
     change: HealthChange | None
     record_history: bool  # a change, the first score, or the first score of a new day
+    published_score: float | None = None  # the score of the last change published, this one's
+
+    def previous(self, model_version: str, as_of: datetime) -> Previous:
+        """What the next assessment of the account starts from."""
+        return Previous(
+            snapshot=self.snapshot,
+            model_version=model_version,
+            as_of=as_of,
+            band_since=self.band_since,
+            published_score=self.published_score,
+        )
 
 
 def assess(
@@ -685,4 +701,11 @@ def assess(
         band_since=band_since,
         change=change,
         record_history=change is not None or new_day,
+        published_score=(
+            snapshot.score
+            if change is not None
+            else previous.published_score
+            if previous is not None
+            else None
+        ),
     )

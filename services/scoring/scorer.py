@@ -104,6 +104,7 @@ def _previous(row: scores.StoredHealth | None) -> health.Previous | None:
         model_version=row.model_version,
         as_of=row.as_of,
         band_since=row.band_since,
+        published_score=row.published_score,
     )
 
 

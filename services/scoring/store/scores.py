@@ -16,23 +16,33 @@ class StoredHealth:
     as_of: datetime
     band_since: datetime
     snapshot: bytes
+    published_score: float | None = None  # the score of the last health change published
 
 
 async def lock_health(
     conn: asyncpg.Connection, account_ids: Sequence[str]
 ) -> dict[str, StoredHealth]:
-    """Lock the accounts' current scores (in key order) and return them."""
+    """Lock the accounts' current scores (in key order) and return them, each with the score
+    of its last published change (its newest history point with a ``change_id``)."""
     rows = await conn.fetch(
         """
-        SELECT account_id, model_version, as_of, band_since, snapshot::text AS snapshot
-        FROM scoring.health WHERE account_id = ANY($1::text[])
-        ORDER BY account_id FOR UPDATE
+        SELECT h.account_id, h.model_version, h.as_of, h.band_since, h.snapshot::text AS snapshot,
+            (SELECT p.score FROM scoring.health_history p
+             WHERE p.account_id = h.account_id AND p.change_id IS NOT NULL
+             ORDER BY p.as_of DESC LIMIT 1) AS published_score
+        FROM scoring.health h WHERE h.account_id = ANY($1::text[])
+        ORDER BY h.account_id FOR UPDATE OF h
         """,
         list(account_ids),
     )
     return {
         r["account_id"]: StoredHealth(
-            r["account_id"], r["model_version"], r["as_of"], r["band_since"], r["snapshot"].encode()
+            r["account_id"],
+            r["model_version"],
+            r["as_of"],
+            r["band_since"],
+            r["snapshot"].encode(),
+            r["published_score"],
         )
         for r in rows
     }
