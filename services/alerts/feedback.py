@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo
@@ -205,6 +206,17 @@ def set_gauges(judged: Sequence[RuleFeedback]) -> None:
             metrics.RULE_JUDGED.labels(figures.rule, verdict).set(getattr(figures, verdict))
         if figures.precision is not None:
             metrics.RULE_PRECISION.labels(figures.rule).set(figures.precision)
+
+
+def with_rules(
+    entry: OutboxEntry, judged: Sequence[RuleFeedback], leads: set[str]
+) -> OutboxEntry:
+    """A CS lead's digest (they manage someone) with the per-rule feedback figures."""
+    if not judged or entry.payload["person"]["person_id"] not in leads:
+        return entry
+    figures = [rule_json(f) for f in sorted(judged, key=lambda f: (f.precision or 0, f.rule))]
+    section = {"days": WINDOW.days, "rules": figures}
+    return replace(entry, payload={**entry.payload, "rules_feedback": section})
 
 
 def rule_json(figures: RuleFeedback) -> dict[str, object]:

@@ -211,6 +211,10 @@ class Scheduler(Worker):
             # how many went over the budget, and forget them once a digest showed them.
             over = await store.over_budget_counts(conn, ids)
             entries = [with_over_budget(e, over) for e in plan.entries]
+            # CS leads see how each rule's alerts were judged (feedback.WINDOW).
+            judged = await store.rule_feedback(conn, now - feedback.WINDOW)
+            leads = await store.managers(conn, ids) if judged else set()
+            entries = [feedback.with_rules(e, judged, leads) for e in entries]
             await store.enqueue(conn, entries)
             await store.clear_digest_items(
                 conn, [e.payload["person"]["person_id"] for e in entries], now

@@ -142,3 +142,14 @@ async def slack_messages(
         {"account": account_id, "ids": list(alert_ids)},
     )
     return [SlackMessage(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+async def managers(conn: AsyncConnection, person_ids: Sequence[str]) -> set[str]:
+    """Those of ``person_ids`` who manage an active person (CS leads: their digest carries the
+    per-rule feedback figures)."""
+    rows = await conn.execute(
+        select(people.c.manager_id)
+        .where(people.c.manager_id.in_(list(person_ids)), people.c.active.is_(True))
+        .distinct()
+    )
+    return {r[0] for r in rows}
