@@ -356,13 +356,6 @@ class Topics:
     def alerts_dlq(self) -> str:
         return self.name("alerts_dlq")
 
-    def for_event(self, event: Event) -> str:
-        if isinstance(event, UsageEvent):
-            return self.usage
-        if isinstance(event, TicketEvent):
-            return self.tickets
-        return self.surveys
-
     def all(self) -> dict[str, TopicSpec]:
         """Every topic name with its spec."""
         return {self.prefix + spec.suffix: spec for spec in TOPIC_SPECS.values()}

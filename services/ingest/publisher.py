@@ -107,10 +107,6 @@ class KafkaPublisher:
             await self.producer.stop()
             log.info("Kafka producer flushed and stopped")
 
-    @property
-    def replacements(self) -> int:
-        return self.producer.renewals
-
     async def ready(self) -> bool:
         return self._usable and await producer_ready(self.producer)
 

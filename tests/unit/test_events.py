@@ -1,5 +1,4 @@
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
@@ -117,20 +116,6 @@ def test_topic_names_carry_the_prefix_and_version() -> None:
         "staging.memberships.v1",
         "staging.health-changes.v1",
     }
-
-
-def test_events_route_to_their_topic() -> None:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    usage = UsageEvent(
-        event_id="1",
-        account_id="a",
-        occurred_at=now,
-        received_at=now,
-        source="t",
-        user_id="u",
-        type="login",
-    )
-    assert Topics().for_event(usage) == "churnwatch.usage.v1"
 
 
 def test_a_health_change_written_before_evidence_existed_still_decodes() -> None:

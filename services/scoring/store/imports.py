@@ -51,15 +51,6 @@ async def finish_chunk(conn: asyncpg.Connection, chunk_hash: bytes, counted: int
     )
 
 
-async def chunks_done(conn: asyncpg.Connection, hashes: Sequence[bytes]) -> set[bytes]:
-    """Which of these chunks are already imported (a read: the transaction decides)."""
-    rows = await conn.fetch(
-        "SELECT chunk_hash FROM scoring.import_chunks WHERE chunk_hash = ANY($1::bytea[])",
-        list(hashes),
-    )
-    return {row[0] for row in rows}
-
-
 async def claim(
     conn: asyncpg.Connection, events: Sequence[tuple[bytes, datetime]]
 ) -> set[bytes] | None:

@@ -98,7 +98,7 @@ async def test_a_producer_whose_sequence_the_broker_refuses_is_replaced() -> Non
     await eventually(replaced, timeout_s=5, what="a new producer")
     await publisher.publish(MESSAGE, [], origin="test", headers={})
     assert fresh.sent == [b"{}"]
-    assert publisher.replacements == 1
+    assert publisher.producer.renewals == 1
 
 
 async def test_requests_failing_together_replace_the_producer_once() -> None:
@@ -115,7 +115,7 @@ async def test_requests_failing_together_replace_the_producer_once() -> None:
         return fresh.started
 
     await eventually(started, timeout_s=5, what="a new producer")
-    assert publisher.replacements == 1
+    assert publisher.producer.renewals == 1
 
 
 async def test_readiness_is_false_until_the_new_producer_is_connected() -> None:
@@ -137,5 +137,5 @@ async def test_a_broker_that_is_only_unreachable_keeps_the_producer() -> None:
 
     with pytest.raises(KafkaUnavailable):
         await publisher.publish(MESSAGE, [], origin="test", headers={})
-    assert publisher.replacements == 0
+    assert publisher.producer.renewals == 0
     assert await publisher.ready()
