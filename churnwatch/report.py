@@ -274,6 +274,14 @@ def summary(run: RunData) -> str:
         )
     out += _table(rows, right=range(2, 3 + len(rules)))
 
+    weeks, weekly = per_person_week(f)
+    out.append("\nAlerts per person per week (weeks from Monday; mean and busiest week):")
+    rows = [["person", "mean", "max", *(f"{w:%m-%d}" for w in weeks)]]
+    for person, per_week in weekly:
+        mean = f"{sum(per_week) / len(per_week):.1f}"
+        rows.append([_person_label(f, person), mean, str(max(per_week)), *map(str, per_week)])
+    out += _table(rows, right=range(1, 3 + len(weeks)))
+
     messages = first_slack_messages(run)
     out.append(
         f"\nSlack: {sum(1 for r in run.slack if r.get('delivered'))} messages delivered to the "
@@ -328,6 +336,22 @@ def _per_person(f: Figures) -> list[tuple[str, Counter[str]]]:
         for recipient in c.alert.recipients or ["(nobody)"]:
             counts[recipient][c.alert.rule] += 1
     return sorted(counts.items(), key=lambda item: -sum(item[1].values()))
+
+
+def per_person_week(f: Figures) -> tuple[list[date], list[tuple[str, list[int]]]]:
+    """Counted alerts per recipient per week (weeks start on Monday, from the first counted
+    alert's week to the last one's, empty weeks included), busiest person first."""
+    if not f.counted:
+        return [], []
+    monday = [(c.at - timedelta(days=c.at.weekday())).date() for c in f.counted]
+    first, last = min(monday), max(monday)
+    weeks = [first + timedelta(weeks=i) for i in range((last - first).days // 7 + 1)]
+    counts: dict[str, Counter[date]] = defaultdict(Counter)
+    for c, week in zip(f.counted, monday, strict=True):
+        for recipient in c.alert.recipients or ["(nobody)"]:
+            counts[recipient][week] += 1
+    rows = [(person, [weekly[w] for w in weeks]) for person, weekly in counts.items()]
+    return weeks, sorted(rows, key=lambda row: (-sum(row[1]), row[0]))
 
 
 def _person_label(f: Figures, person: str) -> str:
@@ -811,6 +835,27 @@ def _people(f: Figures) -> str:
         + "</table><p class='note'>Routed by motion: adoption risks to the CSM, renewal risks to "
         "the renewal owner and the CSM, expansion to the account executive; an inactive owner's "
         "alerts go to their manager, an account without a CSM to the team channel.</p>"
+        + _people_weekly(f)
+    )
+
+
+def _people_weekly(f: Figures) -> str:
+    weeks, weekly = per_person_week(f)
+    rows = "".join(
+        f"<tr><td>{e(_person_label(f, person))}</td>"
+        f"<td class='n'>{sum(counts) / len(counts):.1f}</td><td class='n'>{max(counts)}</td>"
+        + "".join(f"<td class='n'>{n or ''}</td>" for n in counts)
+        + "</tr>"
+        for person, counts in weekly
+    )
+    return (
+        "<h3>Alerts per person per week</h3><table><tr><th>recipient</th>"
+        "<th class='n'>mean</th><th class='n'>max</th>"
+        + "".join(f"<th class='n'>{w:%b %d}</th>" for w in weeks)
+        + f"</tr>{rows}</table><p class='note'>Counted alerts (as above) by the week they "
+        "started, weeks from Monday. A person's daily budget of new risk alerts "
+        "(<code>daily_alert_budget</code>) caps what reaches them directly; the rest goes to "
+        "their digest.</p>"
     )
 
 

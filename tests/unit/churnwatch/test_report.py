@@ -179,3 +179,20 @@ def test_a_saved_run_renders_again(tmp_path: Path) -> None:
 
     assert report.main([str(path), "--out", str(tmp_path / "again.html")]) == 0
     assert (tmp_path / "again.html").read_text() == report.render_html(collect.load(path))
+
+
+def test_alerts_per_person_per_week_count_every_week_from_monday_including_empty_ones() -> None:
+    """Counted: Jul 15 (week of Jul 13), Aug 1 (week of Jul 27), Aug 10 (week of Aug 10)."""
+    weeks, weekly = report.per_person_week(report.figures(run_data()))
+
+    assert weeks == [
+        date(2026, 7, 13),
+        date(2026, 7, 20),
+        date(2026, 7, 27),
+        date(2026, 8, 3),
+        date(2026, 8, 10),
+    ]
+    assert weekly == [("p_maria", [1, 0, 1, 0, 1])]
+    text = report.summary(run_data())
+    assert "Alerts per person per week" in text
+    assert "Alerts per person per week" in report.render_html(run_data())
