@@ -82,6 +82,7 @@ async def test_silence_turns_a_green_account_yellow_then_red_with_no_new_events(
         ("yellow", "red"),
     ]
     assert all(c.moved_by and c.moved_by[0].delta_points < 0 for c in changes)
+    assert all(m.evidence for c in changes for m in c.moved_by), "every move says why"
 
 
 async def test_contributions_add_up_to_the_score_and_every_component_is_explained(
@@ -105,6 +106,7 @@ async def test_contributions_add_up_to_the_score_and_every_component_is_explaine
         if component.points < 100:
             assert component.detail, component
     assert snapshot.signals.open_high_urgent_tickets == 3
+    assert snapshot.signals.open_high_urgent_ticket_ids == ["t1", "t2", "t3"]  # oldest first
     assert snapshot.signals.nps_latest == 3
     assert snapshot.signals.seats == 30
     assert snapshot.reasons, "a score below 100 says why"
