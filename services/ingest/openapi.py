@@ -114,38 +114,38 @@ ACCOUNT_BULK_EXAMPLES = {"accounts": {"value": [ACCOUNT]}}
 PERSON_PUT_EXAMPLES = {"a person": {"value": {k: v for k, v in PERSON.items() if k != "person_id"}}}
 PERSON_BULK_EXAMPLES = {"people": {"value": [PERSON]}}
 
-_TRACK = {
-    "type": "track",
-    "messageId": "0c7a2a5e-0d07-4c4e-9b4a-3f1f1f0e6a11",
-    "userId": "u_4821",
-    "event": "Report Exported",
-    "properties": {"format": "csv"},
-    "context": {"groupId": "acme-corp"},
-    "timestamp": "2026-11-20T14:03:12.000Z",
-    "sentAt": "2026-11-20T14:03:13.000Z",
-}
-_PAGE = {
-    "type": "page",
-    "messageId": "1f6d1c8e-4c2b-4a8f-8a55-6c1d0b7a9e22",
-    "userId": "u_4821",
-    "name": "Dashboard",
-    "properties": {"path": "/dashboard", "account_id": "acme-corp"},
-    "timestamp": "2026-11-20T14:04:00.000Z",
-}
-_GROUP = {
-    "type": "group",
-    "messageId": "5b1e2d3c-7a8f-4e9d-b0c1-2d3e4f5a6b33",
-    "userId": "u_4821",
-    "groupId": "acme-corp",
-    "traits": {"name": "Acme Corporation", "plan": "enterprise"},
-    "timestamp": "2026-11-20T14:00:00.000Z",
-}
-_IDENTIFY = {
-    "type": "identify",
-    "messageId": "9c8b7a6d-5e4f-4a3b-9c2d-1e0f9a8b7c44",
-    "userId": "u_4821",
-    "traits": {"email": "jo@acme.example"},
-}
+
+def _segment(kind: str, message_id: str, **fields: Any) -> dict[str, Any]:
+    """A Segment message from the examples' user, as the analytics libraries send it."""
+    return {"type": kind, "messageId": message_id, "userId": "u_4821", **fields}
+
+
+_TRACK = _segment(
+    "track",
+    "0c7a2a5e-0d07-4c4e-9b4a-3f1f1f0e6a11",
+    event="Report Exported",
+    properties={"format": "csv"},
+    context={"groupId": "acme-corp"},
+    timestamp="2026-11-20T14:03:12.000Z",
+    sentAt="2026-11-20T14:03:13.000Z",
+)
+_PAGE = _segment(
+    "page",
+    "1f6d1c8e-4c2b-4a8f-8a55-6c1d0b7a9e22",
+    name="Dashboard",
+    properties={"path": "/dashboard", "account_id": "acme-corp"},
+    timestamp="2026-11-20T14:04:00.000Z",
+)
+_GROUP = _segment(
+    "group",
+    "5b1e2d3c-7a8f-4e9d-b0c1-2d3e4f5a6b33",
+    groupId="acme-corp",
+    traits={"name": "Acme Corporation", "plan": "enterprise"},
+    timestamp="2026-11-20T14:00:00.000Z",
+)
+_IDENTIFY = _segment(
+    "identify", "9c8b7a6d-5e4f-4a3b-9c2d-1e0f9a8b7c44", traits={"email": "jo@acme.example"}
+)
 SEGMENT_EXAMPLES: dict[str, dict[str, Any]] = {
     "batch": {
         "batch": {
