@@ -137,7 +137,7 @@ async def test_a_slack_permanent_failure_arrives_by_email(
     [mail] = smtp.accepted()
     assert attempt.channel == "U0000"
     assert mail.rcpt_to == ["csm0@example.com"]
-    assert mail.message["Subject"] == "[churnwatch] Acct0 Inc"
+    assert mail.message["Subject"].startswith("[churnwatch] Critical: Acct0 Inc — ")
     assert "Acct0 Inc" in mail.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     states = [(r["channel"], r["state"]) for r in await outbox(harness.engine)]
     assert states == [("slack", "fallen_back"), ("email", "sent")]
