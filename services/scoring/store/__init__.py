@@ -1,8 +1,9 @@
 """The scoring service's database: its tables (schema ``scoring``) and every query it runs.
 
 Tables are declared with SQLAlchemy Core (the migrations in ``migrations/versions`` create
-them); queries go straight through asyncpg: every write is one set-based statement per table
-(``INSERT … SELECT FROM unnest(…) ON CONFLICT …``) over rows already coalesced per key. All
+them); queries go straight through asyncpg: every write is set-based over rows already
+coalesced per key (a binary ``COPY`` into a staging table then one merge, or ``INSERT … SELECT
+FROM unnest(…) ON CONFLICT …``). All
 the service's SQL lives in this package, one module per concern:
 
 - ``tables``: the table declarations and the advisory lock keys;

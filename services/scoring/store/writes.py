@@ -1,6 +1,8 @@
 """Applying a consumed batch: the coalesced aggregates and the latest account / person records.
 
-Every write is one set-based statement per table over rows already coalesced per key.
+Every write is set-based over rows already coalesced per key: each aggregate table's rows go
+in with one binary ``COPY`` into a staging table and one merge (:func:`_copy_merge`); the
+records with one ``INSERT … SELECT FROM unnest(…)`` upsert each.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ def _arrays(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
 # encode, cheap for the server to read) and are merged into the real table by one statement.
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS stage_days (LIKE scoring.account_days) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_surveys (LIKE scoring.survey_days) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_tickets (LIKE scoring.tickets) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_users (LIKE scoring.account_users) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_features (LIKE scoring.account_features)
     ON COMMIT DELETE ROWS;
@@ -73,6 +77,31 @@ ON CONFLICT (account_id, day) DO UPDATE SET
     reopens = d.reopens + excluded.reopens,
     last_usage_at = greatest(d.last_usage_at, excluded.last_usage_at),
     last_feature_at = greatest(d.last_feature_at, excluded.last_feature_at)
+"""
+
+_MERGE_SURVEYS = """
+INSERT INTO scoring.survey_days AS d SELECT * FROM stage_surveys ORDER BY account_id, day
+ON CONFLICT (account_id, day) DO UPDATE SET
+    nps_sum = d.nps_sum + excluded.nps_sum,
+    nps_answers = d.nps_answers + excluded.nps_answers,
+    nps_promoters = d.nps_promoters + excluded.nps_promoters,
+    nps_detractors = d.nps_detractors + excluded.nps_detractors,
+    csat_sum = d.csat_sum + excluded.csat_sum,
+    csat_answers = d.csat_answers + excluded.csat_answers
+"""
+
+# The newest ticket state wins by the order aggregate.TicketState.newer_than uses.
+_MERGE_TICKETS = """
+INSERT INTO scoring.tickets AS t SELECT * FROM stage_tickets ORDER BY account_id, ticket_id
+ON CONFLICT (account_id, ticket_id) DO UPDATE SET
+    priority = excluded.priority, status = excluded.status,
+    last_action = excluded.last_action, updated_at = excluded.updated_at,
+    event_id = excluded.event_id
+WHERE (excluded.updated_at, excluded.event_id COLLATE "C",
+       excluded.status COLLATE "C", excluded.priority COLLATE "C",
+       excluded.last_action COLLATE "C")
+    > (t.updated_at, t.event_id COLLATE "C", t.status COLLATE "C",
+       t.priority COLLATE "C", t.last_action COLLATE "C")
 """
 
 # Union of day masks; a row whose days are already all set is left alone (no new tuple).
@@ -131,83 +160,39 @@ async def apply_aggregates(
     users, features = masks if masks is not None else (batch.users, batch.features)
     touched = batch.activity if activity is None else activity
     await conn.execute(_STAGING)
-    written = await _merge_days(conn, batch)
-    written += await _merge_surveys(conn, batch)
-    written += await _merge_masks(conn, "account_users", "user_id", "stage_users", users)
-    written += await _merge_masks(conn, "account_features", "feature", "stage_features", features)
-    written += await _merge_tickets(conn, batch)
-    written += await _merge_activity(conn, touched)
+    mask = attrgetter("anchor", "bits")
+    users_merge = _MERGE_MASKS.format(table="account_users", key="user_id", stage="stage_users")
+    features_merge = _MERGE_MASKS.format(
+        table="account_features", key="feature", stage="stage_features"
+    )
+    staged = [
+        ("stage_days", _keyed(batch.days, _DAY_COUNTS), _MERGE_DAYS),
+        ("stage_surveys", _keyed(batch.surveys, _SURVEY_COUNTS), _MERGE_SURVEYS),
+        ("stage_users", _keyed(users, mask), users_merge),
+        ("stage_features", _keyed(features, mask), features_merge),
+        ("stage_tickets", _keyed(batch.tickets, _TICKET), _MERGE_TICKETS),
+        ("stage_activity", _activity_rows(touched), _MERGE_ACTIVITY),
+    ]
+    written = 0
+    for stage, rows, merge in staged:
+        written += await _copy_merge(conn, stage, rows, merge)
     return written
 
 
-async def _merge_days(conn: asyncpg.Connection, batch: aggregate.Coalesced) -> int:
-    if not batch.days:
+async def _copy_merge(
+    conn: asyncpg.Connection, stage: str, rows: Sequence[Sequence[Any]], merge: str
+) -> int:
+    """One table's rows of a batch: one binary ``COPY`` into its staging table, one merge."""
+    if not rows:
         return 0
-    rows = [(*k, *_DAY_COUNTS(batch.days[k])) for k in sorted(batch.days)]
-    await conn.copy_records_to_table("stage_days", records=rows)
-    await conn.execute(_MERGE_DAYS)
+    await conn.copy_records_to_table(stage, records=rows)
+    await conn.execute(merge)
     return len(rows)
 
 
-async def _merge_surveys(conn: asyncpg.Connection, batch: aggregate.Coalesced) -> int:
-    if not batch.surveys:
-        return 0
-    keys = sorted(batch.surveys)
-    await conn.execute(
-        """
-        INSERT INTO scoring.survey_days AS d (account_id, day, nps_sum, nps_answers,
-            nps_promoters, nps_detractors, csat_sum, csat_answers)
-        SELECT * FROM unnest($1::text[], $2::date[], $3::int[], $4::int[], $5::int[],
-            $6::int[], $7::int[], $8::int[])
-        ON CONFLICT (account_id, day) DO UPDATE SET
-            nps_sum = d.nps_sum + excluded.nps_sum,
-            nps_answers = d.nps_answers + excluded.nps_answers,
-            nps_promoters = d.nps_promoters + excluded.nps_promoters,
-            nps_detractors = d.nps_detractors + excluded.nps_detractors,
-            csat_sum = d.csat_sum + excluded.csat_sum,
-            csat_answers = d.csat_answers + excluded.csat_answers
-        """,
-        *_arrays((*k, *_SURVEY_COUNTS(batch.surveys[k])) for k in keys),
-    )
-    return len(keys)
-
-
-async def _merge_tickets(conn: asyncpg.Connection, batch: aggregate.Coalesced) -> int:
-    if not batch.tickets:
-        return 0
-    ticket_keys = sorted(batch.tickets)
-    await conn.execute(
-        """
-        INSERT INTO scoring.tickets AS t (account_id, ticket_id, priority, status,
-            last_action, updated_at, event_id)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-            $6::timestamptz[], $7::text[])
-        ON CONFLICT (account_id, ticket_id) DO UPDATE SET
-            priority = excluded.priority, status = excluded.status,
-            last_action = excluded.last_action, updated_at = excluded.updated_at,
-            event_id = excluded.event_id
-        WHERE (excluded.updated_at, excluded.event_id COLLATE "C",
-               excluded.status COLLATE "C", excluded.priority COLLATE "C",
-               excluded.last_action COLLATE "C")
-            > (t.updated_at, t.event_id COLLATE "C", t.status COLLATE "C",
-               t.priority COLLATE "C", t.last_action COLLATE "C")
-        """,
-        *_arrays((*k, *_TICKET(batch.tickets[k])) for k in ticket_keys),
-    )
-    return len(ticket_keys)
-
-
-async def _merge_activity(
-    conn: asyncpg.Connection, touched: Mapping[str, aggregate.Activity]
-) -> int:
-    if not touched:
-        return 0
-    activity_rows = [
-        (k, *_ACTIVITY(a := touched[k]), *_nps_columns(a.nps_latest)) for k in sorted(touched)
-    ]
-    await conn.copy_records_to_table("stage_activity", records=activity_rows)
-    await conn.execute(_MERGE_ACTIVITY)
-    return len(activity_rows)
+def _keyed(rows: Mapping[tuple[str, Any], Any], values: Getter) -> list[tuple[Any, ...]]:
+    """Rows keyed by (account, …), in key order, as the staging table's columns."""
+    return [(*key, *values(rows[key])) for key in sorted(rows)]
 
 
 def _nps_columns(latest: tuple[datetime, str, int] | None) -> tuple[Any, ...]:
@@ -218,19 +203,8 @@ def _nps_columns(latest: tuple[datetime, str, int] | None) -> tuple[Any, ...]:
     return (score, at, event_id)
 
 
-async def _merge_masks(
-    conn: asyncpg.Connection,
-    table: str,
-    key: str,
-    stage: str,
-    masks: Mapping[tuple[str, str], aggregate.DayMask],
-) -> int:
-    if not masks:
-        return 0
-    rows = [(k[0], k[1], (m := masks[k]).anchor, m.bits) for k in sorted(masks)]
-    await conn.copy_records_to_table(stage, records=rows)
-    await conn.execute(_MERGE_MASKS.format(table=table, key=key, stage=stage))
-    return len(rows)
+def _activity_rows(touched: Mapping[str, aggregate.Activity]) -> list[tuple[Any, ...]]:
+    return [(k, *_ACTIVITY(a := touched[k]), *_nps_columns(a.nps_latest)) for k in sorted(touched)]
 
 
 async def apply_accounts(
