@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,7 +30,7 @@ from typing import Any, TextIO
 import httpx
 import msgspec
 
-from churnwatch import backtest, files, fit, importer
+from churnwatch import backtest, feedback, files, fit, importer
 from churnwatch.client import (
     Client,
     ClientError,
@@ -45,6 +45,7 @@ from shared.events import Event
 
 OK, REFUSED_ITEMS, BAD_INPUT, UNAVAILABLE = 0, 1, 2, 3
 REPLAY_BATCH = 1000
+FEEDBACK_PAGE = 50_000  # the alerts API's most per page
 REPLAY_MAX_BODY = 400 * 1024  # under ingest's 512 KiB default
 RECORD_BATCH = 500
 EVENT_COLUMNS = (
@@ -390,6 +391,7 @@ def run_backtest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         # A record without updated_at holds from the start of the data.
         records = [r for f in account_files for r in files.read_accounts(f, now=backtest.EPOCH)]
         horizons = [int(h) for h in args.horizons.split(",") if h.strip()]
+        said = files.read_feedback(args.feedback) if args.feedback else None
     except (files.FormatError, scoring_model.ModelError, alert_rules.RulesError) as exc:
         raise InputError(str(exc)) from None
     except OSError as exc:
@@ -412,7 +414,7 @@ def run_backtest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             judged=(args.judged_from, args.judged_until),
             resamples=args.bootstrap,
             seed=args.seed,
-            keep_changes=args.tune,
+            keep_changes=args.tune or said is not None,
         )
 
     try:
@@ -447,8 +449,11 @@ def run_backtest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 args.write_rules.write_text(tune.rules_toml(rules_path.read_text(), tuned.chosen))
             except OSError as exc:
                 raise InputError(f"{exc.filename}: {exc.strerror or exc}") from None
+    agreement = _feedback_agreement(result, ruleset, said) if said is not None else None
     if args.json:
         body = _backtest_json(result)
+        if agreement is not None:
+            body["feedback"] = [asdict(a) for a in agreement]
         if tuned is not None:
             from churnwatch import tune
 
@@ -460,7 +465,22 @@ def run_backtest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from churnwatch import tune
 
         out.write("\n" + tune.format_table(tuned, written=args.write_rules) + "\n")
+    if agreement is not None:
+        lines = [a.line() for a in agreement] or ["no verdicts"]
+        out.write("\nAgreement with feedback on live alerts:\n  " + "\n  ".join(lines) + "\n")
     return OK
+
+
+def _feedback_agreement(
+    result: backtest.BacktestResult, ruleset: Any, said: list[feedback.Verdict]
+) -> list[feedback.RuleAgreement]:
+    """How the first model's replayed alerts agree with the verdicts (churnwatch.feedback)."""
+    if not result.changes:
+        return []
+    opened = backtest.replay_alerts(
+        result.changes[0], ruleset, result.observed, time_rules=result.time_rules
+    )
+    return feedback.agreement(said, opened)
 
 
 def run_fit(args: argparse.Namespace, out: TextIO) -> int:
@@ -694,6 +714,12 @@ def parser() -> argparse.ArgumentParser:
     )
     bt.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default 0)")
     bt.add_argument(
+        "--feedback",
+        type=Path,
+        help="feedback.csv (churnwatch feedback export): per rule, how the replayed alerts agree "
+        "with what people said of the live ones",
+    )
+    bt.add_argument(
         "--tune",
         action="store_true",
         help="search the risk rules' thresholds (see --budget, --min-lift, --min-lead)",
@@ -761,6 +787,15 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--open", action="store_true", help="only alerts not resolved")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true")
+
+    feedback_group = sub.add_parser("feedback", help="feedback on alerts").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    export = feedback_group.add_parser(
+        "export", help="every verdict given on alerts, as feedback.csv (backtest --feedback)"
+    )
+    export.add_argument("--out", type=Path, required=True, help="the CSV file to write")
+    export.add_argument("--since", help="only verdicts given since (RFC 3339, with an offset)")
     return top
 
 
@@ -811,7 +846,46 @@ async def dispatch(args: argparse.Namespace, endpoints: Endpoints, out: TextIO) 
             alerts = page["alerts"]
             out.write((json.dumps(alerts, indent=2) if args.json else format_alerts(alerts)) + "\n")
             return OK
+        if command == "feedback":
+            written = await export_feedback(client, args.out, args.since)
+            out.write(f"exported {written} verdicts to {args.out}\n")
+            return OK
     raise AssertionError(f"unhandled command {command}")  # pragma: no cover
+
+
+async def export_feedback(client: Client, path: Path, since: str | None) -> int:
+    """Every verdict given since ``since`` into ``path`` (``GET /v1/feedback``, page by page)."""
+    if since is not None:
+        try:
+            if datetime.fromisoformat(since.replace("Z", "+00:00")).tzinfo is None:
+                raise ValueError
+        except ValueError:
+            raise InputError(f"--since: {since!r} is not a time with an offset") from None
+    found: dict[tuple[int, str], feedback.Verdict] = {}
+    while True:
+        params = {"limit": FEEDBACK_PAGE} | ({"since": since} if since else {})
+        page = await client.get_json("alerts", "/v1/feedback", params)
+        for item in page["feedback"]:
+            verdict = feedback.Verdict(
+                alert_id=int(item["alert_id"]),
+                account_id=item["account_id"],
+                rule=item["rule"],
+                verdict=item["verdict"],
+                given_at=datetime.fromisoformat(item["given_at"]),
+                source=item["source"],
+                given_by=item["given_by"],
+            )
+            found[(verdict.alert_id, verdict.given_by)] = verdict
+        if not page["truncated"] or not page["feedback"]:
+            break
+        last = page["feedback"][-1]["given_at"]  # the next page starts at the last time seen
+        if last == since:
+            raise InputError(f"more than {FEEDBACK_PAGE} verdicts given at {last}")
+        since = last
+    try:
+        return files.write_feedback(path, sorted(found.values(), key=lambda v: v.given_at))
+    except OSError as exc:
+        raise InputError(f"{exc.filename}: {exc.strerror or exc}") from None
 
 
 def main(

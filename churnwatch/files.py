@@ -19,6 +19,10 @@
     before the end of the file (:func:`read_observed_until`).
 ``zendesk-organizations.csv``
     ``organization_id,account_id``: which account a Zendesk organization is.
+``feedback.csv``
+    ``FEEDBACK_COLUMNS``: one verdict (``useful``, ``not_useful``, ``known``) a person gave on
+    a live alert, as ``churnwatch feedback export`` writes it; per-alert labels that
+    ``churnwatch backtest --feedback`` judges the replayed rules by (:mod:`churnwatch.feedback`).
 
 Dates are ISO 8601 (``2026-07-01``), times RFC 3339 in UTC (``2026-07-01T00:00:00Z``), text is
 UTF-8. Readers raise ``FormatError`` naming the file, the line and the reason.
@@ -35,6 +39,7 @@ from typing import Any, TypeVar, get_args
 
 import msgspec
 
+from churnwatch.feedback import VERDICTS, Verdict
 from churnwatch.simulator import GroundTruth, Simulation
 from shared.events import (
     AccountRecord,
@@ -93,6 +98,15 @@ EVENT_COLUMNS = (
 )
 READ_SOURCE = "file"  # an event read from a file without a source
 ORGANIZATION_COLUMNS = ("organization_id", "account_id")
+FEEDBACK_COLUMNS = (
+    "alert_id",
+    "account_id",
+    "rule",
+    "verdict",
+    "given_at",
+    "source",
+    "given_by",
+)
 
 IMPORT_SOURCE = "csv-import"
 
@@ -436,6 +450,45 @@ def read_organizations(path: Path) -> dict[int, str]:
         return int(row["organization_id"]), _required(row, "account_id")
 
     return dict(_read_csv(path, ORGANIZATION_COLUMNS, parse, None))
+
+
+def write_feedback(path: Path, verdicts: Iterable[Verdict]) -> int:
+    """Write verdicts on alerts as CSV (``FEEDBACK_COLUMNS``); returns how many rows."""
+    rows = (
+        [str(v.alert_id), v.account_id, v.rule, v.verdict, _cell(v.given_at), v.source, v.given_by]
+        for v in verdicts
+    )
+    return _write_csv(path, FEEDBACK_COLUMNS, rows)
+
+
+def read_feedback(path: Path) -> list[Verdict]:
+    """Verdicts on alerts from CSV; a bad row names its line and field."""
+
+    def parse(row: Mapping[str, str]) -> Verdict:
+        alert_id = _required(row, "alert_id")
+        if not alert_id.isdigit():
+            raise ValueError(f"alert_id: {alert_id!r} is not an alert id")
+        verdict = _required(row, "verdict")
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict: {verdict!r} is not one of {', '.join(VERDICTS)}")
+        given_at = _required(row, "given_at")
+        try:
+            at = datetime.fromisoformat(given_at.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"given_at: {given_at!r} is not a time (RFC 3339)") from None
+        if at.tzinfo is None:
+            raise ValueError(f"given_at: {given_at!r} needs a UTC offset")
+        return Verdict(
+            alert_id=int(alert_id),
+            account_id=_required(row, "account_id"),
+            rule=_required(row, "rule"),
+            verdict=verdict,
+            given_at=at,
+            source=row.get("source") or "",
+            given_by=row.get("given_by") or "",
+        )
+
+    return _read_csv(path, FEEDBACK_COLUMNS[:5], parse, None)
 
 
 # ---------------------------------------------------------------------------------------------

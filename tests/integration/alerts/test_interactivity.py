@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,9 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from churnwatch import files
+from churnwatch.cli import export_feedback
+from churnwatch.client import Client, Endpoints
 from devstack.sinks import ReceivedMail, SlackSink, SmtpSink, block_actions, signed_interaction
 from services.alerts import api, interactions, links, store
 from services.alerts.delivery import DeliveryWorker
@@ -227,6 +231,7 @@ async def test_feedback_from_slack_email_and_the_api_is_counted_per_rule(
     slack: SlackSink,
     smtp: SmtpSink,
     http: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     await fire(harness)
     await deliver(harness, http, slack, smtp)
@@ -277,7 +282,16 @@ async def test_feedback_from_slack_email_and_the_api_is_counted_per_rule(
     texts = {u.body["ts"]: u.text for u in slack.updates()}
     assert any("👍 useful (Maria Lopez)" in t for t in texts.values())
     assert any("🤷 already known (ops)" in t for t in texts.values())
-    assert gamma.id is not None
+    # the CLI exports them as labels for backtest --feedback
+    endpoints = Endpoints(api_key=ADMIN, urls={"alerts": "http://alerts"})
+    out = tmp_path / "feedback.csv"
+    assert await export_feedback(Client(client, endpoints), out, None) == 3
+    exported = files.read_feedback(out)
+    assert {(v.alert_id, v.verdict, v.source) for v in exported} == {
+        (acme.id, "useful", "slack"),
+        (gamma.id, "not_useful", "email"),
+        (beta.id, "known", "api"),
+    }
 
 
 SOURCES = (("slack", "useful"), ("email", "not_useful"), ("api", "known"))
