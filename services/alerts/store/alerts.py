@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -265,8 +265,8 @@ def silence_from_row(row: RowMapping) -> Silence:
 async def use_link(
     conn: AsyncConnection, digest: bytes, expires_at: datetime, now: datetime
 ) -> bool:
-    """Record that a link acts now; False when it already acted. Forgets expired links."""
-    await conn.execute(delete(used_links).where(used_links.c.expires_at < now))
+    """Record that a link acts now; False when it already acted. (Expired ones are purged by
+    ``retention``: an expired link is refused before it gets here.)"""
     first = await conn.execute(
         insert(used_links)
         .values(digest=digest, used_at=now, expires_at=expires_at)

@@ -268,8 +268,9 @@ threads = Table(
     Column("updated_at", TS, nullable=False),
 )
 
-# One-click links already acted on (a SHA-256 of the token), until they expire: a link acts
-# once, so a captured link cannot be replayed (e.g. to keep an alert snoozed).
+# One-click links already acted on (a SHA-256 of the token), until the retention purge removes
+# them after they expired (ALERTS_RETAIN_USED_LINKS_DAYS): a link acts once, so a captured link
+# cannot be replayed (e.g. to keep an alert snoozed).
 used_links = Table(
     "used_links",
     metadata,
