@@ -110,7 +110,7 @@ class DayCounts:
 
     def add(self, other: DayCounts) -> None:
         """Merge as the store merges a day's row: counters add, the newest times win."""
-        _add(self, other, _DAY_COUNTERS)
+        _add(self, other, DAY_COUNTERS)
         self.last_usage_at = _greatest(self.last_usage_at, other.last_usage_at)
         self.last_feature_at = _greatest(self.last_feature_at, other.last_feature_at)
 
@@ -126,10 +126,12 @@ class SurveyCounts:
 
     def add(self, other: SurveyCounts) -> None:
         """Merge as the store merges a day's answers: every sum and count adds."""
-        _add(self, other, self.__slots__)
+        _add(self, other, SURVEY_COUNTERS)
 
 
-_DAY_COUNTERS = tuple(n for n in DayCounts.__slots__ if not n.startswith("last_"))
+# The fields that add when two rows of one key merge (the store's upserts add the same ones).
+DAY_COUNTERS = tuple(n for n in DayCounts.__slots__ if not n.startswith("last_"))
+SURVEY_COUNTERS: tuple[str, ...] = SurveyCounts.__slots__
 
 
 def _add(into: object, other: object, names: Iterable[str]) -> None:

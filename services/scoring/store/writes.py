@@ -66,29 +66,25 @@ CREATE TEMP TABLE IF NOT EXISTS stage_features (LIKE scoring.account_features)
 CREATE TEMP TABLE IF NOT EXISTS stage_activity (LIKE scoring.activity) ON COMMIT DELETE ROWS;
 """
 
-_MERGE_DAYS = """
+
+def _adding(alias: str, counters: Iterable[str]) -> str:
+    """``SET`` items of an upsert: each counter adds what the batch brings."""
+    return ",\n    ".join(f"{c} = {alias}.{c} + excluded.{c}" for c in counters)
+
+
+_MERGE_DAYS = f"""
 INSERT INTO scoring.account_days AS d SELECT * FROM stage_days ORDER BY account_id, day
 ON CONFLICT (account_id, day) DO UPDATE SET
-    usage_events = d.usage_events + excluded.usage_events,
-    usage_quantity = d.usage_quantity + excluded.usage_quantity,
-    tickets_opened = d.tickets_opened + excluded.tickets_opened,
-    high_urgent_opened = d.high_urgent_opened + excluded.high_urgent_opened,
-    escalations = d.escalations + excluded.escalations,
-    reopens = d.reopens + excluded.reopens,
+    {_adding("d", aggregate.DAY_COUNTERS)},
     last_usage_at = greatest(d.last_usage_at, excluded.last_usage_at),
     last_feature_at = greatest(d.last_feature_at, excluded.last_feature_at)
-"""
+"""  # noqa: S608 - the interpolated text is built from constant names
 
-_MERGE_SURVEYS = """
+_MERGE_SURVEYS = f"""
 INSERT INTO scoring.survey_days AS d SELECT * FROM stage_surveys ORDER BY account_id, day
 ON CONFLICT (account_id, day) DO UPDATE SET
-    nps_sum = d.nps_sum + excluded.nps_sum,
-    nps_answers = d.nps_answers + excluded.nps_answers,
-    nps_promoters = d.nps_promoters + excluded.nps_promoters,
-    nps_detractors = d.nps_detractors + excluded.nps_detractors,
-    csat_sum = d.csat_sum + excluded.csat_sum,
-    csat_answers = d.csat_answers + excluded.csat_answers
-"""
+    {_adding("d", aggregate.SURVEY_COUNTERS)}
+"""  # noqa: S608 - the interpolated text is built from constant names
 
 # The newest ticket state wins by the order aggregate.TicketState.newer_than uses.
 _MERGE_TICKETS = """
