@@ -150,6 +150,11 @@ async def test_a_health_change_reaches_its_owner_once_and_the_ack_link_works(
             assert page.status_code == 200
             assert '<form method="post">' in page.text
             assert await _states(alerts.url) == {"firing"}  # GET never acts
+            brief = button(posted, "Open brief")  # the served app: a page, no API key
+            assert brief.startswith(f"{alerts.url}/brief/")
+            opened = await plain.get(brief, headers={"Accept": "text/html"})
+            assert opened.status_code == 200
+            assert "Acme Inc" in opened.text
 
             token = ack.rsplit("/", 1)[1]
             forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
