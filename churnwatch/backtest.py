@@ -9,6 +9,14 @@ lifecycle (``services.alerts.lifecycle.apply_verdicts``, ``resolve`` once ``keep
 has passed), with the day's end as the fixed clock; like the alerts service, the rules see the
 scores of earlier *changes* as the account's score history.
 
+**Time passing.** As the alerts scheduler does, a day without a health change still judges the
+account's latest change as of the day's end when time alone may have changed a verdict — a
+renewal window opening, ``no_activity``'s steps, advocacy's green days, a score peak leaving
+``score_dropped``'s window (``services.alerts.rules.next_evaluation``, ``as_time_passes``) —
+or when its renewal date changed. ``time_rules=False`` turns this off (health changes only, as
+before issue 14). :func:`replay_alerts` does the same between kept changes, at the end of each
+day a crossing falls on (with the renewal date of the latest change).
+
 **Observed.** An account is scored and judged from its first event (or the first account record
 with an ``updated_at``) until the day before its churn date, the ``observed_until`` day of its
 label, or the last day of the data, whichever comes first. After that it is gone from every
@@ -112,6 +120,7 @@ class BacktestResult:
     truth: tuple[GroundTruth, ...] = ()  # the labels as judged in the period
     owners: Mapping[str, str | None] = field(default_factory=dict)
     observed: Mapping[str, tuple[date, date]] = field(default_factory=dict)
+    time_rules: bool = True  # the rules were also judged as time passed (the scheduler's way)
 
     @property
     def base_rate(self) -> float | None:
@@ -139,6 +148,12 @@ class _ModelRun:
     index: dict[tuple[str, str], int] = field(default_factory=dict)  # open alert -> opened[i]
     kept: dict[str, list[Change]] = field(default_factory=lambda: defaultdict(list))
     changes: int = 0
+    time_rules: bool = True
+    # the alerts service's view for time-driven evaluations: latest change, when to look again
+    latest: dict[str, HealthChange] = field(default_factory=dict)
+    next_eval: dict[str, datetime | None] = field(default_factory=dict)
+    renewal_used: dict[str, date | None] = field(default_factory=dict)
+    time_evaluations: int = 0
 
     def assess(
         self,
@@ -155,26 +170,66 @@ class _ModelRun:
         if assessed is None:
             return
         snapshot = assessed.snapshot
-        self.previous[account_id] = health.Previous(
-            snapshot=snapshot,
-            model_version=self.model.version,
-            as_of=as_of,
-            band_since=assessed.band_since,
-        )
+        self.previous[account_id] = assessed.previous(self.model.version, as_of)
         if not snapshot.warming_up:
             self.scores[account_id][as_of.date()] = snapshot.score
         change = assessed.change
+        renewal = record.renewal_date if record else None
         if change is None:
+            self.pass_time(account_id, renewal, as_of)
             return
         self.changes += 1
-        renewal = record.renewal_date if record else None
         if self.keep_changes:
             self.kept[account_id].append(Change(_compact(change), renewal))
+        self.judge(account_id, change, renewal)
+
+    def judge(self, account_id: str, change: HealthChange, renewal: date | None) -> None:
+        """A health change, as the alerts service's consumer judges it (its ``as_of`` is the
+        clock); then when time alone may next change a verdict."""
         history = self.history[account_id]
         context = alert_rules.Context(renewal_date=renewal, score_history=history)
         verdicts = alert_rules.evaluate(self.ruleset, change, context)
-        self.apply(account_id, verdicts, as_of)
-        history.append((as_of, snapshot.score))
+        self.apply(account_id, verdicts, change.as_of)
+        history.append((change.as_of, change.after.score))
+        self.latest[account_id] = change
+        self.schedule(account_id, renewal, change.as_of)
+
+    def schedule(self, account_id: str, renewal: date | None, since: datetime) -> None:
+        if not self.time_rules:
+            return
+        latest = self.latest[account_id]
+        context = alert_rules.Context(renewal_date=renewal, score_history=self.history[account_id])
+        self.next_eval[account_id] = alert_rules.next_evaluation(
+            self.ruleset, latest.after, latest.as_of, context, since
+        )
+        self.renewal_used[account_id] = renewal
+
+    def pass_time(self, account_id: str, renewal: date | None, now: datetime) -> None:
+        """The alerts scheduler's time-driven evaluation of the latest change, when due by
+        ``now`` (or the renewal date changed)."""
+        latest = self.latest.get(account_id)
+        if not self.time_rules or latest is None:
+            return
+        due = self.next_eval.get(account_id)
+        if renewal == self.renewal_used.get(account_id) and (due is None or due > now):
+            return
+        change = alert_rules.as_time_passes(
+            account_id, latest.model_version, latest.after, latest.as_of, now
+        )
+        context = alert_rules.Context(renewal_date=renewal, score_history=self.history[account_id])
+        self.apply(account_id, alert_rules.evaluate(self.ruleset, change, context), now)
+        self.time_evaluations += 1
+        self.schedule(account_id, renewal, now)
+
+    def pass_time_until(self, account_id: str, until: datetime, *, inclusive: bool) -> None:
+        """Every day-end time-driven evaluation before ``until`` (or at it, ``inclusive``), as
+        a daily run with no change on those days would have made them."""
+        while (due := self.next_eval.get(account_id)) is not None:
+            at = datetime.combine(due.astimezone(UTC).date(), END_OF_DAY, UTC)
+            if at > until or (at == until and not inclusive):
+                return
+            self.resolve_due(account_id, at)
+            self.pass_time(account_id, self.renewal_used.get(account_id), at)
 
     def apply(self, account_id: str, verdicts: list[alert_rules.Verdict], now: datetime) -> None:
         """The alerts service's lifecycle with ``now`` as the clock: open, keep, clear."""
@@ -356,6 +411,7 @@ def run(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     keep_changes: bool = False,
+    time_rules: bool = True,
 ) -> BacktestResult:
     """Score every observed account at the end of every day with each model; judge the
     judged period. Events must come in time order (by day); records in any order."""
@@ -363,7 +419,7 @@ def run(
     churn_of = {t.account_id: t.churn_date for t in labels if t.churned and t.churn_date}
     ledger = Ledger()
     cache = FactsCache(ledger)
-    runs = [_ModelRun(model, ruleset, keep_changes) for _, model in models]
+    runs = [_ModelRun(model, ruleset, keep_changes, time_rules=time_rules) for _, model in models]
     timeline = sorted(records, key=lambda r: r.updated_at)
     current: dict[str, AccountRecord] = {}
     first_seen: dict[str, date] = {}
@@ -474,6 +530,7 @@ def run(
         truth=tuple(truth),
         owners=owners,
         observed=observed,
+        time_rules=time_rules,
     )
 
 
@@ -553,21 +610,28 @@ def replay_alerts(
     changes: Mapping[str, Sequence[Change]],
     ruleset: alert_rules.RuleSet,
     observed: Mapping[str, tuple[date, date]],
+    *,
+    time_rules: bool = True,
 ) -> list[Opened]:
     """The alerts ``ruleset`` opens over kept health changes (the rules and the lifecycle only,
-    no rescoring): what :mod:`churnwatch.tune` tries each candidate threshold with."""
-    replay = _ModelRun(model=None, ruleset=ruleset, keep_changes=False)  # type: ignore[arg-type]
+    no rescoring): what :mod:`churnwatch.tune` tries each candidate threshold with. With
+    ``time_rules`` the days between changes are judged as time passes, as in :func:`run`."""
+    replay = _ModelRun(
+        model=None,  # type: ignore[arg-type]
+        ruleset=ruleset,
+        keep_changes=False,
+        time_rules=time_rules,
+    )
     for account, kept in changes.items():
-        history: list[tuple[datetime, float]] = []
         for item in kept:
             change = item.change
+            replay.pass_time_until(account, change.as_of, inclusive=False)
             replay.resolve_due(account, change.as_of)
-            context = alert_rules.Context(renewal_date=item.renewal_date, score_history=history)
-            replay.apply(account, alert_rules.evaluate(ruleset, change, context), change.as_of)
-            history.append((change.as_of, change.after.score))
+            replay.judge(account, change, item.renewal_date)
         window = observed.get(account)
         if window is not None:
             end = datetime.combine(window[1], END_OF_DAY, UTC)
+            replay.pass_time_until(account, end, inclusive=True)
             replay.resolve_due(account, end)
             replay.end(account, end)
     return replay.opened

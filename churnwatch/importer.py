@@ -723,6 +723,7 @@ async def rescore_now(
                         as_of=row.as_of,
                         band_since=row.band_since,
                         published_score=row.published_score,
+                        published_silence=row.published_silence,
                     )
                     if row is not None
                     else offline.get(f.account_id)

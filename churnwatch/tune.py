@@ -161,7 +161,9 @@ def search(
                 tuple(r for r in single.rules if r.name == candidate.rule),
                 ruleset.renewal_proximity,
             )
-            opened = backtest.replay_alerts(changes, only, result.observed)
+            opened = backtest.replay_alerts(
+                changes, only, result.observed, time_rules=result.time_rules
+            )
             alerts[candidate] = judge.alerts_of(opened)
     rows = tuple(
         Row(c.label, judge.figures([alerts[c]]))

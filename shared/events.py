@@ -240,6 +240,13 @@ class Signals(msgspec.Struct, kw_only=True, omit_defaults=True):
     days_in_band: float | None = None
 
 
+# Scoring publishes a health change whenever ``days_since_activity`` crosses this many days,
+# either way, since the change it last published (trigger ``threshold_crossed``). So a consumer
+# may count silence forward from a published snapshot that shows at least this much of it (no
+# activity can have happened since without a change), and must not from one that shows less.
+SILENCE_DAYS = 3.0
+
+
 class HealthSnapshot(msgspec.Struct, kw_only=True):
     score: float
     band: Band

@@ -40,7 +40,7 @@ from typing import Annotated, Literal
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shared.events import Band, HealthChange, HealthSnapshot
+from shared.events import SILENCE_DAYS, Band, HealthChange, HealthSnapshot
 
 Severity = Literal["info", "warning", "critical"]
 Motion = Literal["adoption", "renewal", "expansion", "advocacy"]
@@ -401,17 +401,25 @@ DAY_COUNTER_DIGITS = 6  # day counters are rounded so a crossing computed to the
 
 
 def later(snapshot: HealthSnapshot, as_of: datetime, now: datetime) -> HealthSnapshot:
-    """The snapshot taken at ``as_of`` as it reads at ``now`` with no new data: the days since
-    the last activity and the days in the band have grown by the time passed; the score, the
-    band and every count stay as scoring last published them."""
+    """The snapshot taken at ``as_of`` as it reads at ``now`` with no new data: the days in the
+    band have grown by the time passed (a band change is always published), and so have the
+    days since the last activity when the snapshot shows at least ``SILENCE_DAYS`` of them
+    (scoring publishes the activity that ends such a silence; an account shown active may have
+    been active every day since, unpublished); the score, the band and every count stay as
+    scoring last published them."""
     elapsed = max((now - as_of).total_seconds(), 0.0) / DAY_SECONDS
     signals = snapshot.signals
+    silence = signals.days_since_activity
     moved = msgspec.structs.replace(
         signals,
-        days_since_activity=_plus(signals.days_since_activity, elapsed),
+        days_since_activity=_plus(silence, elapsed) if _silent(silence) else silence,
         days_in_band=_plus(signals.days_in_band, elapsed),
     )
     return msgspec.structs.replace(snapshot, signals=moved)
+
+
+def _silent(days: float | None) -> bool:
+    return days is not None and days >= SILENCE_DAYS
 
 
 def _plus(days: float | None, elapsed: float) -> float | None:
@@ -449,7 +457,8 @@ def next_evaluation(
     """The first moment after ``since`` at which time alone may change a verdict on the account
     whose latest health is ``snapshot`` at ``as_of`` (None: never, until new data arrives).
 
-    The crossings: ``no_activity``'s ``days`` and ``critical_days``; ``advocacy``'s
+    The crossings: ``no_activity``'s ``days`` and ``critical_days`` (counted only from a silence
+    of ``SILENCE_DAYS`` or more: see :func:`later`); ``advocacy``'s
     ``green_days`` while green; a renewal entering ``renewal_at_risk``'s ``within_days`` and
     ``critical_within_days`` and the proximity window (at 00:00 UTC of the day: rules count
     whole days to the renewal), and leaving them the day after the renewal; a score that could
@@ -475,7 +484,7 @@ def next_evaluation(
             continue
         config = rule.config
         match config:
-            case NoActivity():
+            case NoActivity() if _silent(signals.days_since_activity):
                 for days in (config.days, config.critical_days):
                     if days is not None:
                         after_days(days, signals.days_since_activity)

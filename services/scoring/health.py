@@ -34,6 +34,7 @@ from services.scoring.model import Component, Input, Measure, Model, Profile
 from shared.events import (
     MAX_EVIDENCE,
     MAX_TICKET_IDS,
+    SILENCE_DAYS,
     ComponentMove,
     ComponentScore,
     HealthChange,
@@ -125,6 +126,8 @@ class Previous:
     # the score of the last health change published (None: unknown, the snapshot's is used):
     # ``score_delta`` is measured from it, so a slow drift is published once it adds up
     published_score: float | None = None
+    # its days since activity: crossing ``SILENCE_DAYS`` from it, either way, is published
+    published_silence: float | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -525,16 +528,16 @@ def decide_change(
     """The health change to publish for this evaluation, or None when nothing moved enough."""
     triggers: list[Trigger] = []
     before = previous.snapshot if previous is not None else None
-    if before is None:
+    if previous is None or before is None:
         triggers.append("first_score")
     else:
         if before.band != after.band:
             triggers.append("band_changed")
-        published = previous.published_score if previous is not None else None
+        published = previous.published_score
         reference = before.score if published is None else published
         if abs(after.score - reference) >= score_delta:  # from the last published score
             triggers.append("score_delta")
-        if _crossed(model, before, after):
+        if _crossed(model, before, after) or _silence_crossed(previous, after):
             triggers.append("threshold_crossed")
     if not triggers:
         return None
@@ -549,6 +552,18 @@ def decide_change(
         moved_by=moved_by(before, after),
         reasons=list(after.reasons),
     )
+
+
+def _silence_crossed(previous: Previous, after: HealthSnapshot) -> bool:
+    """Days since activity crossed ``SILENCE_DAYS`` since the last published change (so alerts
+    may count silence forward from a published snapshot: see ``shared.events.SILENCE_DAYS``)."""
+    was = previous.published_silence
+    if was is None and previous.published_score is None:
+        was = previous.snapshot.signals.days_since_activity  # nothing known of the published one
+    now = after.signals.days_since_activity
+    if was is None or now is None:
+        return False
+    return (was >= SILENCE_DAYS) != (now >= SILENCE_DAYS)
 
 
 def _crossed(model: Model, before: HealthSnapshot, after: HealthSnapshot) -> bool:
@@ -658,6 +673,7 @@ class Assessment:
     change: HealthChange | None
     record_history: bool  # a change, the first score, or the first score of a new day
     published_score: float | None = None  # the score of the last change published, this one's
+    published_silence: float | None = None  # and its days since activity
 
     def previous(self, model_version: str, as_of: datetime) -> Previous:
         """What the next assessment of the account starts from."""
@@ -667,6 +683,7 @@ class Assessment:
             as_of=as_of,
             band_since=self.band_since,
             published_score=self.published_score,
+            published_silence=self.published_silence,
         )
 
 
@@ -705,6 +722,13 @@ def assess(
             snapshot.score
             if change is not None
             else previous.published_score
+            if previous is not None
+            else None
+        ),
+        published_silence=(
+            snapshot.signals.days_since_activity
+            if change is not None
+            else previous.published_silence
             if previous is not None
             else None
         ),

@@ -105,6 +105,7 @@ def _previous(row: scores.StoredHealth | None) -> health.Previous | None:
         as_of=row.as_of,
         band_since=row.band_since,
         published_score=row.published_score,
+        published_silence=row.published_silence,
     )
 
 

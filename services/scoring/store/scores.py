@@ -17,6 +17,7 @@ class StoredHealth:
     band_since: datetime
     snapshot: bytes
     published_score: float | None = None  # the score of the last health change published
+    published_silence: float | None = None  # and its days since activity
 
 
 async def lock_health(
@@ -27,10 +28,15 @@ async def lock_health(
     rows = await conn.fetch(
         """
         SELECT h.account_id, h.model_version, h.as_of, h.band_since, h.snapshot::text AS snapshot,
-            (SELECT p.score FROM scoring.health_history p
-             WHERE p.account_id = h.account_id AND p.change_id IS NOT NULL
-             ORDER BY p.as_of DESC LIMIT 1) AS published_score
-        FROM scoring.health h WHERE h.account_id = ANY($1::text[])
+            p.score AS published_score,
+            (p.snapshot -> 'signals' ->> 'days_since_activity')::float8 AS published_silence
+        FROM scoring.health h
+        LEFT JOIN LATERAL (
+            SELECT score, snapshot FROM scoring.health_history
+            WHERE account_id = h.account_id AND change_id IS NOT NULL
+            ORDER BY as_of DESC LIMIT 1
+        ) p ON true
+        WHERE h.account_id = ANY($1::text[])
         ORDER BY h.account_id FOR UPDATE OF h
         """,
         list(account_ids),
@@ -43,6 +49,7 @@ async def lock_health(
             r["band_since"],
             r["snapshot"].encode(),
             r["published_score"],
+            r["published_silence"],
         )
         for r in rows
     }

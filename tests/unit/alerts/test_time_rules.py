@@ -16,7 +16,7 @@ from services.alerts import decide, rules, scheduler
 from services.alerts.decide import AccountState, Decision, Health
 from services.alerts.routing import Person, Team, TeamChannel
 from services.alerts.store import Rollout
-from shared.events import Band, Signals
+from shared.events import SILENCE_DAYS, Band, Signals
 from tests.integration.alerts.support import T0, change, make_config
 
 CONFIG = make_config()  # the bundled rules.toml
@@ -350,11 +350,25 @@ def test_a_rollout_is_one_message_to_cs_ops_with_the_counts() -> None:
 
 
 def test_later_advances_the_day_counters_only() -> None:
-    snap = health(days_since_activity=2.5, days_in_band=1.0, active_users_7d=3).snapshot()
+    snap = health(days_since_activity=3.5, days_in_band=1.0, active_users_7d=3).snapshot()
     moved = rules.later(snap, T0, T0 + timedelta(hours=36))
-    assert (moved.signals.days_since_activity, moved.signals.days_in_band) == (4.0, 2.5)
+    assert (moved.signals.days_since_activity, moved.signals.days_in_band) == (5.0, 2.5)
     assert (moved.score, moved.band, moved.signals.active_users_7d) == (55, "yellow", 3)
-    assert rules.later(snap, T0, T0 - DAY).signals.days_since_activity == 2.5  # never backwards
+    assert rules.later(snap, T0, T0 - DAY).signals.days_since_activity == 3.5  # never backwards
+
+
+def test_an_account_last_shown_active_is_never_counted_silent_by_time() -> None:
+    """Scoring publishes a silence once it reaches SILENCE_DAYS (3) and the activity that ends
+    it; an account shown active (2.9 days) may have been active every day since, unpublished."""
+    assert SILENCE_DAYS == 3.0
+    shown = health(days_since_activity=2.9)
+    active = state(health=shown)
+    assert rules.later(shown.snapshot(), T0, T0 + 40 * DAY).signals.days_since_activity == 2.9
+    decision = decide.on_time(active, [], CONFIG, T0 + 40 * DAY)
+    assert decision.alerts == []
+    assert decision.next_evaluation is None
+    silent = state(health=health(days_since_activity=3.0))
+    assert decide.on_time(silent, [], CONFIG, T0).next_evaluation == T0 + 11 * DAY
 
 
 def test_next_evaluation_is_none_when_no_rule_reads_time() -> None:

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from services.scoring import health, model
 from services.scoring.health import Previous
-from shared.events import HealthSnapshot
+from shared.events import SILENCE_DAYS, HealthSnapshot, Signals
 from tests.unit.scoring.builders import NOW
 from tests.unit.scoring.test_health import healthy
 
@@ -86,3 +86,26 @@ def test_assess_carries_the_published_score_forward() -> None:
     assert moved.change is not None
     assert moved.change.triggers == ["score_delta"]  # 4 from the last computed, 12 published
     assert moved.published_score == score
+
+
+def silent(days: float | None) -> HealthSnapshot:
+    return HealthSnapshot(
+        score=80.0, band="green", components=[], signals=Signals(days_since_activity=days)
+    )
+
+
+def after_published(published: float | None, now: float | None) -> list[str]:
+    before = Previous(
+        silent(now), MODEL.version, NOW, NOW, published_score=80.0, published_silence=published
+    )
+    return decide(before, silent(now))
+
+
+def test_silence_crossing_three_days_either_way_since_the_last_publish_is_published() -> None:
+    assert SILENCE_DAYS == 3.0
+    assert after_published(0.5, 3.0) == ["threshold_crossed"]  # silent: alerts may count on
+    assert after_published(0.5, 2.99) == []
+    assert after_published(10.0, 0.2) == ["threshold_crossed"]  # activity resumed
+    assert after_published(10.0, 25.0) == []  # still silent: alerts counts the days itself
+    assert after_published(0.2, 0.9) == []  # an active account: nothing to say
+    assert after_published(None, 5.0) == []  # unknown: nothing to compare with
