@@ -8,43 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from churnwatch import collect, demo
-from devstack.ephemeral import Infra
-from devstack.process import free_port
 from devstack.stack import Stack, service_url
-
-
-@pytest.fixture
-def demo_env(
-    infra: Infra, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Stack]:
-    """A stack home of its own, free ports, and the session's infrastructure (so the demo
-    starts only the sinks and the three services)."""
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
-        "DATABASE_URL": database_url,
-        "CHURNWATCH_LOCAL_DIR": str(tmp_path / "local"),
-        "INGEST_PORT": str(free_port()),
-        "SCORING_PORT": str(free_port()),
-        "ALERTS_PORT": str(free_port()),
-        "LOCAL_SLACK_PORT": str(free_port()),
-        "LOCAL_SMTP_PORT": str(free_port()),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    stack = Stack(home=tmp_path / "local")
-    try:
-        yield stack
-    finally:
-        stack.down()
 
 
 async def get(client: httpx.AsyncClient, url: str, key: str, **params: Any) -> Any:
@@ -54,7 +25,7 @@ async def get(client: httpx.AsyncClient, url: str, key: str, **params: Any) -> A
 
 
 async def test_a_small_demo_writes_its_outputs_and_reports_what_the_services_hold(
-    demo_env: Stack, tmp_path: Path
+    local_stack: Stack, tmp_path: Path
 ) -> None:
     options = demo.Options(
         seed=11,
@@ -68,7 +39,7 @@ async def test_a_small_demo_writes_its_outputs_and_reports_what_the_services_hol
         out=tmp_path / "reports",
         quiet=True,
     )
-    run = await asyncio.to_thread(demo.run, options, demo_env)
+    run = await asyncio.to_thread(demo.run, options, local_stack)
 
     out = tmp_path / "reports"
     html = (out / "demo.html").read_text()
@@ -85,7 +56,7 @@ async def test_a_small_demo_writes_its_outputs_and_reports_what_the_services_hol
     assert run.ingest["rejected"] == {}
     assert run.ingest["accepted"] == run.ingest["sent"]
 
-    key = demo_env.dev_api_key()
+    key = local_stack.dev_api_key()
     scoring, alerts = service_url("scoring"), service_url("alerts")
     async with httpx.AsyncClient(timeout=10) as client:
         # every account was scored, and the report's bands are scoring's
@@ -102,12 +73,12 @@ async def test_a_small_demo_writes_its_outputs_and_reports_what_the_services_hol
         assert len(run.alerts) > 0
 
         # the Slack messages shown are the ones the sink recorded as delivered
-        recorded = await get(client, f"{demo_env.slack_sink_url}/_sink/slack", key)
+        recorded = await get(client, f"{local_stack.slack_sink_url}/_sink/slack", key)
     delivered = [r for r in recorded if r["delivered"]]
     assert [r["body"] for r in run.slack if r["delivered"]] == [r["body"] for r in delivered]
     assert len(delivered) > 0
     assert json.dumps(delivered[0]["body"], ensure_ascii=False) in summary
-    assert len(run.mail) == len(list((demo_env.sinks_dir / "mail").glob("*.eml"))) > 0
+    assert len(run.mail) == len(list((local_stack.sinks_dir / "mail").glob("*.eml"))) > 0
 
     # the churners of the truth are in the report, each with a trajectory
     for truth in run.truth:
