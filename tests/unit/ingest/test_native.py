@@ -274,3 +274,26 @@ def test_people_are_keyed_by_person_id_and_an_unknown_time_zone_is_refused() -> 
     assert events.decode_person(message.value).time_zone == "Europe/Madrid"
     assert [(r.index, r.code) for r in decision.refused] == [(1, "invalid_record")]
     assert "Mars/Olympus" in decision.refused[0].message
+
+
+def test_a_persons_hours_channel_and_budget_pass_through_and_bad_ones_are_refused() -> None:
+    decision = native.decide_people(
+        b'[{"person_id": "p_maria", "name": "Maria", "time_zone": "Europe/Madrid",'
+        b' "working_hours": {"days": ["mon", "tue"], "start": "08:30", "end": "16:00"},'
+        b' "quiet_hours": {"start": "22:00", "end": "07:00"}, "alert_channel": "digest",'
+        b' "daily_alert_budget": 5},'
+        b' {"person_id": "p_x", "name": "X", "working_hours":'
+        b' {"days": ["mon"], "start": "18:00", "end": "09:00"}}]',
+        now=NOW,
+        limits=LIMITS,
+        topics=TOPICS,
+        source="hr",
+    )
+    [message] = decision.messages
+    person = events.decode_person(message.value)
+    assert isinstance(person, events.PersonRecord)
+    assert person.working_hours is not None
+    assert (person.working_hours.days, person.working_hours.start) == (["mon", "tue"], "08:30")
+    assert (person.alert_channel, person.daily_alert_budget) == ("digest", 5)
+    assert [(r.index, r.code) for r in decision.refused] == [(1, "invalid_record")]
+    assert "start before they end" in decision.refused[0].message
