@@ -8,6 +8,7 @@ cut with "…" and a link to the full view.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -281,8 +282,18 @@ def _chunks(lines: Sequence[str], limit: int, more_url: str | None) -> list[list
     return chunks
 
 
+_DIGEST_LINKS = (
+    (re.compile(r"Brief: (https?://\S+)"), r"<\1|Open brief>"),
+    (re.compile(r"acknowledge: (https?://\S+)"), r"<\1|acknowledge>"),
+    (re.compile(r"— (https?://\S+)"), r"— <\1|open brief>"),
+)
+
+
 def _slack_digest(payload: Mapping[str, Any], mention: str | None) -> dict[str, Any]:
+    """The digest's text, one section per part, its links as Slack links."""
     text = render_text("digest.txt.j2", payload)
+    for pattern, link in _DIGEST_LINKS:
+        text = pattern.sub(link, text)
     head = title(payload)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": fit(head, HEADER_LIMIT)}}

@@ -296,7 +296,9 @@ def test_the_digest_carries_titles_facts_attribution_and_signed_brief_links() ->
     token = red["brief"].rsplit("/", 1)[1]
     link = SIGNER.verify(token, NOW)
     assert (link.action, link.account_id, link.person) == ("brief", "acme", "p_maria")
-    assert "Surge of urgent support tickets" in slack_text(render.slack_message(p))
+    slack = slack_text(render.slack_message(p))
+    assert "Surge of urgent support tickets" in slack
+    assert f"<{red['brief']}|Open brief>" in slack  # links as Slack links, not raw URLs
 
 
 def test_a_rollout_notice_renders_its_lines() -> None:
