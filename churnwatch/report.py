@@ -874,6 +874,15 @@ def _messages(f: Figures) -> str:
             text = block.get("text", {})
             if block.get("type") == "header":
                 lines.append(f"<div class='h'>{e(text.get('text', ''))}</div>")
+            elif block.get("type") == "section" and block.get("fields"):  # the facts
+                lines.append(
+                    "<div>"
+                    + " · ".join(
+                        _mrkdwn(str(field.get("text", "")).replace("\n", " "))
+                        for field in block["fields"]
+                    )
+                    + "</div>"
+                )
             elif block.get("type") == "section":
                 lines.append(f"<div>{_mrkdwn(text.get('text', ''))}</div>")
             elif block.get("type") == "context":

@@ -104,7 +104,17 @@ def run_data() -> RunData:
                 "body": {
                     "text": "Gone: 2 alerts",
                     "blocks": [
-                        {"type": "header", "text": {"type": "plain_text", "text": "Gone: 2 alerts"}}
+                        {
+                            "type": "header",
+                            "text": {"type": "plain_text", "text": "Gone: 2 alerts"},
+                        },
+                        {
+                            "type": "section",
+                            "fields": [
+                                {"type": "mrkdwn", "text": "*ARR*\n$120k"},
+                                {"type": "mrkdwn", "text": "*Renewal*\n2027-01-15 (in 43 days)"},
+                            ],
+                        },
                     ],
                 },
             },
@@ -160,6 +170,7 @@ def test_the_html_stands_alone_and_shows_the_figures() -> None:
     assert "How well each rule warned" in page
     assert "50%" in page  # no_activity's precision
     assert "Gone: 2 alerts" in page  # the delivered Slack message, not the refused one
+    assert "<b>ARR</b> $120k · <b>Renewal</b> 2027-01-15 (in 43 days)" in page  # its facts
     assert "refused one" not in page
     assert "Hello Maria — here is your portfolio." in page  # the email's text, decoded
 
