@@ -89,29 +89,35 @@ def status(
     alerts: Sequence[Alert],
     verdicts: Sequence[FeedbackRow],
     people: Mapping[str, Person],
+    titles: Mapping[int, str] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """(status lines, done actions) of a message carrying ``alerts``."""
-    lines: list[str] = []
-    done: set[str] = set()
-    several = len(alerts) > 1
+    """(status lines, done actions) of a message carrying ``alerts``: one line per alert that a
+    person acted on (one line for all when they say the same), then the feedback. An action is
+    done when it is done for every alert of the message."""
+    said: list[tuple[str, str, str]] = []  # (icon, what, the alert's name)
     for alert in alerts:
-        prefix = f"{alert.rule.replace('_', ' ')}: " if several else ""
-        name, person = actor(alert.acknowledged_by, people)
+        name = (titles or {}).get(alert.id or 0) or alert.rule.replace("_", " ")
+        who, person = actor(alert.acknowledged_by, people)
         if alert.state == "acknowledged" and alert.acknowledged_at is not None:
-            lines.append(
-                f"✅ {prefix}Acknowledged by {name}, {clock_time(alert.acknowledged_at, person)}"
-            )
-            done.add("ack")
+            when = clock_time(alert.acknowledged_at, person)
+            said.append(("✅", f"Acknowledged by {who}, {when}", name))
         elif alert.state == "snoozed" and alert.snoozed_until is not None:
             until = alert.snoozed_until
-            lines.append(
-                f"💤 {prefix}Snoozed by {name} until "
-                f"{_day(until, person)} {clock_time(until, person)}"
-            )
+            when = f"{_day(until, person)} {clock_time(until, person)}"
+            said.append(("💤", f"Snoozed by {who} until {when}", name))
         elif alert.state == "resolved":
-            who, _ = actor(alert.resolved_by, people)
-            lines.append(f"✔️ {prefix}Resolved" + (f" by {who}" if alert.resolved_by else ""))
-            done.update(ALERT_ACTIONS)
+            by, _ = actor(alert.resolved_by, people)
+            said.append(("✔️", "Resolved" + (f" by {by}" if alert.resolved_by else ""), name))
+    if len(said) == len(alerts) and len({(icon, what) for icon, what, _ in said}) == 1:
+        lines = [f"{said[0][0]} {said[0][1]}"]  # all alike: one line
+    else:
+        several = len(alerts) > 1
+        lines = [f"{icon} {name + ': ' if several else ''}{what}" for icon, what, name in said]
+    done: set[str] = set()
+    if alerts and all(a.state in ("acknowledged", "resolved") for a in alerts):
+        done.add("ack")
+    if alerts and all(a.state == "resolved" for a in alerts):
+        done.update(ALERT_ACTIONS)
     by_verdict: dict[str, list[str]] = {}
     for row in verdicts:
         name, _ = actor(row.given_by, people)
@@ -156,10 +162,12 @@ def updates(
     """One ``update`` outbox row per delivered message, with its current status."""
     entries = []
     for message in messages:
-        ids = [int(a["id"]) for a in message.payload.get("alerts", []) if a.get("id") is not None]
+        shown = [a for a in message.payload.get("alerts", []) if a.get("id") is not None]
+        ids = [int(a["id"]) for a in shown]
+        titles = {int(a["id"]): str(a["title"]) for a in shown if a.get("title")}
         members = [alerts[i] for i in ids if i in alerts]
         mine = [v for v in verdicts if v.alert_id in ids]
-        lines, done = status(members, mine, people)
+        lines, done = status(members, mine, people, titles)
         payload = {
             "kind": UPDATE,
             "message": message.payload,
@@ -208,9 +216,7 @@ def set_gauges(judged: Sequence[RuleFeedback]) -> None:
             metrics.RULE_PRECISION.labels(figures.rule).set(figures.precision)
 
 
-def with_rules(
-    entry: OutboxEntry, judged: Sequence[RuleFeedback], leads: set[str]
-) -> OutboxEntry:
+def with_rules(entry: OutboxEntry, judged: Sequence[RuleFeedback], leads: set[str]) -> OutboxEntry:
     """A CS lead's digest (they manage someone) with the per-rule feedback figures."""
     if not judged or entry.payload["person"]["person_id"] not in leads:
         return entry

@@ -80,7 +80,18 @@ def test_snoozed_resolved_and_feedback_lines_and_done_buttons() -> None:
         "💤 no activity: Snoozed by Maria Lopez until Tue 24 Nov 10:42",
         "Feedback: 👍 useful (Maria Lopez, <@U_X>) · 🤷 already known (ops)",
     ]
+    assert done == []  # the snoozed alert can still be acknowledged
+    _, done = feedback.status([resolved], [], PEOPLE)
     assert done == ["ack", "snooze_1d", "snooze_1w"]
+
+
+def test_alerts_acknowledged_together_say_it_once_and_titles_name_them() -> None:
+    one = alert("acknowledged", acknowledged_at=NOW, acknowledged_by="slack:p_maria")
+    two = replace(one, id=8, rule="score_dropped")
+    lines, done = feedback.status([one, two], [], PEOPLE)
+    assert (lines, done) == (["✅ Acknowledged by Maria Lopez, 10:42"], ["ack"])
+    lines, done = feedback.status([one, replace(two, state="firing")], [], PEOPLE, {7: "Red"})
+    assert (lines, done) == (["✅ Red: Acknowledged by Maria Lopez, 10:42"], [])
 
 
 def test_one_update_row_per_delivered_message_after_the_previous_update() -> None:
