@@ -203,53 +203,59 @@ def _activity_rows(touched: Mapping[str, aggregate.Activity]) -> list[tuple[Any,
     return [(k, *_ACTIVITY(a := touched[k]), *_nps_columns(a.nps_latest)) for k in sorted(touched)]
 
 
+_UPSERT_ACCOUNTS = """
+INSERT INTO scoring.accounts AS a (account_id, name, tier, seats, arr, renewal_date,
+    lifecycle_stage, csm, account_executive, renewal_owner, updated_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::float8[],
+    $6::date[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+ON CONFLICT (account_id) DO UPDATE SET
+    name = excluded.name, tier = excluded.tier, seats = excluded.seats,
+    arr = excluded.arr, renewal_date = excluded.renewal_date,
+    lifecycle_stage = excluded.lifecycle_stage, csm = excluded.csm,
+    account_executive = excluded.account_executive,
+    renewal_owner = excluded.renewal_owner, updated_at = excluded.updated_at
+WHERE excluded.updated_at >= a.updated_at
+"""
+_DELETE_ACCOUNTS = "DELETE FROM scoring.accounts WHERE account_id = ANY($1::text[])"
+
+_UPSERT_PEOPLE = """
+INSERT INTO scoring.people AS p (person_id, name, email, manager_id, time_zone, active,
+    updated_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+    $6::bool[], $7::timestamptz[])
+ON CONFLICT (person_id) DO UPDATE SET
+    name = excluded.name, email = excluded.email, manager_id = excluded.manager_id,
+    time_zone = excluded.time_zone, active = excluded.active,
+    updated_at = excluded.updated_at
+WHERE excluded.updated_at >= p.updated_at
+"""
+_DELETE_PEOPLE = "DELETE FROM scoring.people WHERE person_id = ANY($1::text[])"
+
+
 async def apply_accounts(
     conn: asyncpg.Connection, latest: Mapping[str, AccountRecord | None]
 ) -> None:
     """Latest account records (last writer wins by ``updated_at``); None deletes (tombstone)."""
-    gone = sorted(k for k, v in latest.items() if v is None)
-    kept = [latest[k] for k in sorted(latest) if latest[k] is not None]
-    records = [r for r in kept if r is not None]
-    if gone:
-        await conn.execute("DELETE FROM scoring.accounts WHERE account_id = ANY($1::text[])", gone)
-    if not records:
-        return
-    await conn.execute(
-        """
-        INSERT INTO scoring.accounts AS a (account_id, name, tier, seats, arr, renewal_date,
-            lifecycle_stage, csm, account_executive, renewal_owner, updated_at)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::float8[],
-            $6::date[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
-        ON CONFLICT (account_id) DO UPDATE SET
-            name = excluded.name, tier = excluded.tier, seats = excluded.seats,
-            arr = excluded.arr, renewal_date = excluded.renewal_date,
-            lifecycle_stage = excluded.lifecycle_stage, csm = excluded.csm,
-            account_executive = excluded.account_executive,
-            renewal_owner = excluded.renewal_owner, updated_at = excluded.updated_at
-        WHERE excluded.updated_at >= a.updated_at
-        """,
-        *_arrays(map(_ACCOUNT, records)),
-    )
+    await _apply_records(conn, latest, _ACCOUNT, _UPSERT_ACCOUNTS, _DELETE_ACCOUNTS)
 
 
 async def apply_people(conn: asyncpg.Connection, latest: Mapping[str, PersonRecord | None]) -> None:
+    """Latest person records, as :func:`apply_accounts`."""
+    await _apply_records(conn, latest, _PERSON, _UPSERT_PEOPLE, _DELETE_PEOPLE)
+
+
+async def _apply_records(
+    conn: asyncpg.Connection,
+    latest: Mapping[str, Any],
+    columns: Getter,
+    upsert: str,
+    delete: str,
+) -> None:
+    """The latest record per key of a compacted topic: deleted when it is a tombstone (None),
+    else upserted (one ``unnest`` statement) unless the stored one is newer."""
     gone = sorted(k for k, v in latest.items() if v is None)
     records = [r for k in sorted(latest) if (r := latest[k]) is not None]
     if gone:
-        await conn.execute("DELETE FROM scoring.people WHERE person_id = ANY($1::text[])", gone)
-    if not records:
-        return
-    await conn.execute(
-        """
-        INSERT INTO scoring.people AS p (person_id, name, email, manager_id, time_zone, active,
-            updated_at)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-            $6::bool[], $7::timestamptz[])
-        ON CONFLICT (person_id) DO UPDATE SET
-            name = excluded.name, email = excluded.email, manager_id = excluded.manager_id,
-            time_zone = excluded.time_zone, active = excluded.active,
-            updated_at = excluded.updated_at
-        WHERE excluded.updated_at >= p.updated_at
-        """,
-        *_arrays(map(_PERSON, records)),
-    )
+        await conn.execute(delete, gone)
+    if records:
+        await conn.execute(upsert, *_arrays(map(columns, records)))
