@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.alerts import decide, digest, feedback, messages, metrics, routing, store
+from services.alerts import decide, digest, feedback, hours, messages, metrics, routing, store
 from services.alerts.accounts import apply, gather
 from services.alerts.decide import Config
 from services.alerts.messages import OutboxEntry
@@ -248,6 +248,14 @@ def with_over_budget(entry: OutboxEntry, over: Mapping[str, int]) -> OutboxEntry
     return replace(entry, payload={**entry.payload, "over_budget": count}) if count else entry
 
 
+def _works_on(person: store.PersonRow, slot: datetime, config: Config) -> bool:
+    """Whether the digest's local day is one of the person's working days (no digest on a
+    day off: what it would hold waits for the next working day's)."""
+    own = hours.parse_working(person.working_hours) if person.working_hours else None
+    working = own or config.people.working_hours
+    return working is None or hours.local_date(person.time_zone, slot).weekday() in working.days
+
+
 @dataclass(frozen=True)
 class DigestPlan:
     entries: list[OutboxEntry]  # the digests to send
@@ -267,13 +275,14 @@ def plan_digests(
     real_now: datetime,
 ) -> DigestPlan:
     """The digests of the people due one (pure). A person gets none when their local digest
-    hour has not come (the slot), when inactive, when nothing reaches a destination, or — with
-    ``skip_empty`` — when there is nothing to say; every due person's next digest is set."""
+    hour has not come (the slot), when inactive, on a day off (not one of their working days),
+    when nothing reaches a destination, or — with ``skip_empty`` — when there is nothing to
+    say; every due person's next digest is set."""
     plan = DigestPlan([], [], {}, 0)
     for person in due:
         plan.next_at[person.person_id] = digest.next_digest_at(person.time_zone, options.hour, now)
         slot = digest.due_slot(person.time_zone, options.hour, now)
-        if slot is None or not person.active:
+        if slot is None or not person.active or not _works_on(person, slot, config):
             continue
         day = digest.local_date(person.time_zone, slot)
         built = digest.build(

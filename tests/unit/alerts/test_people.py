@@ -238,3 +238,33 @@ def test_retention_horizons_are_validated_and_cut_by_the_right_clock() -> None:
         "digest_items",
         "alert_budget",
     }
+
+
+# -- the digest on working days only -------------------------------------------------------------
+
+
+def test_no_digest_on_a_day_off_and_the_next_working_day_has_one() -> None:
+    from services.alerts import scheduler
+    from services.alerts.digest import HeldAlert
+    from services.alerts.store import PersonRow
+
+    held = {"p_maria": [HeldAlert(7, "acme", "Acme", "band_worsened", "warning", "", True)]}
+
+    def plan(now: datetime, working: str | None, defaults: PeopleDefaults) -> list[str]:
+        row = PersonRow(
+            "p_maria", "Maria", "m@example.com", None, None, MADRID, True, now, now, working
+        )
+        config = replace(make_config(), people=defaults)
+        options = scheduler.DigestOptions(hour=9)
+        built = scheduler.plan_digests([row], {}, held, options, config, now=now, real_now=now)
+        return [e.key for e in built.entries]
+
+    saturday = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)  # 09:00 in Madrid
+    monday = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    assert plan(saturday, "mon,tue,wed,thu,fri 09:00-18:00", PeopleDefaults()) == []
+    assert plan(saturday, None, PeopleDefaults(OFFICE)) == []  # the default's days
+    assert plan(saturday, "sat 09:00-12:00", PeopleDefaults(OFFICE)) == [
+        "digest:p_maria:2026-11-28"
+    ]
+    assert plan(saturday, None, PeopleDefaults()) == ["digest:p_maria:2026-11-28"]
+    assert plan(monday, None, PeopleDefaults(OFFICE)) == ["digest:p_maria:2026-11-30"]
