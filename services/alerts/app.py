@@ -134,6 +134,13 @@ def delivery_config(settings: AlertsSettings) -> delivery.DeliveryConfig:
     )
 
 
+def signing_secret(settings: AlertsSettings) -> str | None:
+    """The Slack app's signing secret; set (and not blank), it turns interactivity on."""
+    secret = settings.slack_signing_secret
+    value = secret.get_secret_value().strip() if secret else ""
+    return value or None
+
+
 def notifiers(settings: AlertsSettings, http: aiohttp.ClientSession) -> dict[str, Notifier]:
     found: dict[str, Notifier] = {}
     if settings.slack_bot_token or settings.slack_webhook_url:
@@ -142,7 +149,7 @@ def notifiers(settings: AlertsSettings, http: aiohttp.ClientSession) -> dict[str
             api_url=settings.slack_api_url,
             bot_token=settings.slack_bot_token,
             webhook_url=settings.slack_webhook_url,
-            interactive=settings.slack_signing_secret is not None,
+            interactive=signing_secret(settings) is not None,
         )
     if settings.smtp_host:
         found["email"] = EmailNotifier(
@@ -312,6 +319,5 @@ def build_app(settings: AlertsSettings, draining: Draining) -> FastAPI:
         parts.config.content.signer,
         timedelta(seconds=settings.silence_max_seconds),
     )
-    secret = settings.slack_signing_secret
-    interactions.install(app, secret.get_secret_value() if secret else None, parts.clock)
+    interactions.install(app, signing_secret(settings), parts.clock)
     return app

@@ -277,6 +277,15 @@ async def test_feedback_from_slack_email_and_the_api_is_counted_per_rule(
     }
     for source, verdict in SOURCES:
         assert counted(verdict, source) == before[source] + 1
+    await harness.scheduler().refresh_metrics()  # the database-derived gauges
+    precision = REGISTRY.get_sample_value(
+        "churnwatch_alerts_rule_precision", {"rule": "band_worsened"}
+    )
+    assert precision == pytest.approx(2 / 3)
+    missing = await client.post(
+        "/v1/alerts/999999/feedback", json={"verdict": "known"}, headers=admin
+    )
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
     # the Slack messages show it: acme's (Slack) and beta's (API) were rewritten
     await deliver(harness, http, slack)
     texts = {u.body["ts"]: u.text for u in slack.updates()}

@@ -47,3 +47,20 @@ def test_an_invalid_rules_file_stops_the_start(tmp_path: Path) -> None:
     bad.write_text('version = 1\n[[rule]]\nname = "x"\nkind = "band_worsened"\n')
     with pytest.raises(ValueError, match="invalid rules"):
         build_app(AlertsSettings(rules_file=bad), Draining())
+
+
+def test_slack_interactivity_is_on_only_with_a_signing_secret() -> None:
+    from pydantic import SecretStr
+
+    from services.alerts.app import signing_secret
+
+    assert signing_secret(AlertsSettings()) is None
+    assert signing_secret(AlertsSettings(slack_signing_secret=SecretStr("  "))) is None
+    assert signing_secret(AlertsSettings(slack_signing_secret=SecretStr("s3cret"))) == "s3cret"
+    paths = set(build_app(AlertsSettings(), Draining()).openapi()["paths"])
+    assert {
+        "/v1/slack/interactions",
+        "/v1/alerts/{alert_id}/feedback",
+        "/v1/rules/feedback",
+        "/v1/feedback",
+    } <= paths
