@@ -22,6 +22,7 @@ PUBLIC = {
     ("get", "/metrics"): "Prometheus scrape (kept inside the cluster by the NetworkPolicies)",
     ("get", "/links/{token}"): "one-click link: the signed token is the authority",
     ("post", "/links/{token}"): "one-click link: the signed token is the authority",
+    ("get", "/brief/{token}"): "read-only brief page: the signed, expiring token is the authority",
     ("post", "/v1/slack/interactions"): "Slack interactivity: Slack's request signature is the "
     "authority (401 slack_signature_invalid / slack_request_stale)",
 }
