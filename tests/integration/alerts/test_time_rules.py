@@ -173,7 +173,7 @@ async def test_a_churned_account_resolves_its_alerts_at_once_and_alerts_no_more(
 
 
 async def test_a_model_rollout_rebaselines_every_account_and_sends_one_summary(
-    harness: Harness,
+    harness: Harness, slack: SlackSink, http: httpx.AsyncClient
 ) -> None:
     harness.config = make_config(team=TeamChannel("C_TEAM", None))
     ids = ("a1", "a2", "a3")
@@ -206,6 +206,16 @@ async def test_a_model_rollout_rebaselines_every_account_and_sends_one_summary(
     assert payload["title"] == "Health model v2 rolled out (replacing test)"
     [rollout] = await rows(harness, "SELECT * FROM alerts.model_rollouts")
     assert rollout["summarized_at"] == later + timedelta(hours=1)
+    worker = DeliveryWorker(
+        harness.engine, notifiers(http, slack, None), delivery_config(), name="w"
+    )
+    while await worker.run_once():
+        pass
+    [posted] = slack.delivered()
+    assert posted.channel == "C_TEAM"
+    said = json.dumps(posted.body, ensure_ascii=False)
+    assert "Health model v2 rolled out (replacing test)" in said
+    assert "3 account(s) re-scored so far: 2 moved to a worse band" in said
 
     harness.clock.advance(timedelta(hours=1))  # the new model's own moves alert again
     await harness.feed(
