@@ -6,7 +6,7 @@ handled as documented."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -177,8 +177,12 @@ async def test_a_health_change_reaches_its_owner_once_and_the_ack_link_works(
         assert {(a["state"], a["acknowledged_by"]) for a in acked} == {
             ("acknowledged", "link:p_maria")
         }
+        # the acknowledgement rewrites the delivered message in place (chat.update)
+        [update] = await eventually(_updates(slack), what="the Slack message updated")
+        assert update.body["ts"] == posted.ts
+        assert len(slack.delivered()) == 1  # nothing new was posted
         sent = 'churnwatch_alerts_deliveries_total{channel="slack",outcome="sent"}'
-        assert await metric(alerts.url, sent) == 1.0
+        assert await metric(alerts.url, sent) == 2.0  # the post and its update
         assert await metric(alerts.url, "churnwatch_alerts_outbox_oldest_age_seconds") == 0.0
     assert alerts.proc is not None
     assert alerts.proc.returncode == 0  # a clean shutdown exits 0
@@ -241,6 +245,13 @@ async def _requests(slack: SlackSink) -> list[SlackRequest]:
 
 async def _delivered(slack: SlackSink) -> list[SlackRequest]:
     return slack.delivered()
+
+
+def _updates(slack: SlackSink) -> Callable[[], Awaitable[list[SlackRequest]]]:
+    async def probe() -> list[SlackRequest]:
+        return slack.updates()
+
+    return probe
 
 
 async def _alerts(url: str) -> list[dict[str, Any]]:
