@@ -149,7 +149,9 @@ class SlackRequest:
             "received_at": self.received_at,
             "reply": asdict(self.reply),
             "answered": self.answered,
-            "delivered": self.delivered,
+            # a message posted (what delivered() lists); a successful chat.update is "updated"
+            "delivered": self.delivered and self.kind != "update",
+            "updated": self.delivered and self.kind == "update",
             "ts": self.ts,
         }
 
