@@ -169,6 +169,7 @@ class Actions:
         now = self._clock.now()
         domain = self._config.content.message_id_domain
         async with self._engine.begin() as conn:
+            await store.lock_accounts(conn, [account_id])  # rewrites of a message stay in order
             return await refresh_messages(
                 conn, account_id, alert_ids, domain, now=now, real_now=utc_now()
             )
@@ -192,6 +193,7 @@ class Actions:
         async with self._engine.begin() as conn:
             if link is not None and not await store.use_link(conn, *link, now):
                 raise LinkUsed
+            await store.lock_accounts(conn, [alerts[0].account_id])
             await store.record_feedback(conn, written)
             domain = self._config.content.message_id_domain
             ids = [row.alert_id for row in written]
