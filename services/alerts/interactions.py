@@ -191,9 +191,7 @@ def install(app: FastAPI, signing_secret: str | None, clock: Clock) -> None:
 async def slack_interactions(request: Request, ctx: Ctx, slack: SlackCtx) -> Response:
     if slack.verify is None:
         raise api.error(404, "slack_interactivity_off", "ALERTS_SLACK_SIGNING_SECRET is not set")
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise api.error(413, "body_too_large", f"at most {MAX_BODY_BYTES} bytes")
+    body = await _body(request)
     refused = refusal(slack.verify, slack.clock, body, request.headers)
     if refused is not None:
         stale = refused[0] == "slack_request_stale"
@@ -227,6 +225,18 @@ async def slack_interactions(request: Request, ctx: Ctx, slack: SlackCtx) -> Res
                 },
             )
     return Response(status_code=200)
+
+
+async def _body(request: Request) -> bytes:
+    """The body, read up to ``MAX_BODY_BYTES`` (a longer one is refused as it streams in)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise api.error(413, "body_too_large", f"at most {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _click(

@@ -219,6 +219,12 @@ async def test_a_signed_but_malformed_request_is_a_422_naming_the_field(
     assert answer.status_code == 422, answer.text
     [item] = answer.json()["errors"]
     assert item["where"] == "body.payload.actions.0.value"
+    # the body limit, at its edge (read before the signature is checked)
+    limit = interactions.MAX_BODY_BYTES
+    at_limit = await client.post("/v1/slack/interactions", content=b"x" * limit, headers=headers)
+    assert (at_limit.status_code, at_limit.json()["code"]) == (401, "slack_signature_invalid")
+    over = await client.post("/v1/slack/interactions", content=b"x" * (limit + 1), headers=headers)
+    assert (over.status_code, over.json()["code"]) == (413, "body_too_large")
     # a URL button (Open brief) is not ours: accepted and ignored
     brief = block_actions("D_MARIA", "1.1", "open_brief", "", user_id="U_MARIA")
     body, headers = signed_interaction(SIGNING_SECRET, brief, timestamp=now)
