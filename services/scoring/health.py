@@ -537,7 +537,11 @@ def decide_change(
         reference = before.score if published is None else published
         if abs(after.score - reference) >= score_delta:  # from the last published score
             triggers.append("score_delta")
-        if _crossed(model, before, after) or _silence_crossed(previous, after):
+        if (
+            _crossed(model, before, after)
+            or _silence_crossed(previous, after)
+            or before.warming_up != after.warming_up  # the warm-up ended: risk rules apply
+        ):
             triggers.append("threshold_crossed")
     if not triggers:
         return None

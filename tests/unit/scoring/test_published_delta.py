@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import msgspec
+
 from services.scoring import health, model
 from services.scoring.health import Previous
 from shared.events import SILENCE_DAYS, HealthSnapshot, Signals
@@ -109,3 +111,12 @@ def test_silence_crossing_three_days_either_way_since_the_last_publish_is_publis
     assert after_published(10.0, 25.0) == []  # still silent: alerts counts the days itself
     assert after_published(0.2, 0.9) == []  # an active account: nothing to say
     assert after_published(None, 5.0) == []  # unknown: nothing to compare with
+
+
+def test_the_end_of_an_accounts_warm_up_is_published() -> None:
+    """Alerts reads ``warming_up`` from the last published snapshot (no risk alert while it is
+    set), also when it judges the account as time passes: its end must be published."""
+    warming = msgspec.structs.replace(silent(1.0), warming_up=True)
+    before = Previous(warming, MODEL.version, NOW, NOW, published_score=80.0, published_silence=1.0)
+    assert decide(before, silent(1.0)) == ["threshold_crossed"]
+    assert decide(before, warming) == []
