@@ -510,4 +510,4 @@ def _silence_json(silence: Silence) -> dict[str, Any]:
 
 def install_error_handlers(app: FastAPI) -> None:
     errors.install(app)  # the framework's own errors (unparsable body…) get a code too
-    errors.document(app, html_errors=("/links/",))  # error answers, in their real shape
+    errors.document(app, html_errors=("/links/", "/brief/"))  # error answers, their real shape
