@@ -25,7 +25,9 @@ receives to ``DIR/slack.jsonl`` and writes each accepted email to ``DIR/mail/<n>
 HTTP server also has a small control API: ``POST /_sink/program`` with
 ``{"slack": ["429:2", "ok"], "smtp": ["451", "250"]}`` (the optional ``"slack_default"`` /
 ``"smtp_default"`` change what is answered once the queue is empty), ``GET /_sink/slack``,
-``GET /_sink/mail``, and ``POST /_sink/reset``.
+``GET /_sink/mail``, ``POST /_sink/reset``, and ``POST /_sink/click`` with ``{"ts",
+"action_id", "user_id", "url", "signing_secret"}``: a click on a recorded message's button,
+sent to the app's interactivity ``url`` as Slack would (:meth:`SlackSink.click`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import httpx
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from slack_sdk.signature import SignatureVerifier
 
@@ -346,6 +349,36 @@ class SlackSink:
         await _respond(writer, status, answer, extra)
         return True
 
+    async def click(
+        self,
+        ts: str,
+        action_id: str,
+        *,
+        user_id: str,
+        url: str,
+        signing_secret: str,
+    ) -> tuple[int, str]:
+        """Click the button ``action_id`` of the message ``ts`` as ``user_id``: POST the signed
+        request Slack would send to the app's interactivity ``url``; (status, body) answered.
+        Raises ``LookupError`` when there is no such message or button."""
+        found = [(channel, body) for (channel, at), body in self.messages.items() if at == ts]
+        if not found:
+            raise LookupError(f"no message {ts}")
+        channel, message = found[0]
+        values = [
+            str(element.get("value", ""))
+            for block in message.get("blocks", [])
+            for element in block.get("elements", [])
+            if element.get("action_id") == action_id and "url" not in element
+        ]
+        if not values:
+            raise LookupError(f"message {ts} has no {action_id!r} button")
+        payload = block_actions(channel, ts, action_id, values[0], user_id=user_id)
+        body, headers = signed_interaction(signing_secret, payload)
+        async with httpx.AsyncClient(timeout=10) as http:
+            answer = await http.post(url, content=body, headers=headers)
+        return answer.status_code, answer.text
+
     def _exists(self, request: SlackRequest) -> bool:
         return (request.channel or "", str(request.body.get("ts"))) in self.messages
 
@@ -613,6 +646,25 @@ async def _main(args: argparse.Namespace, out: Path) -> None:
             slack.reset()
             smtp.reset()
             return 200, {"ok": True}
+        if method == "POST" and route == "/_sink/click":
+            try:
+                spec = json.loads(raw or b"{}")
+                status, text = await slack.click(
+                    str(spec["ts"]),
+                    str(spec["action_id"]),
+                    user_id=str(spec["user_id"]),
+                    url=str(spec["url"]),
+                    signing_secret=str(spec["signing_secret"]),
+                )
+            except KeyError as exc:  # before LookupError, its base
+                return 400, {"ok": False, "error": f"missing field {exc}"}
+            except LookupError as exc:
+                return 404, {"ok": False, "error": str(exc)}
+            except (ValueError, TypeError) as exc:
+                return 400, {"ok": False, "error": str(exc)}
+            except httpx.HTTPError as exc:
+                return 502, {"ok": False, "error": f"the app did not answer: {exc!r}"}
+            return 200, {"ok": True, "status": status, "answer": text}
         if method == "POST" and route == "/_sink/program":
             try:
                 spec = json.loads(raw or b"{}")

@@ -59,6 +59,26 @@ async def test_the_sinks_entry_point_records_to_a_directory_and_can_be_programme
             assert (hook.status_code, hook.text) == (200, "ok")
             recorded = (await client.get(f"{base}/_sink/slack")).json()
             assert [r["delivered"] for r in recorded] == [False, False, True, True]
+            # chat.update of the posted message; then a click on a message the sink does not have
+            ts = answers[2].json()["ts"]
+            update = {"channel": "C1", "ts": ts, "text": "edited"}
+            updated = await client.post(f"{api}/chat.update", json=update)
+            assert updated.json()["ok"] is True
+            gone = await client.post(f"{api}/chat.update", json=update | {"ts": "9.9"})
+            assert gone.json()["error"] == "message_not_found"
+            recorded = (await client.get(f"{base}/_sink/slack")).json()
+            assert [(r["kind"], r["updated"]) for r in recorded[-2:]] == [
+                ("update", True),
+                ("update", False),
+            ]
+            click = {"ts": "9.9", "action_id": "ack", "user_id": "U1", "url": "http://x"}
+            missing = await client.post(f"{base}/_sink/click", json=click | {"signing_secret": "s"})
+            assert (missing.status_code, missing.json()["error"]) == (404, "no message 9.9")
+            incomplete = await client.post(f"{base}/_sink/click", json=click)
+            assert (incomplete.status_code, incomplete.json()["error"]) == (
+                400,
+                "missing field 'signing_secret'",
+            )
 
         mail = EmailMessage()
         mail["From"], mail["To"], mail["Subject"] = "a@example.com", "b@example.com", "hello"
@@ -70,7 +90,8 @@ async def test_the_sinks_entry_point_records_to_a_directory_and_can_be_programme
         await aiosmtplib.send(mail, hostname="127.0.0.1", port=port, start_tls=False)
 
         lines = (tmp_path / "out" / "slack.jsonl").read_text().splitlines()
-        assert [json.loads(line)["body"]["text"] for line in lines] == ["hi", "hi", "hi", "hook"]
+        texts = [json.loads(line)["body"]["text"] for line in lines]
+        assert texts == ["hi", "hi", "hi", "hook", "edited", "edited"]
         [eml] = sorted((tmp_path / "out" / "mail").glob("*.eml"))
         assert b"Subject: hello" in eml.read_bytes()
     finally:
