@@ -1,4 +1,5 @@
-"""Feedback on alerts and the in-place update of delivered Slack messages (pure).
+"""Feedback on alerts and the in-place update of delivered Slack messages (pure, but for
+:func:`set_gauges`, which sets the per-rule gauges).
 
 Every alert can be marked **useful**, **not useful** or **already known** — from Slack's
 buttons, an email's signed links or the API. Each person has one verdict per alert (the
