@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 import msgspec
+import pytest
 from sqlalchemy import text
 
 from devstack.sinks import SlackSink
+from services.alerts import scheduler as scheduler_module
 from services.alerts.delivery import DeliveryWorker
 from services.alerts.routing import TeamChannel
 from tests.integration.alerts.support import (
@@ -225,3 +227,29 @@ async def test_a_model_rollout_rebaselines_every_account_and_sends_one_summary(
     )
     assert {a["rule"] for a in await alerts(harness)} == {"band_worsened", "score_dropped"}
     assert sample("churnwatch_alerts_rebaselined_total", model_version="v2") >= 3
+
+
+async def test_a_tick_judges_at_most_its_pages_and_leaves_the_rest_due(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler_module, "TIME_ACCOUNTS_PER_PASS", 2)
+    monkeypatch.setattr(scheduler_module, "PASSES_PER_TICK", 2)  # 4 accounts a tick
+    ids = [f"acct{i}" for i in range(5)]
+    await harness.feed(
+        MARIA,
+        *(account(a, renewal=RENEWAL) for a in ids),
+        *(change(a, T0, (62, "yellow"), (55, "yellow")) for a in ids),
+    )
+    scheduler = harness.scheduler()
+    harness.clock.current = WINDOW_OPENS
+    assert await scheduler.evaluate_time(harness.clock.now()) == 4  # the limit, exactly
+    assert len(await alerts(harness)) == 4
+    due = await rows(
+        harness,
+        "SELECT account_id FROM alerts.account_health WHERE next_eval_at <= :now",
+        now=WINDOW_OPENS,
+    )
+    assert len(due) == 1  # still due: the next tick
+    assert await scheduler.evaluate_time(harness.clock.now()) == 1
+    assert {a["account_id"] for a in await alerts(harness)} == set(ids)
+    assert await scheduler.evaluate_time(harness.clock.now()) == 0
