@@ -21,13 +21,13 @@ both and requires identical facts.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import UTC, date, datetime, time
+from typing import Any, Literal
 
 from services.scoring import aggregate
-from services.scoring.aggregate import DayCounts, DayMask, SurveyCounts, TicketState
+from services.scoring.aggregate import Activity, DayCounts, DayMask, SurveyCounts, TicketState
 from services.scoring.health import (
     BASELINE_WEEKS,
     SENTIMENT_TREND_DAYS,
@@ -35,7 +35,7 @@ from services.scoring.health import (
     Facts,
 )
 from services.scoring.store.dedup import event_key
-from shared.events import MAX_TICKET_IDS, AccountRecord, Event, SurveyEvent, UsageEvent
+from shared.events import MAX_TICKET_IDS, AccountRecord, Event
 
 DEDUP_DAYS = 35  # the Ledger counts an event once if its copies occur within this many days
 # of the newest day folded — far more than the live path admits (SCORING_MAX_EVENT_AGE_DAYS)
@@ -134,13 +134,7 @@ def span(table: Table) -> Window:
 class AccountState:
     """The folded aggregates of one account (what scoring's tables hold for it)."""
 
-    known_since: datetime | None = None
-    first_usage_at: datetime | None = None
-    last_usage_at: datetime | None = None
-    first_feature_at: datetime | None = None
-    last_feature_at: datetime | None = None
-    last_survey_at: datetime | None = None
-    nps_latest: tuple[datetime, str, int] | None = None
+    activity: Activity | None = None
     days: dict[int, DayCounts] = field(default_factory=dict)  # by day number
     surveys: dict[int, SurveyCounts] = field(default_factory=dict)
     users: dict[str, DayMask] = field(default_factory=dict)
@@ -181,8 +175,12 @@ class Ledger:
             tickets = self.accounts[account].tickets
             if ticket not in tickets or state.newer_than(tickets[ticket]):
                 tickets[ticket] = state
-        for event in fresh:
-            self._times(self.accounts[event.account_id], event)
+        for account, seen in batch.activity.items():
+            held = self.accounts[account]
+            if held.activity is None:
+                held.activity = seen
+            else:
+                held.activity.merge(seen)
 
     def _fresh(self, events: Iterable[Event]) -> Iterable[Event]:
         seen, by_day = self._seen, self._by_day
@@ -200,41 +198,19 @@ class Ledger:
             for key in by_day.pop(day):
                 del seen[key]
 
-    @staticmethod
-    def _times(state: AccountState, event: Event) -> None:
-        """First and last moments (least / greatest), as scoring's activity row keeps them."""
-        at = event.occurred_at
-        state.known_since = at if state.known_since is None else min(state.known_since, at)
-        if isinstance(event, UsageEvent):
-            state.first_usage_at = _least(state.first_usage_at, at)
-            state.last_usage_at = _greatest(state.last_usage_at, at)
-            if event.feature:
-                state.first_feature_at = _least(state.first_feature_at, at)
-                state.last_feature_at = _greatest(state.last_feature_at, at)
-        elif isinstance(event, SurveyEvent):
-            state.last_survey_at = _greatest(state.last_survey_at, at)
-            if event.kind == "nps":
-                latest = (at, event.event_id, event.score)
-                if state.nps_latest is None or latest > state.nps_latest:
-                    state.nps_latest = latest
-
     def facts(self, account_id: str, as_of: datetime, record: AccountRecord | None) -> Facts:
         """What scoring's facts query returns for the account as of ``as_of``."""
         s = self.accounts.get(account_id) or AccountState()
         n = as_of.date().toordinal()
         open_tickets = [t for t in s.tickets.values() if t.status not in CLOSED]
         high = [t for t in open_tickets if t.priority in HIGH_URGENT]
+        counts: dict[str, Any] = {c.fact: _count(s, c, n) for c in COUNTS}
         return Facts(
             account_id=account_id,
-            known_since=s.known_since,
             tier=record.tier if record else None,
             lifecycle_stage=record.lifecycle_stage if record else None,
             seats=record.seats if record else None,
             renewal_date=record.renewal_date if record else None,
-            first_usage_at=s.first_usage_at,
-            last_usage_at=s.last_usage_at,
-            first_feature_at=s.first_feature_at,
-            last_feature_at=s.last_feature_at,
             open_tickets=len(open_tickets),
             open_high_urgent=len(high),
             oldest_open_high_urgent_update=min((t.updated_at for t in high), default=None),
@@ -246,10 +222,34 @@ class Ledger:
                     if t.status not in CLOSED and t.priority in HIGH_URGENT
                 )
             )[:MAX_TICKET_IDS],
-            last_survey_at=s.last_survey_at,
-            nps_latest=s.nps_latest[2] if s.nps_latest else None,
-            **{c.fact: _count(s, c, n) for c in COUNTS},
+            **_moments(s),
+            **counts,
         )
+
+
+def _moments(state: AccountState) -> dict[str, Any]:
+    """First and last moments, as the facts query reads them: from the activity row, the last
+    usage and feature use to the instant from that day's row (else the day's start)."""
+    seen = state.activity
+    if seen is None:
+        return {}
+
+    def last(day: date | None, instant: Callable[[DayCounts], datetime | None]) -> datetime | None:
+        if day is None:
+            return None
+        row = state.days.get(day.toordinal())
+        at = instant(row) if row is not None else None
+        return at or datetime.combine(day, time(), UTC)
+
+    return {
+        "known_since": seen.known_since,
+        "first_usage_at": seen.first_usage_at,
+        "last_usage_at": last(seen.last_usage_day, lambda d: d.last_usage_at),
+        "first_feature_at": seen.first_feature_at,
+        "last_feature_at": last(seen.last_feature_day, lambda d: d.last_feature_at),
+        "last_survey_at": seen.last_survey_at,
+        "nps_latest": seen.nps_latest[2] if seen.nps_latest else None,
+    }
 
 
 def _count(state: AccountState, count: Count, as_of_day: int) -> int:
@@ -269,11 +269,3 @@ def active_in(mask: DayMask, as_of_day: int, newest: int, oldest: int) -> bool:
     shift = as_of_day - mask.anchor
     relative = mask.bits << shift if shift >= 0 else mask.bits >> -shift
     return bool((relative >> newest) & ((1 << (oldest - newest + 1)) - 1))
-
-
-def _least(a: datetime | None, b: datetime) -> datetime:
-    return b if a is None or b < a else a
-
-
-def _greatest(a: datetime | None, b: datetime) -> datetime:
-    return b if a is None or b > a else a
