@@ -183,6 +183,12 @@ class Parts:
     @classmethod
     def build(cls, settings: AlertsSettings) -> Parts:
         ruleset = rules.load(settings.rules_file)
+        if settings.retain_history_days < ruleset.history_days:
+            raise rules.RulesError(
+                f"{settings.rules_file}: a score_dropped rule looks {ruleset.history_days:g} days "
+                f"back, but ALERTS_RETAIN_HISTORY_DAYS={settings.retain_history_days:g} purges "
+                "the score history sooner; raise the horizon or shorten the rule"
+            )
         return cls(
             settings=settings,
             ruleset=ruleset,

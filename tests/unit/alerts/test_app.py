@@ -49,6 +49,14 @@ def test_an_invalid_rules_file_stops_the_start(tmp_path: Path) -> None:
         build_app(AlertsSettings(rules_file=bad), Draining())
 
 
+def test_a_score_history_purged_before_the_rules_read_it_stops_the_start() -> None:
+    default = AlertsSettings()  # the bundled rules read 14 days of history
+    build_app(AlertsSettings(retain_history_days=14), Draining())
+    with pytest.raises(ValueError, match="ALERTS_RETAIN_HISTORY_DAYS=13"):
+        build_app(AlertsSettings(retain_history_days=13), Draining())
+    assert default.retain_history_days >= 14
+
+
 def test_slack_interactivity_is_on_only_with_a_signing_secret() -> None:
     from pydantic import SecretStr
 
