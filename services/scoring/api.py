@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from services.scoring import brief
-from services.scoring.store import read
+from services.scoring.store import directory, read
 from shared import errors
 from shared.auth import ApiKeys, require
 from shared.clock import Clock
@@ -29,6 +29,9 @@ _encoder = msgspec.json.Encoder()
 BAND_RISK = {"red": 0, "yellow": 1, "green": 2}
 HISTORY_DEFAULT_DAYS = 90
 HISTORY_MAX_POINTS = 5000
+SUMMARY_MAX_ACCOUNTS = 5000
+SUMMARY_MAX_IDS = 500
+SUMMARY_LINE_DAYS = 30
 
 
 class MsgspecJSON(JSONResponse):
@@ -306,3 +309,51 @@ def _compose(
             for t in tickets
         ],
     )
+
+
+def _person_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("person_id", "name", "email", "manager_id", "active")}
+
+
+@api.get("/people", summary="People by email (sign-in: who is this address)")
+async def get_people(
+    pool: Pool, email: Annotated[str, Query(min_length=3, max_length=320)]
+) -> Response:
+    async with pool.acquire() as conn:
+        rows = await directory.people_by_email(conn, email)
+    return MsgspecJSON({"people": [_person_json(r) for r in rows]})
+
+
+@api.get("/people/{person_id}/reports", summary="Everyone under a manager, direct or not")
+async def get_reports(pool: Pool, person_id: str) -> Response:
+    async with pool.acquire() as conn:
+        person = await read.person(conn, person_id)
+        if person is None:
+            raise _not_found("unknown_person", f"no person {person_id!r}")
+        rows = await directory.reports(conn, person_id)
+    reports = [{**_person_json(r), "depth": r["depth"]} for r in rows]
+    return MsgspecJSON({"person_id": person_id, "reports": reports})
+
+
+@api.get("/accounts", summary="Account summaries: team, health, a 30-day daily score line")
+async def get_accounts(
+    pool: Pool,
+    clock: Now,
+    member: Annotated[list[str] | None, Query(max_length=SUMMARY_MAX_IDS)] = None,
+    account_id: Annotated[list[str] | None, Query(max_length=SUMMARY_MAX_IDS)] = None,
+    limit: Annotated[int, Query(ge=1, le=SUMMARY_MAX_ACCOUNTS)] = 1000,
+) -> Response:
+    """``member`` (repeatable): accounts with one of them on the team; none: every account.
+    ``account_id`` (repeatable): only these. Ordered by account id, ``limit`` at most."""
+    since = clock.now() - timedelta(days=SUMMARY_LINE_DAYS)
+    async with pool.acquire() as conn:
+        rows = await directory.account_summaries(conn, member, account_id, since, limit)
+    return MsgspecJSON({"accounts": [_summary(r) for r in rows], "limit": limit})
+
+
+def _summary(row: Mapping[str, Any]) -> dict[str, Any]:
+    line = msgspec.json.decode(row["line"]) if row["line"] else []
+    return {
+        **{k: v for k, v in row.items() if k != "line"},
+        "line": [{"day": d, "score": s} for d, s in line],
+    }
