@@ -5,7 +5,9 @@ Kafka on 127.0.0.1:9092 and PostgreSQL on 127.0.0.1:15432 unless ``KAFKA_BOOTSTR
 topics, the migrations, the Slack and SMTP sinks (``devstack.sinks``: 127.0.0.1:8003 and
 127.0.0.1:2525, ``LOCAL_SLACK_PORT`` / ``LOCAL_SMTP_PORT`` override; they record what they
 receive under ``.local/sinks/``), and every service that exists in ``services/`` on its port
-(ingest 8000, scoring 8001, alerts 8002; ``INGEST_PORT``… override).
+(ingest 8000, scoring 8001, alerts 8002, console 8004; ``INGEST_PORT``… override).
+When the console exists, alerts' account links open its account page
+(``ALERTS_BRIEF_URL_TEMPLATE``) and it signs people in through the SMTP sink.
 
 The services are configured to use what runs here: alerts delivers to the sinks, with a link
 signing secret kept in ``.local/link-signing-secret``; ingest verifies Zendesk webhooks with the
@@ -50,7 +52,13 @@ class Service:
         return (ROOT / "services" / self.name / "__main__.py").exists()
 
 
-SERVICES = (Service("ingest", 8000), Service("scoring", 8001), Service("alerts", 8002))
+SERVICES = (
+    Service("ingest", 8000),
+    Service("scoring", 8001),
+    Service("alerts", 8002),
+    Service("console", 8004),  # 8003 is the Slack sink
+)
+CONSOLE = SERVICES[-1]
 
 
 def local_dir() -> Path:
@@ -122,6 +130,10 @@ class Stack:
         """The alerts service's link signing key, kept so links stay valid across restarts."""
         return self._kept("link-signing-secret", lambda: secrets.token_urlsafe(32))
 
+    def console_secret_key(self) -> str:
+        """The console's session and sign-in link signing key, kept so sessions survive restarts."""
+        return self._kept("console-secret-key", lambda: secrets.token_urlsafe(32))
+
     def zendesk_signing_secret(self) -> str:
         """The secret a (simulated) Zendesk signs its webhooks with."""
         return self._kept("zendesk-signing-secret", lambda: secrets.token_urlsafe(32))
@@ -158,6 +170,7 @@ class Stack:
             "ALERTS_LINK_SIGNING_SECRET": self.link_signing_secret(),
             "INGEST_ZENDESK_SIGNING_SECRET": self.zendesk_signing_secret(),
             "INGEST_ZENDESK_ORGANIZATIONS": self.zendesk_organizations(),
+            **(self.console_env() if CONSOLE.exists() else {}),
         }
         return {
             **defaults,
@@ -167,6 +180,22 @@ class Stack:
             "API_KEYS": os.environ.get("API_KEYS") or json.dumps(keys),
             "PYTHONUNBUFFERED": "1",
             **self.overrides,
+        }
+
+    def console_env(self) -> dict[str, str]:
+        """The console reads scoring and alerts with the dev key, signs in by email through the
+        SMTP sink, and alerts' account links open its account page."""
+        return {
+            "CONSOLE_PUBLIC_URL": CONSOLE.url,
+            "CONSOLE_SCORING_URL": service_url("scoring"),
+            "CONSOLE_ALERTS_URL": service_url("alerts"),
+            "CONSOLE_API_KEY": self.dev_api_key(),
+            "CONSOLE_SECRET_KEY": self.console_secret_key(),
+            "CONSOLE_LOCAL_DEV": "true",
+            "CONSOLE_SMTP_HOST": "127.0.0.1",
+            "CONSOLE_SMTP_PORT": str(self.smtp_port),
+            "CONSOLE_SMTP_SECURITY": "none",
+            "ALERTS_BRIEF_URL_TEMPLATE": CONSOLE.url + "/accounts/{account_id}",
         }
 
     # -- commands ---------------------------------------------------------------------------

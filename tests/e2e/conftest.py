@@ -17,7 +17,7 @@ def local_stack(
     infra: Infra, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Stack]:
     """A ``make up`` stack with a home of its own, free ports, and the session's infrastructure
-    (so it starts only the sinks and the three services); brought down afterwards."""
+    (so it starts only the sinks and the services); brought down afterwards."""
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
         "DATABASE_URL": database_url,
@@ -25,6 +25,7 @@ def local_stack(
         "INGEST_PORT": str(free_port()),
         "SCORING_PORT": str(free_port()),
         "ALERTS_PORT": str(free_port()),
+        "CONSOLE_PORT": str(free_port()),
         "LOCAL_SLACK_PORT": str(free_port()),
         "LOCAL_SMTP_PORT": str(free_port()),
     }
