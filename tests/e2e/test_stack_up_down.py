@@ -1,6 +1,7 @@
 """``make up`` / ``make status`` / ``make down`` through ``devstack.stack.Stack`` on the session's
 Kafka and PostgreSQL: every service that exists starts (the console too;
-``devstack.process.ServiceProcess``, not tied to the command), a second ``up`` starts nothing new, ``down`` ends every one of them."""
+``devstack.process.ServiceProcess``, not tied to the command), a second ``up`` starts nothing
+new, ``down`` ends every one of them."""
 
 from __future__ import annotations
 
