@@ -256,7 +256,7 @@ def install(
 async def list_alerts(
     ctx: Ctx,
     state: Annotated[list[State] | None, Query()] = None,
-    account_id: str | None = None,
+    account_id: Annotated[list[str] | None, Query(max_length=500)] = None,
     rule: str | None = None,
     severity: Annotated[list[Severity] | None, Query()] = None,
     motion: str | None = None,
@@ -274,6 +274,31 @@ async def list_alerts(
         "alerts": [alert_json(a) for a in found],
         "next_before_id": found[-1].id if len(found) == limit else None,
     }
+
+
+class TokenUseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the token, hex")
+    expires_at: datetime = Field(description="when the token expires (kept until then)")
+
+
+@api.post(
+    "/v1/used-tokens",
+    status_code=201,
+    summary="Use a single-use token (another service's: the console's sign-in links)",
+    responses={409: {"description": "already used (`already_used`)"}},
+)
+async def use_token(ctx: Ctx, body: TokenUseBody, _caller: Admin) -> dict[str, Any]:
+    """Record the token as used, once: 201 the first time, 409 ``already_used`` after. The
+    same table and retention as the one-click links' (``used_links``)."""
+    async with ctx.engine.begin() as conn:
+        first = await store.use_link(
+            conn, bytes.fromhex(body.digest), body.expires_at, ctx.clock.now()
+        )
+    if not first:
+        raise error(409, "already_used", "this token was already used")
+    return {"digest": body.digest, "used": True}
 
 
 @api.get("/v1/alerts/{alert_id}", dependencies=READ, summary="One alert")

@@ -160,7 +160,7 @@ class AlertQuery:
     """A listing's filters (all optional), newest first, ``limit`` at most."""
 
     state: Sequence[str] | None = None
-    account_id: str | None = None
+    account_id: Sequence[str] | str | None = None  # one, or any of these
     rule: str | None = None
     severity: Sequence[str] | None = None
     motion: str | None = None
@@ -178,7 +178,8 @@ async def list_alerts(conn: AsyncConnection, q: AlertQuery) -> list[Alert]:
     if q.open_only:
         query = query.where(t.c.state != "resolved")
     if q.account_id:
-        query = query.where(t.c.account_id == q.account_id)
+        ids = [q.account_id] if isinstance(q.account_id, str) else list(q.account_id)
+        query = query.where(t.c.account_id.in_(ids))
     if q.rule:
         query = query.where(t.c.rule == q.rule)
     if q.severity:
