@@ -82,9 +82,6 @@ def _code(status: int, content: bytes, headers: Mapping[str, str]) -> str | None
     with contextlib.suppress(ValueError):
         body = json.loads(content)
         if isinstance(body, dict):
-            detail = body.get("detail")
-            if isinstance(detail, dict) and "code" in detail:
-                return str(detail["code"])
             if "code" in body:
                 return str(body["code"])
             if 200 <= status < 300 and body.get("accepted") == 0 and body.get("rejected"):
