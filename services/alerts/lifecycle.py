@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from services.alerts.routing import Recipient, Route
 from services.alerts.rules import SEVERITY_RANK, Delivery, Motion, Rule, Severity, Verdict
@@ -216,46 +216,39 @@ def _set_severity(alert: Alert, severity: Severity, now: datetime) -> Alert:
 
 
 def acknowledge(alert: Alert, by: str, now: datetime) -> Alert:
-    if not alert.is_open:
-        return alert
-    return replace(
+    return _act(
         alert,
+        now,
         state="acknowledged",
         acknowledged_at=now,
         acknowledged_by=by,
         snoozed_until=None,
-        pending_since=None,
-        updated_at=now,
     )
 
 
 def snooze(alert: Alert, until: datetime, by: str, now: datetime) -> Alert:
-    if not alert.is_open:
-        return alert
-    return replace(
-        alert,
-        state="snoozed",
-        snoozed_until=until,
-        acknowledged_by=by,
-        pending_since=None,
-        updated_at=now,
-    )
+    return _act(alert, now, state="snoozed", snoozed_until=until, acknowledged_by=by)
 
 
 def resolve(alert: Alert, by: str, now: datetime) -> Alert:
-    if not alert.is_open:
-        return alert
-    return replace(
+    return _act(
         alert,
+        now,
         state="resolved",
         resolved_at=now,
         resolved_by=by,
         resolve_notice_due=alert.send_resolved and alert.notified_at is not None,
-        pending_since=None,
         resolves_at=None,
         wake_at=None,
-        updated_at=now,
     )
+
+
+def _act(alert: Alert, now: datetime, **changes: Any) -> Alert:
+    """A person's action: an open alert takes ``changes`` and is wanted in no notification
+    until something new happens; a resolved one stays as it is."""
+    if not alert.is_open:
+        return alert
+    return replace(alert, pending_since=None, updated_at=now, **changes)
 
 
 def reroute(alert: Alert, new_route: Route, now: datetime) -> Alert:
