@@ -15,24 +15,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.alerts.lifecycle import Alert, Matcher, Silence
 from services.alerts.routing import Recipient, Route
-from services.alerts.store.tables import alerts, from_row, silences, used_links
+from services.alerts.store.tables import alerts, from_row, grouped, silences, used_links
 
 
 async def load_open_alerts(
     conn: AsyncConnection, account_ids: Iterable[str]
 ) -> dict[str, list[Alert]]:
     ids = list(set(account_ids))
-    found: dict[str, list[Alert]] = {a: [] for a in ids}
     if not ids:
-        return found
+        return {}
     rows = await conn.execute(
         select(alerts)
         .where(alerts.c.account_id.in_(ids), alerts.c.state != "resolved")
         .order_by(alerts.c.id)
     )
-    for row in rows.mappings():
-        found[row["account_id"]].append(alert_from_row(row))
-    return found
+    return grouped(rows.mappings(), "account_id", alert_from_row, keys=ids)
 
 
 async def load_alerts(conn: AsyncConnection, ids: Iterable[int]) -> list[Alert]:

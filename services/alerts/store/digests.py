@@ -3,7 +3,6 @@ the alerts held for the digest, and when each is due next."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -12,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.alerts.digest import AccountLine, HeldAlert
 from services.alerts.store.ownership import PersonRow
-from services.alerts.store.tables import from_row
+from services.alerts.store.tables import from_row, grouped
 
 
 async def claim_due_people(conn: AsyncConnection, now: datetime, limit: int) -> list[PersonRow]:
@@ -57,12 +56,13 @@ async def portfolios(
         ),
         {"ids": list(person_ids)},
     )
-    found: dict[str, list[AccountLine]] = defaultdict(list)
-    for r in rows.mappings():
-        found[r["person_id"]].append(
-            from_row(AccountLine, r, reasons=tuple(r["reasons"]), moved_by=tuple(r["moved_by"]))
-        )
-    return found
+    return grouped(
+        rows.mappings(),
+        "person_id",
+        lambda r: from_row(
+            AccountLine, r, reasons=tuple(r["reasons"]), moved_by=tuple(r["moved_by"])
+        ),
+    )
 
 
 async def held_alerts(
@@ -88,8 +88,8 @@ async def held_alerts(
         ),
         {"ids": list(person_ids)},
     )
-    found: dict[str, list[HeldAlert]] = defaultdict(list)
-    for r in rows.mappings():
-        held = from_row(HeldAlert, r, alert_id=r["id"], account_name=r["name"])
-        found[r["person_id"]].append(held)
-    return found
+    return grouped(
+        rows.mappings(),
+        "person_id",
+        lambda r: from_row(HeldAlert, r, alert_id=r["id"], account_name=r["name"]),
+    )

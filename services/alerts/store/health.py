@@ -21,6 +21,7 @@ from services.alerts.rules import BAND_RANK
 from services.alerts.store.tables import (
     account_health,
     from_row,
+    grouped,
     model_rollouts,
     processed_changes,
     score_history,
@@ -115,17 +116,14 @@ async def load_history(
     conn: AsyncConnection, account_ids: Iterable[str], since: datetime
 ) -> dict[str, list[tuple[datetime, float]]]:
     ids = list(set(account_ids))
-    found: dict[str, list[tuple[datetime, float]]] = {a: [] for a in ids}
     if not ids:
-        return found
+        return {}
     rows = await conn.execute(
         select(score_history.c.account_id, score_history.c.as_of, score_history.c.score).where(
             score_history.c.account_id.in_(ids), score_history.c.as_of >= since
         )
     )
-    for account_id, as_of, score in rows:
-        found[account_id].append((as_of, score))
-    return found
+    return grouped(rows.mappings(), "account_id", lambda r: (r["as_of"], r["score"]), keys=ids)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ The queries live beside this module, one module per concern (see ``store/__init_
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from typing import Any, TypeVar
 
@@ -45,6 +46,21 @@ def from_row(cls: type[T], row: RowMapping, **values: Any) -> T:
         if f.name in values or f.name in row
     }
     return cls(**given)
+
+
+def grouped(
+    rows: Iterable[RowMapping],
+    key: str,
+    make: Callable[[RowMapping], T],
+    *,
+    keys: Iterable[str] = (),
+) -> dict[str, list[T]]:
+    """Each row made by ``make``, listed under its ``key`` column in query order; each of
+    ``keys`` is listed even with no row."""
+    found: dict[str, list[T]] = {k: [] for k in keys}
+    for row in rows:
+        found.setdefault(row[key], []).append(make(row))
+    return found
 
 
 metadata = MetaData(schema="alerts")
