@@ -21,7 +21,7 @@ import yaml  # type: ignore[import-untyped]  # no stubs in the lock
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
-SERVICES = ("ingest", "scoring", "alerts")
+SERVICES = ("ingest", "scoring", "alerts", "console")
 
 Doc = dict[str, Any]
 

@@ -31,7 +31,7 @@ import shared.settings
 from tests.deploy.conftest import ROOT, SERVICES, Doc, Rendered, pod_spec, settings_config_map
 
 OPERATIONS = ROOT / "docs" / "operations.md"
-PORTS = {"ingest": 8000, "scoring": 8001, "alerts": 8002}
+PORTS = {"ingest": 8000, "scoring": 8001, "alerts": 8002, "console": 8004}
 CONSUMERS = ("scoring", "alerts")
 NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 

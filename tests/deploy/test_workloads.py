@@ -18,7 +18,7 @@ from tests.deploy.conftest import (
     workloads,
 )
 
-PORTS = {"ingest": 8000, "scoring": 8001, "alerts": 8002}
+PORTS = {"ingest": 8000, "scoring": 8001, "alerts": 8002, "console": 8004}
 
 
 def component(doc: Doc) -> str:
@@ -173,6 +173,7 @@ def test_network_is_denied_by_default_and_opened_only_where_each_needs_it(
         "ingest": dns | kafka,
         "scoring": dns | kafka | db,
         "alerts": dns | kafka | db | delivery,
+        "console": dns | {"http", 587, 465, 25},  # scoring's and alerts' APIs; sign-in mail
         "migrations": dns | db,
     }
     for workload in workloads(overlay):
@@ -183,8 +184,24 @@ def test_network_is_denied_by_default_and_opened_only_where_each_needs_it(
 
 
 def test_delivery_egress_stays_off_private_networks(overlay: Rendered) -> None:
-    policy = overlay.one("NetworkPolicy", "churnwatch-allow-alerts-delivery")
-    (rule,) = policy["spec"]["egress"]
+    for name in ("churnwatch-allow-alerts-delivery", "churnwatch-allow-console-mail"):
+        policy = overlay.one("NetworkPolicy", name)
+        (rule,) = policy["spec"]["egress"]
+        (peer,) = rule["to"]
+        assert peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+        assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(peer["ipBlock"]["except"])
+
+
+def test_the_console_reaches_scoring_and_alerts_only_and_they_admit_it(overlay: Rendered) -> None:
+    console = {"app.kubernetes.io/name": "churnwatch", "app.kubernetes.io/component": "console"}
+    (rule,) = overlay.one("NetworkPolicy", "churnwatch-allow-console-to-apis")["spec"]["egress"]
     (peer,) = rule["to"]
-    assert peer["ipBlock"]["cidr"] == "0.0.0.0/0"
-    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(peer["ipBlock"]["except"])
+    targets = {name: {**console, "app.kubernetes.io/component": name} for name in SERVICES}
+    reached = {name for name, labels in targets.items() if selects(peer["podSelector"], labels)}
+    assert reached == {"scoring", "alerts"}
+    admit = overlay.one("NetworkPolicy", "churnwatch-allow-apis-from-console")["spec"]
+    admitted = {n for n, labels in targets.items() if selects(admit["podSelector"], labels)}
+    assert admitted == {"scoring", "alerts"}
+    (incoming,) = admit["ingress"]
+    (source,) = incoming["from"]
+    assert selects(source["podSelector"], console)
