@@ -53,7 +53,7 @@ from churnwatch.client import Client, Endpoints
 from churnwatch.driver import Counts, Credentials, Driver, Progress
 from churnwatch.simulator import SimulatedDay, Simulation, simulate
 from devstack import process
-from devstack.stack import Stack, service_url
+from devstack.stack import CONSOLE, Stack, service_url
 from shared.clock import ScaledClock
 
 DEMO_DATABASE = "churnwatch_demo"
@@ -124,6 +124,8 @@ def explore_settings(resume: datetime, prefix: str, anchor: float) -> dict[str, 
         "ALERTS_REPEAT_INTERVAL_SECONDS": str(7 * 86_400),
         # what the last events of the run bring is sent at once, not after a group wait
         "ALERTS_GROUP_WAIT_SECONDS": "0",
+        # the printed sign-in links stay usable for an hour (the most the console allows)
+        "CONSOLE_SIGN_IN_TTL_SECONDS": "3600",
     }
 
 
@@ -603,10 +605,40 @@ def run(options: Options, stack: Stack | None = None) -> collect.RunData:
             "  churnwatch alerts list; churnwatch health <account>; churnwatch brief <account>\n"
             "  docs/demo.md has more. Stop everything with: make down"
         )
+        links = console_links(stack, simulation)
+        if links:
+            say(
+                f"\nThe console: {service_url('console')} — sign in as a demo person (each link "
+                "works once, within the hour; the sign-in page sends new ones to the SMTP sink):"
+            )
+            for name, role, link in links:
+                say(f"  {name} ({role})\n    {link}")
     else:
         stack.down()
     say(f"\ndemo finished in {data.timings['total_seconds']:.0f} s")
     return data
+
+
+def console_links(stack: Stack, simulation: Simulation) -> list[tuple[str, str, str]]:
+    """(name, role, sign-in link) of each demo person with an email, when the console runs
+    (local mode only: minted with the stack's own console key, never sent anywhere)."""
+    if not CONSOLE.exists():
+        return []
+    from services.console.settings import ConsoleSettings
+    from services.console.signin import sign_in_link
+
+    env = stack.service_env()
+    settings = ConsoleSettings(
+        public_url=env["CONSOLE_PUBLIC_URL"],
+        secret_key=env["CONSOLE_SECRET_KEY"],
+        local_dev=True,
+        sign_in_ttl_seconds=float(env.get("CONSOLE_SIGN_IN_TTL_SECONDS", 900)),
+    )
+    return [
+        (p.name, simulation.roles.get(p.person_id, "person"), sign_in_link(settings, p.email))
+        for p in simulation.people
+        if p.email and p.active
+    ]
 
 
 def parse(argv: list[str], env: Mapping[str, str]) -> Options:
