@@ -40,6 +40,14 @@ before anything is reported.
 interval): naive inactivity (active days of the last 7), the base model, the fitted model and a
 black-box reference (scikit-learn gradient boosting on the same measure values), the churn rate
 per band against the base rate, and each measure's learned curve as a small chart.
+
+**Feedback on live alerts** (``--feedback feedback.csv``, :mod:`churnwatch.feedback`): the
+verdicts are judgements of alerts, not churn outcomes, so they never enter the training label.
+The report gains a section that, for each judged alert (its latest verdict), scores the
+account with the fitted and the base model at the end of the day the verdict was given, and
+says per rule how well each model's score separates the alerts judged useful or already known
+from those judged not useful (mean score per verdict, AUC with a bootstrap interval when both
+sides have ``FEEDBACK_MIN_PER_CLASS`` alerts) — does the refit agree with the team?
 """
 
 from __future__ import annotations
@@ -49,9 +57,11 @@ import dataclasses
 import html
 import json
 import math
+import random
+import statistics
 import time
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -59,8 +69,9 @@ from datetime import time as clock_time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from churnwatch import files
+from churnwatch import evaluation, files
 from churnwatch.evaluation import HorizonAuc, horizon_auc
+from churnwatch.feedback import CONFIRMING, VERDICTS, Verdict, latest
 from services.scoring import health
 from services.scoring import model as scoring_model
 from services.scoring.facts import Ledger
@@ -90,6 +101,11 @@ MEASURES: tuple[tuple[str, str], ...] = tuple(
 )
 COMPONENTS: tuple[str, ...] = tuple(CATALOG)
 SCORERS = ("naive inactivity", "base model", "fitted model", "black box")
+FEEDBACK_SCORERS = ("fitted model", "base model")
+FEEDBACK_MIN_PER_CLASS = 5  # alerts on each side (useful or known / not useful) for an AUC
+FEEDBACK_CONFIDENCE = 0.95
+UNKNOWN_ACCOUNT = "unknown account"  # neither in the events, the records nor the labels
+NO_DATA = "no data that day"  # before the account's first data, or after the events end
 
 
 class FitError(ValueError):
@@ -180,6 +196,7 @@ class Inputs:
     events: Iterable[Event]  # in time order (a list is sorted)
     records: list[AccountRecord]
     outcomes: dict[str, Outcome]
+    verdicts: Sequence[Verdict] | None = None  # feedback.csv; None: no feedback section
 
 
 def every_day(events: Iterable[Event]) -> Iterator[tuple[date, list[Event]]]:
@@ -255,6 +272,148 @@ class Fitted:
     empty_columns: list[int]  # features never known in training, set to 0 for the black box
 
 
+@dataclass(frozen=True)
+class Judged:
+    """One judged alert (its latest verdict) and its account's scores on the verdict's day."""
+
+    verdict: Verdict
+    day: date  # the UTC day the verdict was given
+    scores: Mapping[str, float]  # scorer (FEEDBACK_SCORERS) -> score; empty when unscored
+    unscored: str | None = None  # why not: UNKNOWN_ACCOUNT or NO_DATA
+
+
+@dataclass
+class FeedbackFacts:
+    """While the events are folded: each judged account's facts at the end of its verdict's
+    day (the fit scores day by day), kept until the fitted model exists to score them."""
+
+    given: int = 0  # rows of feedback.csv
+    waiting: dict[date, list[Verdict]] = field(default_factory=lambda: defaultdict(list))
+    seen: list[tuple[Verdict, Facts, datetime]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, verdicts: Sequence[Verdict]) -> FeedbackFacts:
+        collected = cls(given=len(verdicts))
+        for v in latest(verdicts):
+            collected.waiting[v.given_at.astimezone(UTC).date()].append(v)
+        return collected
+
+    def observe(
+        self,
+        day: date,
+        ledger: Ledger,
+        records: Mapping[str, AccountRecord],
+        observed: Mapping[str, date],
+    ) -> None:
+        """Keep the facts of the accounts judged on ``day`` that have data by then."""
+        as_of = _end_of(day)
+        for v in self.waiting.get(day, ()):
+            if v.account_id in observed:
+                facts = ledger.facts(v.account_id, as_of, records.get(v.account_id))
+                self.seen.append((v, facts, as_of))
+
+    def judged(self, models: Mapping[str, Model], known: Iterable[str]) -> list[Judged]:
+        """Every judged alert, scored by each model on its day, or why it could not be."""
+        accounts = set(known)
+        out = [
+            Judged(
+                v,
+                as_of.date(),
+                {n: health.evaluate(m, facts, as_of).snapshot.score for n, m in models.items()},
+            )
+            for v, facts, as_of in self.seen
+        ]
+        scored = {j.verdict.alert_id for j in out}
+        for day, verdicts in self.waiting.items():
+            for v in verdicts:
+                if v.alert_id not in scored:
+                    why = NO_DATA if v.account_id in accounts else UNKNOWN_ACCOUNT
+                    out.append(Judged(v, day, {}, why))
+        return sorted(out, key=lambda j: (j.verdict.given_at, j.verdict.alert_id))
+
+
+def feedback_section(
+    judged: Sequence[Judged], *, given: int, train_until: date, resamples: int, seed: int = 0
+) -> dict[str, Any]:
+    """The report's ``feedback`` section: per rule (and all rules), the verdicts of the scored
+    alerts and how each model's score separates useful or known alerts from not useful ones."""
+    scored = [j for j in judged if j.unscored is None]
+    by_rule: dict[str, list[Judged]] = defaultdict(list)
+    for j in scored:
+        by_rule[j.verdict.rule].append(j)
+    groups = sorted(by_rule.items())
+    if groups:
+        groups.append(("all rules", scored))
+    return {
+        "given": given,
+        "alerts": len(judged),
+        "scored": len(scored),
+        "scored_until_train_until": sum(1 for j in scored if j.day <= train_until),
+        "unscored": dict(Counter(j.unscored for j in judged if j.unscored is not None)),
+        "min_per_class": FEEDBACK_MIN_PER_CLASS,
+        "rules": [_rule_feedback(rule, items, resamples, seed) for rule, items in groups],
+        "judged": [
+            {
+                "alert_id": j.verdict.alert_id,
+                "account_id": j.verdict.account_id,
+                "rule": j.verdict.rule,
+                "verdict": j.verdict.verdict,
+                "day": j.day.isoformat(),
+                "scores": dict(j.scores),
+                "unscored": j.unscored,
+            }
+            for j in judged
+        ],
+    }
+
+
+def _rule_feedback(
+    rule: str, judged: Sequence[Judged], resamples: int, seed: int
+) -> dict[str, Any]:
+    counts = {v: sum(1 for j in judged if j.verdict.verdict == v) for v in VERDICTS}
+    models = {}
+    for name in FEEDBACK_SCORERS:
+        said = {v: [j.scores[name] for j in judged if j.verdict.verdict == v] for v in VERDICTS}
+        confirming = [s for v in VERDICTS if v in CONFIRMING for s in said[v]]
+        rejected = [s for v in VERDICTS if v not in CONFIRMING for s in said[v]]
+        models[name] = {
+            "mean_score": {v: statistics.fmean(s) if s else None for v, s in said.items()},
+            **verdict_auc(confirming, rejected, resamples=resamples, seed=seed),
+        }
+    return {"rule": rule, **counts, "models": models}
+
+
+def verdict_auc(
+    confirming: Sequence[float], rejected: Sequence[float], *, resamples: int, seed: int = 0
+) -> dict[str, Any]:
+    """How often an alert judged useful or known scores lower (riskier) than one judged not
+    useful (ties ½): :func:`churnwatch.evaluation.auc`, with a percentile bootstrap interval
+    (each side resampled on its own, seeded). Fewer than ``FEEDBACK_MIN_PER_CLASS`` alerts on
+    a side: no figure, "too few"."""
+    if min(len(confirming), len(rejected)) < FEEDBACK_MIN_PER_CLASS:
+        return {
+            "auc": None,
+            "low": None,
+            "high": None,
+            "note": f"too few: {len(confirming)} useful or known, {len(rejected)} not useful "
+            f"(an AUC needs {FEEDBACK_MIN_PER_CLASS} of each)",
+        }
+    point = evaluation.auc(confirming, rejected)
+    if resamples < 2:  # no interval from fewer than two resamples
+        return {"auc": point, "low": None, "high": None, "note": None}
+    rng = random.Random(seed)
+    estimates = []
+    for _ in range(resamples):
+        value = evaluation.auc(
+            rng.choices(confirming, k=len(confirming)), rng.choices(rejected, k=len(rejected))
+        )
+        assert value is not None  # both sides are non-empty
+        estimates.append(value)
+    tail = (1.0 - FEEDBACK_CONFIDENCE) / 2
+    cuts = statistics.quantiles(estimates, n=round(1 / tail), method="inclusive")
+    return {"auc": point, "low": cuts[0], "high": cuts[-1], "note": None}
+
+
 def _label(outcome: Outcome, day: date, horizon: int, known_until: date) -> int | None:
     """1 when the account churns within ``horizon`` days after ``day``; None if not known."""
     churn = outcome.churn_date
@@ -311,6 +470,7 @@ def run(
             for h in horizons:
                 cases[outcome.churn_date - timedelta(days=h)][account].append(h)
     control_step = max(1, math.ceil(len(outcomes) / MAX_CONTROLS))
+    said = FeedbackFacts.of(inputs.verdicts) if inputs.verdicts is not None else None
     last_day: date | None = None
     for day, todays in every_day(inputs.events):
         if train_step is None:
@@ -326,6 +486,8 @@ def run(
         for event in todays:
             observation.first.setdefault(event.account_id, day)
             seen.add(event.account_id)
+        if said is not None:
+            said.observe(day, ledger, current, observation.first)
         if day > train_until and fitted is None:
             fitted = fit(
                 rows, frame, version=version, red_lift=red_lift, horizon=horizon, targets=targets_at
@@ -368,7 +530,7 @@ def run(
     unmatched = sorted(seen - set(outcomes))
     _score_black_box(holdout, fitted)
     observed = {a: w for a, o in outcomes.items() if (w := observation.window(a, o)) is not None}
-    return _report(
+    report = _report(
         fitted,
         base,
         holdout,
@@ -383,6 +545,16 @@ def run(
         unmatched=unmatched,
         seconds=time.perf_counter() - started,
     )
+    if said is not None:
+        known = seen | set(outcomes) | {r.account_id for r in inputs.records}
+        scorers = {"fitted model": fitted.model, "base model": base}
+        report.data["feedback"] = feedback_section(
+            said.judged(scorers, known),
+            given=said.given,
+            train_until=train_until,
+            resamples=resamples,
+        )
+    return report
 
 
 def _score_holdout(
@@ -1041,6 +1213,8 @@ def render_html(report: Report) -> str:
             + "".join(f"<td>{weights[c]:g}</td>" for c in COMPONENTS)
             + "</tr>"
         )
+    if "feedback" in d:
+        out += _feedback_html(d["feedback"], d["train_until"])
     out.append("</table><h2>Learned shapes (points by value)</h2>")
     for component, measure in MEASURES:
         knots = fit_summary["curves"][measure]
@@ -1050,6 +1224,55 @@ def render_html(report: Report) -> str:
             f"(share {share:g})</figcaption></figure>"
         )
     return "".join(out) + "\n"
+
+
+def _feedback_html(section: Mapping[str, Any], train_until: str) -> list[str]:
+    esc = html.escape
+    unscored = ", ".join(f"{n} {esc(why)}" for why, n in sorted(section["unscored"].items()))
+    out = [
+        "</table><h2>Feedback on live alerts</h2>",
+        f"<p>{section['given']:,} verdicts in the file, {section['alerts']:,} alerts judged (each "
+        f"by its latest verdict), {section['scored']:,} scored"
+        + (f" ({unscored})" if unscored else "")
+        + f"; {section['scored_until_train_until']:,} of them on or before {esc(train_until)}. "
+        "Each account is scored by both models at the end of the day the verdict was given. AUC: "
+        "how often an alert judged useful or already known scores lower (riskier) than one "
+        "judged not useful — agreement with the team's verdicts, not churn; 0.5 is none. "
+        f"It needs {section['min_per_class']} alerts on each side. The verdicts are never part "
+        "of the training label.</p>",
+    ]
+    if not section["rules"]:
+        return [*out, "<p>No scored verdicts to judge by.</p><table>"]
+    out.append(
+        "<table><tr><th rowspan='2'>rule</th>"
+        + "".join(f"<th rowspan='2'>{_said(v)}</th>" for v in VERDICTS)
+        + "".join(f"<th colspan='2'>{esc(n)}</th>" for n in FEEDBACK_SCORERS)
+        + "</tr><tr>"
+        + f"<th>mean score ({' / '.join(map(_said, VERDICTS))})</th><th>AUC [95 %]</th>" * 2
+        + "</tr>"
+    )
+    for row in section["rules"]:
+        cells = []
+        for name in FEEDBACK_SCORERS:
+            m = row["models"][name]
+            means = " / ".join(_fmt(m["mean_score"][v], 1) for v in VERDICTS)
+            figure = (
+                f"{_fmt(m['auc'])} <small>[{_fmt(m['low'])}–{_fmt(m['high'])}]</small>"
+                if m["auc"] is not None
+                else esc(m["note"])
+            )
+            cells.append(f"<td>{means}</td><td>{figure}</td>")
+        out.append(
+            f"<tr><th>{esc(row['rule'])}</th>"
+            + "".join(f"<td>{row[v]:,}</td>" for v in VERDICTS)
+            + "".join(cells)
+            + "</tr>"
+        )
+    return out
+
+
+def _said(verdict: str) -> str:
+    return verdict.replace("_", " ")
 
 
 def _verdict(ok: bool) -> str:
@@ -1133,6 +1356,13 @@ def add_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--report", type=Path, help="the report's HTML (JSON beside it); default: OUT's"
     )
+    cmd.add_argument(
+        "--feedback",
+        type=Path,
+        help="feedback.csv (churnwatch feedback export): the report says per rule how the fitted "
+        "and the base model's scores separate alerts judged useful or known from not useful; "
+        "never part of the training label",
+    )
 
 
 def _beside(events: Path) -> list[Path]:
@@ -1149,6 +1379,7 @@ def command(args: argparse.Namespace, out: TextIO) -> int:
             "churnwatch fit needs the `fit` extra: pip install 'churnwatch[fit]' "
             "(or the dev lock, requirements-dev.lock)"
         ) from None
+    said = files.read_feedback(args.feedback) if args.feedback is not None else None
     base = scoring_model.load(args.base or scoring_model.DEFAULT_MODEL_FILE)
     now = datetime.now(UTC)
     account_files = args.accounts or _beside(args.events)
@@ -1163,7 +1394,7 @@ def command(args: argparse.Namespace, out: TextIO) -> int:
     version = args.version or args.out.stem
     horizons = [int(h) for h in args.horizons.split(",") if h.strip()]
     report = run(
-        Inputs(events, records, outcomes),
+        Inputs(events, records, outcomes, said),
         base,
         train_until=args.train_until,
         version=version,
@@ -1202,4 +1433,31 @@ def summary_text(report: Report, model_path: Path, html_path: Path, json_path: P
         )
     if d["unmatched_accounts"]:
         lines.append(f"  warning: {d['unmatched_accounts']} accounts with events have no label")
+    if "feedback" in d:
+        lines += feedback_lines(d["feedback"])
     return "\n".join(lines)
+
+
+def feedback_lines(section: Mapping[str, Any]) -> list[str]:
+    """The feedback section in a few lines: per rule, each model's AUC or why there is none."""
+    unscored = ", ".join(f"{n} {why}" for why, n in sorted(section["unscored"].items()))
+    lines = [
+        f"  feedback: {section['alerts']} alerts judged, {section['scored']} scored"
+        + (f" ({unscored})" if unscored else "")
+        + "; AUC of useful or known against not useful (lower score = riskier):"
+    ]
+    if not section["rules"]:
+        lines.append("    no verdicts to judge by")
+    for row in section["rules"]:
+        cells = []
+        for name in FEEDBACK_SCORERS:
+            m = row["models"][name]
+            figure = (
+                f"{_fmt(m['auc'])} [{_fmt(m['low'])}–{_fmt(m['high'])}]"
+                if m["auc"] is not None
+                else m["note"]
+            )
+            cells.append(f"{name} {figure}")
+        counts = "/".join(str(row[v]) for v in VERDICTS)
+        lines.append(f"    {row['rule']} ({counts} {'/'.join(VERDICTS)}): " + "; ".join(cells))
+    return lines
