@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from services.alerts import hours
 from services.alerts.hours import QuietHours, WorkingHours
@@ -87,6 +87,21 @@ class TeamChannel:
         return bool(self.slack_channel or self.email)
 
 
+class Contact(Protocol):
+    """A person as routing and the digests know them (:class:`Person`, or a stored person)."""
+
+    @property
+    def person_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def slack_user_id(self) -> str | None: ...
+    @property
+    def time_zone(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Recipient:
     """A person, or the team channel (``person_id`` None)."""
@@ -109,6 +124,21 @@ class Recipient:
             "email": self.email,
             "time_zone": self.time_zone,
         }
+
+    @classmethod
+    def of_person(cls, person: Contact) -> Recipient:
+        return cls(
+            name=person.name,
+            person_id=person.person_id,
+            slack=person.slack_user_id,
+            email=person.email,
+            time_zone=person.time_zone,
+        )
+
+    @classmethod
+    def of_channel(cls, channel: TeamChannel, name: str) -> Recipient:
+        """A shared channel (the account team's, CS ops'): no person behind it."""
+        return cls(name=name, slack=channel.slack_channel, email=channel.email)
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Recipient:
@@ -142,20 +172,6 @@ class Route:
         )
 
 
-def _as_recipient(person: Person) -> Recipient:
-    return Recipient(
-        name=person.name,
-        person_id=person.person_id,
-        slack=person.slack_user_id,
-        email=person.email,
-        time_zone=person.time_zone,
-    )
-
-
-def _team_recipient(channel: TeamChannel) -> Recipient:
-    return Recipient(name="team channel", slack=channel.slack_channel, email=channel.email)
-
-
 def _why_not(person: Person) -> str:
     if not person.active:
         return "inactive"
@@ -181,13 +197,13 @@ def route(motion: Motion, team: Team, people: Mapping[str, Person], channel: Tea
             continue
         if person.reachable:
             path.append(f"{label} → {person.person_id} ({person.name})")
-            _add(recipients, _as_recipient(person))
+            _add(recipients, Recipient.of_person(person))
             continue
         path.append(f"{label} {person.person_id} {_why_not(person)}")
         manager = people.get(person.manager_id) if person.manager_id else None
         if manager is not None and manager.reachable:
             path.append(f"→ manager {manager.person_id} ({manager.name})")
-            _add(recipients, _as_recipient(manager))
+            _add(recipients, Recipient.of_person(manager))
         else:
             path.append(
                 f"manager {person.manager_id} {_why_not(manager) if manager else 'unknown'}"
@@ -215,7 +231,7 @@ def escalation(
         if manager is not None and manager.reachable:
             if manager.person_id not in {r.person_id for r in notified}:
                 path.append(f"escalate {recipient.person_id} → manager {manager.person_id}")
-                _add(recipients, _as_recipient(manager))
+                _add(recipients, Recipient.of_person(manager))
             else:
                 path.append(f"escalate {recipient.person_id}: manager already notified")
         else:
@@ -228,7 +244,7 @@ def escalation(
 def _to_team(recipients: list[Recipient], path: list[str], channel: TeamChannel) -> None:
     if channel.configured:
         path.append("→ team channel")
-        _add(recipients, _team_recipient(channel))
+        _add(recipients, Recipient.of_channel(channel, "team channel"))
     else:
         path.append("no team channel configured: nobody to notify")
 

@@ -296,13 +296,7 @@ def plan_digests(
         )
         if built.empty and options.skip_empty:
             continue
-        recipient = routing.Recipient(
-            name=person.name,
-            person_id=person.person_id,
-            slack=person.slack_user_id,
-            email=person.email,
-            time_zone=person.time_zone,
-        )
+        recipient = routing.Recipient.of_person(person)
         destinations = routing.destinations(
             recipient,
             config.channels,
@@ -331,7 +325,7 @@ def plan_rollout(
     rollout: store.Rollout, cs_ops: routing.TeamChannel, config: Config, *, real_now: datetime
 ) -> OutboxEntry | None:
     """The one message about a model rollout, to CS ops (None: no CS-ops destination)."""
-    recipient = routing.Recipient(name="CS ops", slack=cs_ops.slack_channel, email=cs_ops.email)
+    recipient = routing.Recipient.of_channel(cs_ops, "CS ops")
     destinations = routing.destinations(recipient, config.channels, routing.TeamChannel())
     if not destinations:
         return None
