@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.alerts.messages import OutboxEntry
 from services.alerts.routing import Destination
-from services.alerts.store.tables import outbox
+from services.alerts.store.tables import from_row, outbox
 
 OUTBOX_CHANNEL = "alerts_outbox"  # NOTIFY channel that wakes the delivery workers
 
@@ -54,19 +54,11 @@ class ClaimedRow:
 
     @classmethod
     def from_row(cls, row: RowMapping) -> ClaimedRow:
-        return cls(
-            id=row["id"],
-            key=row["key"],
-            kind=row["kind"],
-            account_id=row["account_id"],
+        return from_row(
+            cls,
+            row,
             destination=Destination(row["channel"], row["address"], row["mention"]),
             fallbacks=tuple(Destination.from_json(d) for d in row["fallbacks"]),
-            payload=row["payload"],
-            message_id=row["message_id"],
-            thread_key=row["thread_key"],
-            thread_ref=row["thread_ref"],
-            attempts=row["attempts"],
-            created_at=row["created_at"],
         )
 
 

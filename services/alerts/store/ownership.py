@@ -72,16 +72,8 @@ class AccountRow:
 
     @classmethod
     def from_row(cls, row: RowMapping) -> AccountRow:
-        return cls(
-            row["account_id"],
-            row["name"],
-            Team(row["csm"], row["account_executive"], row["renewal_owner"]),
-            row["renewal_date"],
-            row["seats"],
-            tier=row["tier"],
-            arr=row["arr"],
-            lifecycle_stage=row["lifecycle_stage"],
-        )
+        team = Team(row["csm"], row["account_executive"], row["renewal_owner"])
+        return from_row(cls, row, team=team)
 
 
 # ---------------------------------------------------------------------------------------------
