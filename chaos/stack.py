@@ -111,6 +111,7 @@ class Secrets:
     zendesk_signing_secret: str
     slack_bot_token: str
     database_password: str
+    console_secret_key: str
 
     @classmethod
     def generate(cls) -> Secrets:
@@ -125,6 +126,7 @@ class Secrets:
             zendesk_signing_secret="zendesk-" + secrets.token_urlsafe(24),
             slack_bot_token="xoxb-chaos-" + secrets.token_hex(12),
             database_password="dbpw-" + secrets.token_urlsafe(18),
+            console_secret_key="console-" + secrets.token_urlsafe(24),
         )
 
     def api_keys_json(self) -> str:
@@ -142,6 +144,7 @@ class Secrets:
             "Zendesk signing secret": self.zendesk_signing_secret,
             "Slack bot token": self.slack_bot_token,
             "database password": self.database_password,
+            "console secret key": self.console_secret_key,
         }
 
 
@@ -228,7 +231,9 @@ class Deployment:
         self.slack = await SlackSink(token=self.secrets.slack_bot_token).start()
         self.smtp = await SmtpSink().start()
 
-    def env(self, name: str) -> dict[str, str]:
+    def env(self, name: str, port: int | None = None) -> dict[str, str]:
+        """``name``'s variables; the console's need its ``port`` (its public URL) and the
+        scoring and alerts services started first."""
         tunings = self.tunings
         common = {
             "KAFKA_BOOTSTRAP_SERVERS": self.infra.bootstrap_servers,
@@ -258,6 +263,20 @@ class Deployment:
             }
         assert self.slack is not None
         assert self.smtp is not None
+        if name == "console":
+            return {
+                "LOG_LEVEL": tunings.log_level,
+                "CONSOLE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                "CONSOLE_LOCAL_DEV": "true",
+                "CONSOLE_SCORING_URL": self.service("scoring").url,
+                "CONSOLE_ALERTS_URL": self.service("alerts").url,
+                "CONSOLE_API_KEY": self.secrets.keys["all"],
+                "CONSOLE_SECRET_KEY": self.secrets.console_secret_key,
+                "CONSOLE_SMTP_HOST": "127.0.0.1",
+                "CONSOLE_SMTP_PORT": str(self.smtp.port),
+                "CONSOLE_SMTP_SECURITY": "none",
+                "CONSOLE_SHUTDOWN_DRAIN_SECONDS": "0",
+            }
         return common | {
             "DATABASE_URL": self.database_url,
             "ALERTS_GROUP_WAIT_SECONDS": "0",
@@ -283,7 +302,10 @@ class Deployment:
 
     def add(self, name: str) -> Service:
         instances = self.services.setdefault(name, [])
-        service = Service(name, self.env(name), self.home, instance=len(instances) + 1)
+        port = process.free_port()
+        service = Service(
+            name, self.env(name, port), self.home, instance=len(instances) + 1, port=port
+        )
         instances.append(service)
         return service
 
