@@ -22,7 +22,8 @@
 ``feedback.csv``
     ``FEEDBACK_COLUMNS``: one verdict (``useful``, ``not_useful``, ``known``) a person gave on
     a live alert, as ``churnwatch feedback export`` writes it; per-alert labels that
-    ``churnwatch backtest --feedback`` judges the replayed rules by (:mod:`churnwatch.feedback`).
+    ``churnwatch backtest --feedback`` judges the replayed rules by (:mod:`churnwatch.feedback`)
+    and ``churnwatch fit --feedback`` reports the models' risk against.
 
 Dates are ISO 8601 (``2026-07-01``), times RFC 3339 in UTC (``2026-07-01T00:00:00Z``), text is
 UTF-8. Readers raise ``FormatError`` naming the file, the line and the reason.
