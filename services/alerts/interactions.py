@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_AGE_SECONDS = 300  # Slack's advice: refuse older requests (replays)
 MAX_BODY_BYTES = 1_000_000  # an interaction payload carries the whole message (≤ 50 blocks)
+DRAIN_BYTES = 16 * MAX_BODY_BYTES  # read (and drop) this much of a longer body before 413
 MAX_ALERTS_PER_BUTTON = 50
 MAX_FEEDBACK_ROWS = 50_000
 
@@ -189,9 +190,9 @@ def install(app: FastAPI, signing_secret: str | None, clock: Clock) -> None:
     response_class=Response,
 )
 async def slack_interactions(request: Request, ctx: Ctx, slack: SlackCtx) -> Response:
+    body = await _body(request)  # read first: an answer before the body resets the connection
     if slack.verify is None:
         raise api.error(404, "slack_interactivity_off", "ALERTS_SLACK_SIGNING_SECRET is not set")
-    body = await _body(request)
     refused = refusal(slack.verify, slack.clock, body, request.headers)
     if refused is not None:
         stale = refused[0] == "slack_request_stale"
@@ -228,14 +229,18 @@ async def slack_interactions(request: Request, ctx: Ctx, slack: SlackCtx) -> Res
 
 
 async def _body(request: Request) -> bytes:
-    """The body, read up to ``MAX_BODY_BYTES`` (a longer one is refused as it streams in)."""
+    """The body, kept up to ``MAX_BODY_BYTES``; a longer one is refused (413) once read to its
+    end, so the client gets the answer, or past ``DRAIN_BYTES`` by closing the connection."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise api.error(413, "body_too_large", f"at most {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
+        if size > DRAIN_BYTES:
+            break
+        if size <= MAX_BODY_BYTES:
+            chunks.append(chunk)
+    if size > MAX_BODY_BYTES:
+        raise api.error(413, "body_too_large", f"at most {MAX_BODY_BYTES} bytes")
     return b"".join(chunks)
 
 
