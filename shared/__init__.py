@@ -12,5 +12,6 @@
 - ``settings``    pydantic-settings mix-ins (Kafka, database, API keys, service basics)
 - ``auth``        API keys with scopes (hashed, never logged); ``require(scope)`` dependency
 - ``errors``      the error envelope of the HTTP APIs and its OpenAPI documentation
+- ``mail``        sending email through SMTP (``SmtpSettings`` mix-in, ``send``)
 - ``logs``        JSON logs; ``ops``: /healthz, /readyz, /metrics; ``runner``: serve with drain
 """

@@ -35,7 +35,7 @@ from services.alerts.decide import Config
 from services.alerts.lifecycle import Timing
 from services.alerts.messages import Content
 from services.alerts.notifiers import Notifier
-from services.alerts.notifiers.email import EmailNotifier, SmtpServer
+from services.alerts.notifiers.email import EmailNotifier
 from services.alerts.notifiers.slack import SlackNotifier
 from services.alerts.routing import Channels, PeopleDefaults, TeamChannel
 from services.alerts.settings import AlertsSettings
@@ -151,18 +151,8 @@ def notifiers(settings: AlertsSettings, http: aiohttp.ClientSession) -> dict[str
             webhook_url=settings.slack_webhook_url,
             interactive=signing_secret(settings) is not None,
         )
-    if settings.smtp_host:
-        found["email"] = EmailNotifier(
-            SmtpServer(
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                security=settings.smtp_security,
-                username=settings.smtp_username,
-                password=settings.smtp_password,
-                timeout_seconds=settings.smtp_timeout_seconds,
-            ),
-            sender=settings.email_from,
-        )
+    if (server := settings.smtp_server()) is not None:
+        found["email"] = EmailNotifier(server, sender=settings.email_from)
     return found
 
 

@@ -16,13 +16,14 @@ from pydantic_settings import SettingsConfigDict
 from services.alerts import hours
 from shared.clock import ClockSettings
 from shared.events import MAX_DAILY_ALERT_BUDGET
+from shared.mail import SmtpSettings
 from shared.settings import ApiKeySettings, DatabaseSettings, KafkaSettings, ServiceSettings
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.toml"
 
 
 class AlertsSettings(
-    ServiceSettings, KafkaSettings, DatabaseSettings, ApiKeySettings, ClockSettings
+    ServiceSettings, KafkaSettings, DatabaseSettings, ApiKeySettings, ClockSettings, SmtpSettings
 ):
     model_config = SettingsConfigDict(env_prefix="ALERTS_", extra="ignore", frozen=True)
 
@@ -82,13 +83,7 @@ class AlertsSettings(
         1.0, ge=0, description="at most one message per this many seconds per Slack channel"
     )
 
-    # -- email ---------------------------------------------------------------------------------
-    smtp_host: str | None = None
-    smtp_port: int = Field(587, ge=1, le=65535)
-    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_timeout_seconds: float = Field(20.0, gt=0)
+    # -- email (the SMTP server: shared.mail.SmtpSettings) -----------------------------------
     email_from: str = "churnwatch <alerts@churnwatch.invalid>"
     message_id_domain: str = "churnwatch.invalid"
 

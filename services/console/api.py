@@ -31,7 +31,7 @@ from services.console.backends import BackendDown, BackendError, Backends
 from services.console.identity import Directory, person_of, viewer_of
 from services.console.permissions import Person, Viewer
 from services.console.settings import ConsoleSettings
-from shared import errors
+from shared import errors, mail
 from shared.clock import Clock
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -225,20 +225,12 @@ async def ask_for_link(
 
 
 async def _send_link(settings: ConsoleSettings, email: str, link: str) -> str:
-    if not settings.smtp_host:
+    server = settings.smtp_server()
+    if server is None:
         return "no_smtp"
     message = signin.mail(settings.email_from, email, link, settings.sign_in_ttl_seconds)
     try:
-        await aiosmtplib.send(
-            message,
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            use_tls=settings.smtp_security == "tls",
-            start_tls=settings.smtp_security == "starttls",
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            timeout=settings.smtp_timeout_seconds,
-        )
+        await mail.send(server, message)
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         log.warning("sign-in link not sent", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
         return "mail_failed"

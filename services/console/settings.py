@@ -8,18 +8,19 @@ ones (``LOG_LEVEL``, ``CLOCK_*``). Durations carry their unit in their name; sec
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal, Self
+from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.clock import ClockSettings
+from shared.mail import SmtpSettings
 from shared.settings import ServiceSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class ConsoleSettings(ServiceSettings, ClockSettings):
+class ConsoleSettings(ServiceSettings, ClockSettings, SmtpSettings):
     model_config = SettingsConfigDict(env_prefix="CONSOLE_", extra="ignore", frozen=True)
 
     port: int = Field(8004, ge=1, le=65535)
@@ -50,13 +51,7 @@ class ConsoleSettings(ServiceSettings, ClockSettings):
     )
     identity_header: str = "X-Forwarded-Email"
 
-    # -- email (the sign-in links) -----------------------------------------------------------
-    smtp_host: str | None = None
-    smtp_port: int = Field(587, ge=1, le=65535)
-    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_timeout_seconds: float = Field(20.0, gt=0)
+    # -- email (the sign-in links; the SMTP server: shared.mail.SmtpSettings) ----------------
     email_from: str = "churnwatch <console@churnwatch.invalid>"
 
     # -- pages -------------------------------------------------------------------------------

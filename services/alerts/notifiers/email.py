@@ -7,29 +7,15 @@ notification kept across retries, threaded per account (``In-Reply-To`` / ``Refe
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Any, Literal
 
 import aiosmtplib
-from pydantic import SecretStr
 
 from services.alerts import render
 from services.alerts.notifiers import Delivered, Message, Outcome, Permanent, Retry
-
-SendMail = Callable[..., Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class SmtpServer:
-    host: str
-    port: int = 587
-    security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = None
-    password: SecretStr | None = None
-    timeout_seconds: float = 20.0
+from shared import mail
+from shared.mail import SendMail, SmtpServer
 
 
 def compose(message: Message, sender: str) -> EmailMessage:
@@ -84,19 +70,8 @@ class EmailNotifier:
         self._send = send
 
     async def send(self, message: Message) -> Outcome:
-        mail = compose(message, self._sender)
-        server = self._server
         try:
-            await self._send(
-                mail,
-                hostname=server.host,
-                port=server.port,
-                use_tls=server.security == "tls",
-                start_tls=server.security == "starttls",
-                username=server.username,
-                password=server.password.get_secret_value() if server.password else None,
-                timeout=server.timeout_seconds,
-            )
+            await mail.send(self._server, compose(message, self._sender), send_mail=self._send)
         except Exception as exc:
             return classify(exc)
         return Delivered(message.message_id)
