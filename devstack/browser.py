@@ -100,6 +100,16 @@ def headless(
     driver = webdriver.Chrome(options=options, service=Service(binaries.chromedriver, port=0))
     try:
         driver.set_page_load_timeout(30)
+        # the window cannot be narrower than 500 px: a phone's width is emulated, as DevTools do
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {
+                "width": size[0],
+                "height": size[1],
+                "deviceScaleFactor": 1,
+                "mobile": size[0] < DESKTOP[0] // 2,
+            },
+        )
         yield driver
     finally:
         driver.quit()

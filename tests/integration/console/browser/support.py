@@ -124,12 +124,12 @@ async def seed(deployment: Deployment) -> None:
                     "event_type": "usage",
                     "event_id": f"use-{account_id}-{i}",
                     "account_id": account_id,
-                    "occurred_at": (now - timedelta(hours=2 + i)).isoformat(),
+                    "occurred_at": (now - timedelta(hours=2 + 19 * i)).isoformat(),
                     "user_id": f"u{i % 3}",
                     "type": "login",
                     "quantity": 1.0,
                 }
-                for i in range(6)
+                for i in range(4 + len(account_id) % 5)  # at most 135 h old (the limit: 7 days)
             ]
             if account_id in ALERTED:
                 events += [
