@@ -24,7 +24,15 @@ from bench.config import FULL, QUICK
 from bench.context import Context
 from bench.findings import FINDINGS, PREAMBLE
 from bench.report import Section
-from bench.scenarios import s1_ingest, s2_drain, s3_latency, s4_memory, s5_sweep, s6_import
+from bench.scenarios import (
+    s1_ingest,
+    s2_drain,
+    s3_latency,
+    s4_memory,
+    s5_sweep,
+    s6_import,
+    s7_console,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS: dict[str, Callable[[Context], Coroutine[Any, Any, Section]]] = {
@@ -34,6 +42,7 @@ SCENARIOS: dict[str, Callable[[Context], Coroutine[Any, Any, Section]]] = {
     "S4": s4_memory.run,
     "S5": s5_sweep.run,
     "S6": s6_import.run,
+    "S7": s7_console.run,
 }
 
 
