@@ -216,7 +216,7 @@ async def run(ctx: Context) -> Section:
                 verdict = "met" if p95 <= TARGET_MS else "missed"
                 rows.append(
                     Row(
-                        f"S7 console {name} p95",
+                        f"S7 console {name} p95 (≤ {TARGET_MS:.0f} ms: {verdict})",
                         p95,
                         bare95,
                         "ms",
