@@ -74,7 +74,7 @@ lock: ## re-resolve pyproject.toml into requirements.lock (services) / requireme
 schemas: $(INSTALLED) ## re-export the event contract's JSON Schema
 	$(PY) -m shared.events schema > shared/schemas/events.v1.json
 
-bench: $(INSTALLED) ## S1–S5 against bare baselines on own Kafka/PostgreSQL (30–60 min) → docs/benchmarks.md
+bench: $(INSTALLED) ## S1–S7 against bare baselines on own Kafka/PostgreSQL (30–60 min) → docs/benchmarks.md
 	$(PY) -m bench
 
 bench-quick: $(INSTALLED) ## a reduced benchmark run (under 3 minutes) → reports/benchmarks-quick.md
