@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Req
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.console import charts, metrics, permissions, signin, views
 from services.console.backends import BackendDown, BackendError, Backends
@@ -94,6 +95,7 @@ def install(app: FastAPI, context: Context) -> None:
     app.include_router(router)
     app.add_exception_handler(SignInRequired, _to_sign_in)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _refused)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(BackendDown, _backend_down)  # type: ignore[arg-type]
     app.add_exception_handler(BackendError, _backend_error)  # type: ignore[arg-type]
@@ -129,7 +131,7 @@ def error_page(request: Request, status: int, code: str, message: str) -> Respon
     return HTMLResponse(body, status_code=status, headers=headers)
 
 
-async def _refused(request: Request, exc: HTTPException) -> Response:
+async def _refused(request: Request, exc: StarletteHTTPException) -> Response:
     detail: Any = exc.detail
     if isinstance(detail, dict) and "code" in detail:
         code, message = str(detail["code"]), str(detail["message"])
@@ -152,6 +154,8 @@ async def _backend_down(request: Request, exc: BackendDown) -> Response:
 async def _backend_error(request: Request, exc: BackendError) -> Response:
     if exc.status == 409:
         return error_page(request, 409, exc.code, exc.message)
+    if exc.status in (404, 422):  # an id the service does not know or cannot use: not found
+        return error_page(request, 404, "not_found", "no such page among yours")
     return error_page(request, 502, "backend_error", f"{exc.service} answered {exc.code}")
 
 

@@ -135,7 +135,9 @@ class Tokens:
 
 
 def csrf_ok(expected: str, given: str | None) -> bool:
-    return bool(expected) and given is not None and hmac.compare_digest(expected, given)
+    if not expected or given is None:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def link_url(public_url: str, token: str) -> str:

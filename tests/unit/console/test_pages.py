@@ -106,6 +106,8 @@ class Fake:
             return httpx.Response(200, json={"components": components, "reasons": ["quiet"]})
         if path.endswith("/history"):
             return httpx.Response(200, json={"points": []})
+        if "\x00" in path:
+            return httpx.Response(422, json={"code": "invalid_request", "message": "NUL"})
         if path.endswith("/brief"):
             return httpx.Response(404, json={"code": "unknown_account", "message": "no"})
         return httpx.Response(404, json={"code": "not_found", "message": path})
@@ -178,6 +180,8 @@ async def test_filters_by_band_tier_and_renewal_and_refuse_unknown_values(
 async def test_another_csms_account_is_404_and_ones_own_renders(
     proxied: httpx.AsyncClient,
 ) -> None:
+    nul = await proxied.get("/alerts/7/../../accounts/%00", headers=MARIA)
+    assert nul.status_code == 404
     other = await proxied.get("/accounts/globex", headers=MARIA)
     assert (other.status_code, other.headers["x-error-code"]) == (404, "not_found")
     mine = await proxied.get("/accounts/acme", headers=MARIA)
@@ -186,6 +190,8 @@ async def test_another_csms_account_is_404_and_ones_own_renders(
     assert 'data-alert-id="7"' in mine.text
     assert "usage" in mine.text
     assert (await proxied.get("/team", headers=MARIA)).status_code == 404
+    unmatched = await proxied.get("/no/such/page", headers=MARIA)
+    assert (unmatched.status_code, unmatched.headers["x-error-code"]) == (404, "not_found")
 
 
 async def test_an_action_needs_the_csrf_token_and_acts_as_the_person(
