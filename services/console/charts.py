@@ -40,12 +40,14 @@ def sparkline(points: Sequence[tuple[date, float]], today: date, days: int = 30)
         return f"{x:.1f},{h - 2 - _clamp(score) / 100 * (h - 4):.1f}"
 
     line = " ".join(xy(d, s) for d, s in points)
+    end_x, end_y = xy(*points[-1]).split(",")
     first, last = points[0][1], points[-1][1]
     label = f"score over {days} days: {first:.0f} to {last:.0f}"
     return (
         f"<svg class='spark' viewBox='0 0 {w:.0f} {h:.0f}' width='{w:.0f}' height='{h:.0f}'"
         f" role='img' aria-label='{escape(label)}'><title>{escape(label)}</title>"
-        f"<polyline points='{line}' fill='none' stroke='{INK}' stroke-width='1.5'/></svg>"
+        f"<polyline points='{line}' fill='none' stroke='{INK}' stroke-width='1.5'/>"
+        f"<circle cx='{end_x}' cy='{end_y}' r='2.5' fill='{INK}'/></svg>"
     )
 
 

@@ -237,6 +237,15 @@ def test_team_health_counts_unacknowledged_criticals_and_arr_at_risk() -> None:
     assert (james.yellow, james.arr_at_risk) == (1, 10_000.0)
 
 
+def test_a_sparkline_of_one_day_still_shows_its_point() -> None:
+    from services.console import charts
+
+    one = charts.sparkline([(TODAY, 40.0)], TODAY)
+    assert "<circle" in one
+    assert "aria-label='score over 30 days: 40 to 40'" in one
+    assert "no history" in charts.sparkline([], TODAY)
+
+
 def test_a_portfolio_row_counts_days_to_renewal_from_today() -> None:
     row = views.row(ACCOUNTS[0], [ALERT], TODAY)
     assert (row.days_to_renewal, row.open_alerts, row.critical_alerts) == (20, 1, 1)
