@@ -12,7 +12,7 @@ PAGE_SECONDS = Histogram(
 )
 SIGN_INS = Counter(
     "churnwatch_console_sign_ins_total",
-    "Sign-in steps by outcome: link_sent, unknown_email, mail_failed, signed_in, proxy,"
+    "Sign-in steps by outcome: link_sent, unknown_email, mail_failed, no_smtp, signed_in,"
     " expired, invalid, used, signed_out",
     ["outcome"],
 )
