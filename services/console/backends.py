@@ -17,6 +17,7 @@ from services.console import metrics
 
 Service = Literal["scoring", "alerts"]
 MAX_IDS = 500  # both APIs take at most this many repeated ids per call
+MAX_ALERT_PAGES = 10  # alerts of one group of accounts: at most 10 pages of 500
 
 
 class BackendError(Exception):
@@ -155,13 +156,19 @@ class Backends:
     async def alerts(
         self, account_ids: Iterable[str], *, open_only: bool = True, limit: int = 500
     ) -> list[dict[str, Any]]:
+        """The alerts of ``account_ids``, newest first per group of ids, following alerts'
+        pages (``next_before_id``) up to ``MAX_ALERT_PAGES`` pages of ``limit``."""
         found: list[dict[str, Any]] = []
         for group in _chunks(sorted(set(account_ids))):
             params: dict[str, Any] = {"account_id": group, "limit": limit}
             if open_only:
                 params["open_only"] = "true"
-            body = await self._call("alerts", "GET", "/v1/alerts", params=params)
-            found.extend(body["alerts"])
+            for _ in range(MAX_ALERT_PAGES):
+                body = await self._call("alerts", "GET", "/v1/alerts", params=params)
+                found.extend(body["alerts"])
+                if body.get("next_before_id") is None:
+                    break
+                params["before_id"] = body["next_before_id"]
         return found
 
     async def alert(self, alert_id: int) -> dict[str, Any] | None:
