@@ -119,6 +119,8 @@ def refusal(status: int, code: str, message: str) -> HTTPException:
 
 def error_page(request: Request, status: int, code: str, message: str) -> Response:
     metrics.REFUSALS.labels(code).inc()
+    route = getattr(request.scope.get("route"), "path", "unmatched")  # never the raw path:
+    log.info("refused", extra={"code": code, "status": status, "route": route})  # tokens
     accept = request.headers.get("accept", "")
     headers = {"X-Error-Code": code}
     if "application/json" in accept and "text/html" not in accept:
@@ -217,13 +219,12 @@ async def ask_for_link(
     if not EMAIL.match(email):
         raise refusal(422, "invalid_email", "this is not an email address")
     known = email in ctx.directory.admins or await person_of(ctx.directory, email) is not None
-    link = None
-    if not known:
-        metrics.SIGN_INS.labels("unknown_email").inc()
-    else:
+    link, outcome = None, "unknown_email"
+    if known:
         link = signin.link_url(ctx.settings.public_url, ctx.tokens.sign_in(email, next))
         outcome = await _send_link(ctx.settings, email, link)
-        metrics.SIGN_INS.labels(outcome).inc()
+    metrics.SIGN_INS.labels(outcome).inc()
+    log.info("sign-in link asked", extra={"outcome": outcome})  # neither the address nor link
     shown = link if ctx.settings.local_dev and not ctx.settings.smtp_host else None
     return page(ctx, request, "sign_in_sent.html.j2", email=email, link=shown, viewer=None)
 
@@ -280,6 +281,7 @@ async def use_link(
     _set_cookie(ctx, response, signin.SESSION_COOKIE, cookie, int(ctx.tokens.session_ttl))
     response.delete_cookie(signin.FORM_COOKIE, path="/")
     metrics.SIGN_INS.labels("signed_in").inc()
+    log.info("signed in", extra={"person_id": person_id, "admin": person_id is None})
     return response
 
 
