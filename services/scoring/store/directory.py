@@ -54,7 +54,7 @@ async def account_summaries(
 ) -> list[asyncpg.Record]:
     """Accounts whose team (CSM, AE, renewal owner) includes one of ``members`` (None: any),
     restricted to ``account_ids`` when given, with their health and the last score of each day
-    since ``line_since`` (``line``: JSON ``[[day, score], …]``)."""
+    (UTC) since ``line_since`` (``line``: JSON ``[[day, score], …]``)."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """
         SELECT a.account_id, a.name, a.tier, a.arr, a.seats, a.renewal_date,
@@ -63,10 +63,10 @@ async def account_summaries(
             ro.name AS renewal_owner_name,
             h.score, h.band, h.band_since, h.as_of, h.top_reason, h.partial, h.stale,
             (SELECT json_agg(json_build_array(d.day, d.score) ORDER BY d.day)::text FROM (
-                SELECT DISTINCT ON (hh.as_of::date) hh.as_of::date AS day, hh.score
+                SELECT DISTINCT ON (1) (hh.as_of AT TIME ZONE 'UTC')::date AS day, hh.score
                 FROM scoring.health_history hh
                 WHERE hh.account_id = a.account_id AND hh.as_of >= $3
-                ORDER BY hh.as_of::date, hh.as_of DESC) d) AS line
+                ORDER BY 1, hh.as_of DESC) d) AS line
         FROM scoring.accounts a
         LEFT JOIN scoring.health h USING (account_id)
         LEFT JOIN scoring.people csm ON csm.person_id = a.csm
