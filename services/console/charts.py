@@ -33,14 +33,13 @@ def sparkline(points: Sequence[tuple[date, float]], today: date, days: int = 30)
     if not points:
         return "<span class='muted'>no history</span>"
     w, h = 120.0, 28.0
-    start = today - timedelta(days=days)
-
-    def xy(day: date, score: float) -> str:
-        x = max(0.0, min(w, (day - start).days / days * w))
-        return f"{x:.1f},{h - 2 - _clamp(score) / 100 * (h - 4):.1f}"
-
-    line = " ".join(xy(d, s) for d, s in points)
-    end_x, end_y = xy(*points[-1]).split(",")
+    start, per_day, per_point = (today - timedelta(days=days)).toordinal(), w / days, (h - 4) / 100
+    xys = [
+        (max(0.0, min(w, (d.toordinal() - start) * per_day)), h - 2 - _clamp(s) * per_point)
+        for d, s in points
+    ]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xys)
+    end_x, end_y = (f"{v:.1f}" for v in xys[-1])
     first, last = points[0][1], points[-1][1]
     label = f"score over {days} days: {first:.0f} to {last:.0f}"
     return (

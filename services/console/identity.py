@@ -4,8 +4,9 @@ then who they are in the directory (scoring's people) and whom they manage."""
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
@@ -15,6 +16,9 @@ from services.console.permissions import Person, Viewer
 from services.console.settings import Network
 from services.console.signin import SESSION_COOKIE, Tokens
 
+REPORTS_TTL_SECONDS = 30.0  # a change of manager shows within this long
+REPORTS_CACHED = 10_000  # people whose reports are kept at most (then the cache starts over)
+
 
 @dataclass(frozen=True)
 class Directory:
@@ -23,6 +27,22 @@ class Directory:
     admins: frozenset[str]
     proxies: tuple[Network, ...]
     identity_header: str
+    _reports: dict[str, tuple[float, list[Person]]] = field(default_factory=dict)
+
+    async def reports(self, person_id: str) -> list[Person]:
+        """Everyone under ``person_id``, kept ``REPORTS_TTL_SECONDS`` (one call less a page)."""
+        now = time.monotonic()
+        cached = self._reports.get(person_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        found = [
+            Person(r["person_id"], r["name"], r.get("email"), r.get("manager_id"))
+            for r in await self.backends.reports(person_id)
+        ]
+        if len(self._reports) >= REPORTS_CACHED:
+            self._reports.clear()
+        self._reports[person_id] = (now + REPORTS_TTL_SECONDS, found)
+        return found
 
 
 def proxied_email(request: Request, proxies: Sequence[Network], header: str) -> str | None:
@@ -68,12 +88,7 @@ async def viewer_of(request: Request, directory: Directory) -> Viewer | None:
             session.name,
             session.csrf,
         )
-    reports: list[Person] = []
-    if person_id:
-        reports = [
-            Person(r["person_id"], r["name"], r.get("email"), r.get("manager_id"))
-            for r in await directory.backends.reports(person_id)
-        ]
+    reports = await directory.reports(person_id) if person_id else []
     return Viewer(
         email=email,
         name=name,
