@@ -163,9 +163,10 @@ over HTTP for what the page shows (the portfolio: scoring's summaries of the 200
 their 30-day lines, and alerts' open alerts of those accounts) and renders the template with one
 inline SVG sparkline per row — 158 KiB of HTML for 200 accounts. The figures are sequential
 requests on a 2-core machine shared with Kafka, PostgreSQL, the three other services and other
-engineers' test runs; the first measurement (`python -m bench --quick --only S7`, 40 GETs per
-page) gave p95 172 ms for the portfolio (p50 76 ms), 104 ms for an account, 67 ms for its brief,
-61 ms for the alerts and 73 ms for the team page, against 4–7 ms for the bare server.
+engineers' test runs, so they move with the load: the first full-size measurement (`python -m
+bench --only S7`, load average ~5–6) gave p95 69 ms for the portfolio, 31 ms for an account,
+32 ms for its brief, 61 ms for the alerts and 44 ms for the team page; quick runs at busier
+moments put the portfolio's p95 at 116–172 ms, the only page near the target.
 """
 
 FINDINGS: dict[str, str] = {
