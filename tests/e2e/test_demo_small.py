@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from churnwatch import collect, demo
 from devstack.stack import Stack, service_url
@@ -25,7 +27,7 @@ async def get(client: httpx.AsyncClient, url: str, key: str, **params: Any) -> A
 
 
 async def test_a_small_demo_writes_its_outputs_and_reports_what_the_services_hold(
-    local_stack: Stack, tmp_path: Path
+    local_stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     options = demo.Options(
         seed=11,
@@ -84,3 +86,18 @@ async def test_a_small_demo_writes_its_outputs_and_reports_what_the_services_hol
     for truth in run.truth:
         if truth.churned:
             assert run.history.get(truth.account_id), truth.account_id
+
+    # it ends with the console running and one sign-in link per person; a link signs in
+    console = service_url("console")
+    printed = re.findall(rf"{re.escape(console)}/sign-in/\S+", capsys.readouterr().out)
+    assert len(printed) == 12  # the 12 people of the simulation
+    async with httpx.AsyncClient(base_url=console, timeout=10) as browser:
+        confirm = await browser.get(printed[0])
+        assert confirm.status_code == 200
+        csrf = re.search(r'name="csrf" value="([^"]+)"', confirm.text)
+        assert csrf is not None
+        signed_in = await browser.post(printed[0], data={"csrf": csrf.group(1)})
+        assert signed_in.status_code == 303
+        portfolio = await browser.get("/")
+    assert portfolio.status_code == 200
+    assert "Sign out" in portfolio.text  # signed in, on their portfolio
