@@ -48,39 +48,39 @@ async def shoot(console: Console, out: Path) -> list[Path]:
     return taken
 
 
-async def run(out: Path) -> list[Path]:
-    home = Path(tempfile.mkdtemp(prefix="churnwatch-console-shots-"))
-    home.chmod(0o755)  # the postgres system user must reach its cluster directory
-    try:
-        with ephemeral.running(home / "infra", say=print) as infra:
-            deployment = Deployment(
-                Endpoints(infra.bootstrap_servers, infra.database_url), home / "services"
-            )
-            await deployment.prepare()
-            try:
-                await deployment.start()
-                await seed(deployment)
-                console = Console(deployment, deployment.service("alerts"))
-                for account_id in ALERTED:
-                    await until(
-                        lambda: console.open_alert(account_id),  # noqa: B023 (awaited here)
-                        timeout_s=90,
-                        what=f"an open alert on {account_id}",
-                    )
-                console.service = await deployment.add("console").start()
-                return await shoot(console, out)
-            finally:
-                await deployment.stop()
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+async def run(out: Path, home: Path) -> list[Path]:
+    with ephemeral.running(home / "infra", say=print) as infra:
+        deployment = Deployment(
+            Endpoints(infra.bootstrap_servers, infra.database_url), home / "services"
+        )
+        await deployment.prepare()
+        try:
+            await deployment.start()
+            await seed(deployment)
+            console = Console(deployment, deployment.service("alerts"))
+            for account_id in ALERTED:
+                await until(
+                    lambda: console.open_alert(account_id),  # noqa: B023 (awaited here)
+                    timeout_s=90,
+                    what=f"an open alert on {account_id}",
+                )
+            console.service = await deployment.add("console").start()
+            return await shoot(console, out)
+        finally:
+            await deployment.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/images/console"))
     args = parser.parse_args()
-    for path in asyncio.run(run(args.out)):
-        print(path)
+    home = Path(tempfile.mkdtemp(prefix="churnwatch-console-shots-"))
+    home.chmod(0o755)  # the postgres system user must reach its cluster directory
+    try:
+        for path in asyncio.run(run(args.out, home)):
+            print(path)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
