@@ -30,6 +30,16 @@ async def stack(
         yield running
 
 
+@pytest.fixture
+async def behind_proxy(
+    tmp_path: Path, kafka_settings: KafkaSettings, database_url: str
+) -> AsyncIterator[Stack]:
+    """The same, with the loopback address trusted as an authenticating proxy."""
+    trusted = {"CONSOLE_TRUSTED_PROXIES": "127.0.0.1/32"}
+    async for running in running_stack(tmp_path, kafka_settings, database_url, **trusted):
+        yield running
+
+
 def csrf_of(html: str) -> str:
     match = CSRF.search(html)
     assert match, "a form with a CSRF token"
@@ -130,7 +140,21 @@ async def test_sign_in_by_emailed_link_roles_actions_and_refusals(stack: Stack) 
         assert (await stack.alerts_of("acme"))[0]["state"] == "acknowledged"
 
 
-async def test_managers_and_admins_see_more_and_bad_links_are_refused(stack: Stack) -> None:
+async def test_managers_and_admins_see_more_and_bad_links_are_refused(
+    behind_proxy: Stack,
+) -> None:
+    stack = behind_proxy
+    async with httpx.AsyncClient(base_url=stack.url) as proxied:
+        as_james = await proxied.get("/", headers={"X-Forwarded-Email": "james@example.com"})
+        assert as_james.status_code == 200
+        assert set(re.findall(r'data-account-id="([^"]+)"', as_james.text)) == {
+            "globex",
+            "initech",
+        }
+        stranger = await proxied.get("/", headers={"X-Forwarded-Email": "eve@example.com"})
+        assert stranger.status_code == 303  # not in the directory: the sign-in page
+        assert "set-cookie" not in as_james.headers  # the proxy is the session
+
     async with httpx.AsyncClient(base_url=stack.url) as lena:
         await sign_in(stack, lena, link_url(stack.url, minted("lena@example.com")))
         home = await lena.get("/")
