@@ -72,7 +72,11 @@ def build_app(
             await http.aclose()
             log.info("console stopped")
 
-    app = FastAPI(title="churnwatch console", version="1", lifespan=lifespan)
+    # no /docs or /redoc: their pages load scripts from a CDN (the console has none);
+    # /openapi.json stays for the conformance tests
+    app = FastAPI(
+        title="churnwatch console", version="1", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     context = api.Context(
         settings, backends, directory, tokens, settings.build_clock(), api.environment()
     )

@@ -190,6 +190,8 @@ async def test_another_csms_account_is_404_and_ones_own_renders(
     assert 'data-alert-id="7"' in mine.text
     assert "usage" in mine.text
     assert (await proxied.get("/team", headers=MARIA)).status_code == 404
+    for cdn_page in ("/docs", "/redoc"):  # FastAPI's would load scripts from a CDN
+        assert (await proxied.get(cdn_page, headers=MARIA)).status_code == 404
     unmatched = await proxied.get("/no/such/page", headers=MARIA)
     assert (unmatched.status_code, unmatched.headers["x-error-code"]) == (404, "not_found")
 
