@@ -82,9 +82,9 @@ def history(
             f"<text x='{left - 4}' y='{y(value) + 3:.1f}' font-size='10' text-anchor='end'"
             f" fill='{MUTED}'>{value}</text>"
         )
-    for tick in (start, start + (end - start) / 2, end):
+    for tick, anchor in ((start, "start"), (start + (end - start) / 2, "middle"), (end, "end")):
         parts.append(
-            f"<text x='{x(tick):.1f}' y='{h - 4:.0f}' font-size='10' text-anchor='middle'"
+            f"<text x='{x(tick):.1f}' y='{h - 4:.0f}' font-size='10' text-anchor='{anchor}'"
             f" fill='{MUTED}'>{tick:%d %b}</text>"
         )
     if points:
