@@ -17,7 +17,7 @@ from services.alerts.handler import BatchHandler, Message
 from services.alerts.lifecycle import Timing
 from services.alerts.messages import Content
 from services.alerts.notifiers import Notifier
-from services.alerts.notifiers.email import EmailNotifier, SmtpServer
+from services.alerts.notifiers.email import EmailNotifier
 from services.alerts.notifiers.slack import SlackNotifier
 from services.alerts.routing import Channels, TeamChannel
 from services.alerts.scheduler import Scheduler
@@ -34,6 +34,7 @@ from shared.events import (
     Signals,
 )
 from shared.kafka import Record
+from shared.mail import SmtpServer
 
 SECRET = "test-signing-secret-0123456789"
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

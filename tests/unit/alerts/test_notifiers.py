@@ -18,7 +18,7 @@ from services.alerts.lifecycle import Alert, Notification
 from services.alerts.links import LinkSigner
 from services.alerts.messages import AccountView, Content, alert_payload
 from services.alerts.notifiers import Delivered, Message, Permanent, Retry
-from services.alerts.notifiers.email import EmailNotifier, SmtpServer, classify, compose
+from services.alerts.notifiers.email import EmailNotifier, classify, compose
 from services.alerts.notifiers.slack import (
     SlackNotifier,
     api_failure,
@@ -27,6 +27,7 @@ from services.alerts.notifiers.slack import (
     with_status,
 )
 from services.alerts.routing import WEBHOOK, Destination, Recipient, Route
+from shared.mail import SmtpServer
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 MARIA = Recipient("Maria", "p_maria", slack="U_MARIA", email="maria@example.com")
