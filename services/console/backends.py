@@ -45,6 +45,12 @@ def _error_of(response: httpx.Response) -> tuple[str, str]:
     return f"http_{response.status_code}", str(body)[:200]
 
 
+def _risk(account: Mapping[str, Any]) -> tuple[int, float, str]:
+    score = account.get("score")
+    band_order = {"red": 0, "yellow": 1, "green": 2}.get(account.get("band") or "", 3)
+    return (band_order, score if score is not None else 101.0, str(account["account_id"]))
+
+
 def _chunks(ids: list[str]) -> Iterable[list[str]]:
     for start in range(0, len(ids), MAX_IDS):
         yield ids[start : start + MAX_IDS]
@@ -128,7 +134,7 @@ class Backends:
             body = await self._call("scoring", "GET", "/v1/accounts", params=params)
             found.extend(body["accounts"])
         unique = {a["account_id"]: a for a in found}
-        return list(unique.values())[:limit]
+        return sorted(unique.values(), key=_risk)[:limit]  # a cut keeps the riskiest
 
     async def health(self, account_id: str) -> dict[str, Any] | None:
         path = f"/v1/accounts/{account_id}/health"

@@ -344,7 +344,8 @@ async def get_accounts(
     limit: Annotated[int, Query(ge=1, le=SUMMARY_MAX_ACCOUNTS)] = 1000,
 ) -> Response:
     """``member`` (repeatable): accounts with one of them on the team; none: every account.
-    ``account_id`` (repeatable): only these. Ordered by account id, ``limit`` at most."""
+    ``account_id`` (repeatable): only these. Riskiest first (band, then score), ``limit`` at
+    most — a cut keeps the riskiest."""
     since = clock.now() - timedelta(days=SUMMARY_LINE_DAYS)
     async with pool.acquire() as conn:
         rows = await directory.account_summaries(conn, member, account_id, since, limit)

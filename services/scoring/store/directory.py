@@ -53,8 +53,9 @@ async def account_summaries(
     limit: int,
 ) -> list[asyncpg.Record]:
     """Accounts whose team (CSM, AE, renewal owner) includes one of ``members`` (None: any),
-    restricted to ``account_ids`` when given, with their health and the last score of each day
-    (UTC) since ``line_since`` (``line``: JSON ``[[day, score], …]``)."""
+    restricted to ``account_ids`` when given, riskiest first (band, score), with their health
+    and the last score of each day (UTC) since ``line_since`` (``line``: JSON
+    ``[[day, score], …]``)."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """
         SELECT a.account_id, a.name, a.tier, a.arr, a.seats, a.renewal_date,
@@ -75,7 +76,8 @@ async def account_summaries(
         WHERE ($1::text[] IS NULL OR a.csm = ANY($1) OR a.account_executive = ANY($1)
                OR a.renewal_owner = ANY($1))
           AND ($2::text[] IS NULL OR a.account_id = ANY($2))
-        ORDER BY a.account_id
+        ORDER BY CASE h.band WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 WHEN 'green' THEN 2
+            ELSE 3 END, h.score NULLS LAST, a.account_id
         LIMIT $4
         """,
         list(members) if members is not None else None,

@@ -76,7 +76,10 @@ async def test_account_summaries_by_member_with_team_names_health_and_line(
     )
     assert [a["account_id"] for a in only.json()["accounts"]] == ["silent"]
     capped = await client.get("/v1/accounts", params={"limit": 2}, headers=AUTH)
-    assert len(capped.json()["accounts"]) == 2
+    kept = capped.json()["accounts"]
+    assert len(kept) == 2
+    assert kept[0]["band"] == "red"  # a cut keeps the riskiest
+    assert kept[0]["score"] <= kept[1]["score"] or kept[1]["band"] != "red"
     too_many = await client.get("/v1/accounts", params={"limit": 5001}, headers=AUTH)
     assert too_many.status_code == 422
     refused = await client.get("/v1/accounts")
