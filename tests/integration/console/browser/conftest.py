@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from selenium.common.exceptions import NoSuchElementException, WebDriverException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -44,7 +45,13 @@ class Page:
         what: str = "",
     ) -> T:
         """``condition``'s first truthy answer, polled until the deadline (then it fails)."""
-        wait = WebDriverWait(self.driver, timeout_s, poll_frequency=0.05)
+        # a page that navigates meanwhile detaches the elements found before: ask again
+        wait = WebDriverWait(
+            self.driver,
+            timeout_s,
+            poll_frequency=0.05,
+            ignored_exceptions=(NoSuchElementException, WebDriverException),
+        )
         found: T | None = await self.call(
             wait.until, condition, what or getattr(condition, "__name__", "")
         )

@@ -29,7 +29,7 @@ PEOPLE: list[dict[str, object]] = [
     {"person_id": "p_maria", "name": "Maria Lopez", "email": MARIA, "manager_id": "p_lead"},
     {"person_id": "p_omar", "name": "Omar Haddad", "email": OMAR, "manager_id": "p_other_lead"},
 ]
-# Maria's accounts (acme and initech get an alert each); globex is Omar's, on another team.
+# Maria's accounts (each gets an alert); globex is Omar's, on another team (an alert too).
 ACCOUNTS: list[dict[str, object]] = [
     {"account_id": "acme", "name": "Acme Corp", "tier": "enterprise", "arr": 120000,
      "seats": 250, "renewal_date": "2027-01-15", "team": {"csm": "p_maria"}},
@@ -40,7 +40,7 @@ ACCOUNTS: list[dict[str, object]] = [
     {"account_id": "globex", "name": "Globex", "tier": "enterprise", "arr": 200000,
      "seats": 400, "team": {"csm": "p_omar"}},
 ]  # fmt: skip
-ALERTED = ("acme", "initech", "globex")
+ALERTED = ("acme", "initech", "hooli", "globex")
 LINK = re.compile(r"https?://\S+/sign-in/[A-Za-z0-9._%\-]+")
 
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from chaos.stack import Deployment, Endpoints
+from devstack import browser
 from devstack.ephemeral import Infra
 from services.console.signin import SESSION_COOKIE, Tokens, link_url
 from tests.integration.console.browser.conftest import Page
@@ -97,7 +99,9 @@ async def test_sign_in_by_emailed_link_then_portfolio_account_and_acknowledge(
     link = await page.find('table#portfolio tr[data-account-id="acme"] a')
     await page.call(link.click)
     await page.until(lambda d: d.current_url.endswith("/accounts/acme"), what="acme's page")
-    assert "Acme Corp" in await page.call(lambda: page.driver.find_element(By.TAG_NAME, "h1").text)
+    await page.until(
+        lambda d: "Acme Corp" in d.find_element(By.TAG_NAME, "h1").text, what="acme's heading"
+    )
 
     alert = await console.open_alert("acme")
     assert alert is not None
@@ -178,3 +182,55 @@ async def test_an_expired_or_reused_sign_in_link_is_refused(console: Console, pa
     await page.call((await page.find("form button[type=submit]")).click)
     await page.until(lambda d: refusal_code(d) == "link_used", what="a link_used page")
     assert session_of(page.driver) == {}
+
+
+UNLABELLED = """
+return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+  .map(e => e.outerHTML);
+"""
+UNNAMED_BUTTONS = """
+return [...document.querySelectorAll('button')]
+  .filter(b => !(b.innerText.trim() || b.getAttribute('aria-label')))
+  .map(b => b.outerHTML);
+"""
+OVERFLOW = "return document.documentElement.scrollWidth - window.innerWidth;"
+
+
+async def test_pages_fit_a_phone_name_every_control_and_work_by_keyboard(console: Console) -> None:
+    with browser.headless(browser.PHONE) as driver:
+        page = Page(driver)
+        await sign_in(page, console, MARIA)
+        for path in ("/", "/accounts/hooli", "/accounts/hooli/brief", "/alerts"):
+            await page.open(console.url + path)
+            await page.find("h1")
+            assert await page.call(driver.execute_script, OVERFLOW) <= 0, path  # no side-scroll
+            assert await page.call(driver.execute_script, UNLABELLED) == [], path
+            assert await page.call(driver.execute_script, UNNAMED_BUTTONS) == [], path
+
+        # by keyboard alone: Tab to the alert's Acknowledge button, then Enter
+        alert = await console.open_alert("hooli")
+        assert alert is not None
+        await page.open(console.url + "/accounts/hooli")
+        target = await page.find(
+            f'article.alert[data-alert-id="{alert["id"]}"] form[action$="/ack"] button'
+        )
+        body = await page.find("body")
+        for _ in range(80):
+            focused = await page.call(lambda: driver.switch_to.active_element)
+            if focused == target:
+                break
+            await page.call(body.send_keys if focused is None else focused.send_keys, Keys.TAB)
+        else:
+            raise AssertionError("Tab never reached the Acknowledge button")
+        await page.call(target.send_keys, Keys.ENTER)
+        await page.until(
+            lambda d: any(
+                e.get_attribute("data-state") == "acknowledged"
+                for e in d.find_elements(
+                    By.CSS_SELECTOR, f'article.alert[data-alert-id="{alert["id"]}"]'
+                )
+            ),
+            what="acknowledged by keyboard",
+        )
+    assert (await console.alerts_api(f"/v1/alerts/{alert['id']}"))["state"] == "acknowledged"
