@@ -12,7 +12,7 @@ INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
 .PHONY: help venv demo up down status lint format test test-unit test-integration lock schemas clean \
-	deploy-tools deploy-check deploy-tools-lock bench bench-quick chaos eval-outside
+	deploy-tools deploy-check deploy-tools-lock bench bench-quick chaos eval-outside browser
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -47,7 +47,7 @@ format: $(INSTALLED) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint deploy-tools ## lint, then every test; starts (and stops) its own Kafka and PostgreSQL
+test: lint deploy-tools browser ## lint, then every test; starts (and stops) its own Kafka and PostgreSQL
 	$(PY) -m pytest
 
 test-unit: $(INSTALLED) ## unit tests only: no infrastructure
@@ -55,6 +55,9 @@ test-unit: $(INSTALLED) ## unit tests only: no infrastructure
 
 test-integration: $(INSTALLED) ## integration tests only
 	$(PY) -m pytest -m integration
+
+browser: $(INSTALLED) ## Chromium + chromium-driver for the browser tests (Debian's packages, installed when missing)
+	$(PY) -m devstack.browser
 
 deploy-tools: ## the manifest checks' tools (kustomize, kubernetes-validate, checkov, hadolint), cached
 	$(PYTHON) deploy/tools/tools.py install

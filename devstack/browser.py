@@ -17,6 +17,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -139,3 +140,20 @@ def screenshot(driver: WebDriver, path: Path, *, full_page: bool = True) -> Path
     )
     path.write_bytes(base64.b64decode(shot["data"]))
     return path
+
+
+def main() -> int:
+    """``python -m devstack.browser``: install what is missing, then say which binaries run."""
+    try:
+        found = ensure_installed()
+    except RuntimeError as exc:
+        print(f"devstack.browser: {exc}", file=sys.stderr)
+        return 2
+    for path in (found.chromium, found.chromedriver):
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+        print(f"{path}: {done.stdout.strip() or done.stderr.strip()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
