@@ -37,12 +37,16 @@ from services.ingest import zendesk
 from shared.auth import SCOPES
 from shared.runner import REQUEST_BODY_TIMEOUT_SECONDS
 
+# Routes that need no API key, and why (also the abuse suite's list: tests/integration/abuse).
 PUBLIC = {
-    ("get", "/healthz"),
-    ("get", "/readyz"),
-    ("get", "/metrics"),
-    ("get", "/links/{token}"),  # the signed token is the authority
-    ("post", "/links/{token}"),
+    ("get", "/healthz"): "liveness probe",
+    ("get", "/readyz"): "readiness probe",
+    ("get", "/metrics"): "Prometheus scrape (kept inside the cluster by the NetworkPolicies)",
+    ("get", "/links/{token}"): "one-click link: the signed token is the authority",
+    ("post", "/links/{token}"): "one-click link: the signed token is the authority",
+    ("get", "/brief/{token}"): "read-only brief page: the signed, expiring token is the authority",
+    ("post", "/v1/slack/interactions"): "Slack interactivity: Slack's request signature is the "
+    "authority (401 slack_signature_invalid / slack_request_stale)",
 }
 REFUSED = frozenset({"unauthenticated", "forbidden"})
 NOWHERE = "999999999"

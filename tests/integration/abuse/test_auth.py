@@ -11,22 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from chaos.inputs import PUBLIC, REFUSED
 from chaos.stack import Deployment
 from shared.auth import SCOPES
 from tests.integration.abuse.conftest import code_of
-
-# Routes that need no API key, and why.
-PUBLIC = {
-    ("get", "/healthz"): "liveness probe",
-    ("get", "/readyz"): "readiness probe",
-    ("get", "/metrics"): "Prometheus scrape (kept inside the cluster by the NetworkPolicies)",
-    ("get", "/links/{token}"): "one-click link: the signed token is the authority",
-    ("post", "/links/{token}"): "one-click link: the signed token is the authority",
-    ("get", "/brief/{token}"): "read-only brief page: the signed, expiring token is the authority",
-    ("post", "/v1/slack/interactions"): "Slack interactivity: Slack's request signature is the "
-    "authority (401 slack_signature_invalid / slack_request_stale)",
-}
-REFUSED = frozenset({"unauthenticated", "forbidden"})
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str]]:
