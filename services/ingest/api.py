@@ -20,12 +20,12 @@ from services.ingest.handler import Applied, Handler
 from services.ingest.http import JSON_TYPES, SEGMENT_TYPES, json_response, read_body
 from services.ingest.memberships import Memberships
 from services.ingest.openapi import EventsAnswer, SegmentAnswer, WebhookAnswer
-from services.ingest.ratelimit import RateLimiter
 from services.ingest.segment import Kind, SegmentTranslator, write_key_in_body
 from shared import errors
 from shared.auth import ApiKeys, Caller, authorize, presented_key, require
 from shared.clock import Clock
 from shared.events import Topics
+from shared.ratelimit import RateLimiter
 
 
 @dataclass(frozen=True)

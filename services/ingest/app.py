@@ -22,7 +22,6 @@ from services.ingest.http import RequestContext
 from services.ingest.memberships import Memberships, MembershipTable
 from services.ingest.metrics import REFUSED_REQUESTS
 from services.ingest.publisher import KafkaPublisher, KafkaUnavailable, Publisher
-from services.ingest.ratelimit import RateLimiter
 from services.ingest.segment import SegmentRules, SegmentTranslator
 from services.ingest.settings import IngestSettings
 from shared import errors
@@ -31,6 +30,7 @@ from shared.clock import SYSTEM_CLOCK, Clock
 from shared.events import Topics
 from shared.kafka import RenewingProducer, client_options, ensure_topics, make_producer
 from shared.ops import Draining, ReadinessCheck, ops_router
+from shared.ratelimit import RateLimiter
 from shared.worker import Supervisor
 
 log = logging.getLogger(__name__)

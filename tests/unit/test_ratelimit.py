@@ -1,6 +1,6 @@
 """The per-key rate limit, with an injected clock."""
 
-from services.ingest.ratelimit import RateLimiter
+from shared.ratelimit import RateLimiter
 
 
 def test_a_key_may_spend_its_burst_at_once_then_waits_for_the_rate() -> None:
@@ -39,3 +39,12 @@ def test_idle_time_refills_no_more_than_the_burst() -> None:
     assert limiter.take("a", now=0.0) is None
     results = [limiter.take("a", now=3600.0) for _ in range(3)]
     assert results == [None, None, 1]
+
+
+def test_past_max_keys_the_refilled_buckets_are_forgotten_and_the_busy_kept() -> None:
+    limiter = RateLimiter(rate_per_second=1, burst=1, max_keys=2)
+    assert limiter.take("idle", now=0.0) is None
+    assert limiter.take("busy", now=5.0) is None
+    assert limiter.take("new", now=5.5) is None  # "idle" refilled at 1.0: dropped
+    assert len(limiter) == 2
+    assert limiter.take("busy", now=5.5) == 1  # still limited: its bucket was kept
