@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.console import charts, metrics, permissions, signin, views
+from services.console import charts, limits, metrics, permissions, signin, views
 from services.console.backends import BackendDown, BackendError, Backends
 from services.console.identity import Directory, person_of, viewer_of
 from services.console.permissions import Person, Viewer
@@ -56,6 +56,7 @@ class Context:
     tokens: signin.Tokens
     clock: Clock
     env: Environment
+    limits: limits.SignInLimits
 
 
 def environment() -> Environment:
@@ -213,11 +214,17 @@ async def ask_for_link(
     email: Annotated[str, Form(max_length=320)],
     csrf: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=signin.MAX_NEXT)] = "/",
-) -> HTMLResponse:
+) -> Response:
     _check_form_csrf(request, csrf)
+    now = ctx.clock.now().timestamp()
+    client = limits.client_address(request, ctx.directory.proxies)
     email = email.strip().lower()
-    if not EMAIL.match(email):
+    limited = ctx.limits.client(client, now)
+    if limited is None and not EMAIL.match(email):
         raise refusal(422, "invalid_email", "this is not an email address")
+    limited = limited or ctx.limits.email(email, now)
+    if limited is not None:
+        return _too_many(request, limited, email, client)
     known = email in ctx.directory.admins or await person_of(ctx.directory, email) is not None
     link, outcome = None, "unknown_email"
     if known:
@@ -227,6 +234,29 @@ async def ask_for_link(
     log.info("sign-in link asked", extra={"outcome": outcome})  # neither the address nor link
     shown = link if ctx.settings.local_dev and not ctx.settings.smtp_host else None
     return page(ctx, request, "sign_in_sent.html.j2", email=email, link=shown, viewer=None)
+
+
+def _too_many(request: Request, limited: limits.Limited, email: str, client: str) -> Response:
+    metrics.SIGN_IN_LIMITED.labels(limited.scope).inc()
+    log.warning(
+        "sign-in requests limited",
+        extra={
+            "scope": limited.scope,
+            "email_sha256": limits.email_tag(email),  # never the address itself
+            "client": client,
+            "retry_after": limited.retry_after,
+        },
+    )
+    minutes = max(1, round(limited.retry_after / 60))
+    answer = error_page(
+        request,
+        429,
+        "too_many_sign_in_requests",
+        f"too many sign-in links were asked for: try again in about {minutes} minute"
+        + ("s" if minutes != 1 else ""),
+    )
+    answer.headers["Retry-After"] = str(limited.retry_after)
+    return answer
 
 
 async def _send_link(settings: ConsoleSettings, email: str, link: str) -> str:

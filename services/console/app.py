@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request, Response
 from services.console import api, metrics
 from services.console.backends import Backends
 from services.console.identity import Directory
+from services.console.limits import SignInLimits
 from services.console.settings import ConsoleSettings
 from services.console.signin import tokens_of
 from shared.ops import Draining, ReadinessCheck, ops_router
@@ -78,7 +79,13 @@ def build_app(
         title="churnwatch console", version="1", lifespan=lifespan, docs_url=None, redoc_url=None
     )
     context = api.Context(
-        settings, backends, directory, tokens, settings.build_clock(), api.environment()
+        settings,
+        backends,
+        directory,
+        tokens,
+        settings.build_clock(),
+        api.environment(),
+        SignInLimits.of(settings),
     )
     api.install(app, context)
     app.include_router(ops_router(checks(backends), draining))

@@ -16,6 +16,11 @@ SIGN_INS = Counter(
     " expired, invalid, used, signed_out",
     ["outcome"],
 )
+SIGN_IN_LIMITED = Counter(
+    "churnwatch_console_sign_in_limited_total",
+    "Sign-in link requests refused (429 too_many_sign_in_requests), by scope: email, client",
+    ["scope"],
+)
 REFUSALS = Counter(
     "churnwatch_console_refusals_total",
     "Requests refused, by code (not_found covers accounts one may not see)",

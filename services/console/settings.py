@@ -40,6 +40,15 @@ class ConsoleSettings(ServiceSettings, ClockSettings, SmtpSettings):
     )
     sign_in_ttl_seconds: float = Field(900.0, ge=1, le=3600, description="an emailed link")
     session_ttl_seconds: float = Field(12 * 3600.0, ge=60, le=30 * 86_400)
+    sign_in_per_email: int = Field(
+        3, ge=1, le=100, description="sign-in links one address may ask for per window"
+    )
+    sign_in_per_client: int = Field(
+        20, ge=1, le=10_000, description="sign-in links one client address may ask for per window"
+    )
+    sign_in_window_seconds: float = Field(
+        900.0, ge=60, le=86_400, description="the window of the two sign-in limits"
+    )
     local_dev: bool = Field(
         False, description="local runs over plain HTTP: the session cookie is not Secure"
     )

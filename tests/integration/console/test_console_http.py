@@ -193,6 +193,15 @@ async def test_managers_and_admins_see_more_and_bad_links_are_refused(
         )
         assert asked.status_code == 200
         assert "Check your email" in asked.text
+        # at most 3 links per address per 15 minutes (CONSOLE_SIGN_IN_PER_EMAIL), known or not
+        token = csrf_of(form.text)
+        more = [
+            await anyone.post("/sign-in", data={"email": "nobody@example.com", "csrf": token})
+            for _ in range(3)
+        ]
+        assert [answer.status_code for answer in more] == [200, 200, 429]
+        assert more[-1].headers["x-error-code"] == "too_many_sign_in_requests"
+        assert 240 <= int(more[-1].headers["retry-after"]) <= 300  # one link back per 300 s
         no_form_token = await anyone.post("/sign-in", data={"email": "maria@example.com"})
         assert no_form_token.status_code == 403
         assert len(stack.smtp.accepted()) == before
@@ -200,6 +209,9 @@ async def test_managers_and_admins_see_more_and_bad_links_are_refused(
     async def counted() -> bool:
         async with httpx.AsyncClient() as http:
             body = (await http.get(f"{stack.url}/metrics")).text
-        return 'churnwatch_console_sign_ins_total{outcome="expired"} 1.0' in body
+        return (
+            'churnwatch_console_sign_ins_total{outcome="expired"} 1.0' in body
+            and 'churnwatch_console_sign_in_limited_total{scope="email"} 1.0' in body
+        )
 
-    await eventually(counted, what="the expired link counted")
+    await eventually(counted, what="the expired link and the refused request counted")
