@@ -207,7 +207,18 @@ async def sign_in_page(ctx: Ctx, request: Request, next: str | None = None) -> H
     return _form_page(ctx, request, "sign_in.html.j2", next=signin.safe_next(next))
 
 
-@router.post("/sign-in", response_class=HTMLResponse, summary="Email a sign-in link")
+@router.post(
+    "/sign-in",
+    response_class=HTMLResponse,
+    summary="Email a sign-in link",
+    responses={
+        429: {
+            "description": "`too_many_sign_in_requests`: past the limit per address or per"
+            " client (a page; `Retry-After` says how many seconds to wait)",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def ask_for_link(
     ctx: Ctx,
     request: Request,
