@@ -8,7 +8,10 @@
    (``churnwatch.importer``) loads their events, accounts and people straight into scoring's
    database, writes each account's daily score
    history and its current score — baselines exist on the first live day, and nothing is
-   notified for the past (no onboarding silence is needed).
+   notified for the past (no onboarding silence is needed). Before the import, ``churnwatch
+   fit`` (``churnwatch.demo_fit``) learns a model from the same files with the churn the
+   simulator knows by the history's end; the fitted model runs live (and scores the imported
+   history) only when it beats the shipped one on the fit's hold-out.
 3. **Fast clock** — ingest, scoring and alerts start with the shared scaled clock
    (``CLOCK_SIM_START`` / ``CLOCK_REAL_ANCHOR`` / ``CLOCK_SPEED``, see ``shared/clock.py``) at
    the end of the history: the remaining simulated days pass in ``--drive-minutes`` real
@@ -48,12 +51,13 @@ from typing import Any, TextIO
 
 import httpx
 
-from churnwatch import collect, files, report
+from churnwatch import collect, demo_fit, files, report
 from churnwatch.client import Client, Endpoints
 from churnwatch.driver import Counts, Credentials, Driver, Progress
 from churnwatch.simulator import SimulatedDay, Simulation, simulate
 from devstack import process
 from devstack.stack import CONSOLE, Stack, service_url
+from services.scoring.model import DEFAULT_MODEL_FILE
 from shared.clock import ScaledClock
 
 DEMO_DATABASE = "churnwatch_demo"
@@ -308,6 +312,16 @@ class Demo:
         self.timings: dict[str, float] = {}
         self.display = Display(sys.stdout, quiet=options.quiet)
         self.live_days: Iterator[SimulatedDay] = iter(())
+        self.model_file = Path(os.environ.get("SCORING_MODEL_FILE") or DEFAULT_MODEL_FILE)
+        self.fit: demo_fit.Decision | None = None
+
+    def model_settings(self) -> dict[str, str]:
+        """The model scoring runs live: the fitted one when the fit chose it."""
+        return {"SCORING_MODEL_FILE": str(self.model_file)} if self.fit_chosen else {}
+
+    @property
+    def fit_chosen(self) -> bool:
+        return self.fit is not None and self.fit.model_file is not None
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -327,7 +341,7 @@ class Demo:
         stack.start_sinks()
         self.import_history(simulation)
         anchor = time.time() + options.lead_seconds
-        stack.overrides = run_settings(options, self.prefix, anchor)
+        stack.overrides = {**run_settings(options, self.prefix, anchor), **self.model_settings()}
         stack.start_services()
         if time.time() > anchor:
             say(
@@ -371,6 +385,7 @@ class Demo:
             self.live_days = iter(())
         if not history:
             return
+        self.fit_history(simulation, history)
         say(
             f"  importing the first {options.history_days} days as history "
             f"({events:,} events; churnwatch import-history)"
@@ -384,14 +399,33 @@ class Demo:
                     accounts=[directory / "accounts.csv"],
                     people=[directory / "people.csv"],
                     as_of=options.live_start,
-                    model=model.load(
-                        Path(os.environ.get("SCORING_MODEL_FILE") or model.DEFAULT_MODEL_FILE)
-                    ),
+                    model=model.load(self.model_file),
                 ),
             )
         )
         self.timings["import_seconds"] = time.monotonic() - started
         say(f"  {summary.line()}")
+
+    def fit_history(self, simulation: Simulation, history: list[SimulatedDay]) -> None:
+        """``churnwatch fit`` on the history's files' content; when the fitted model wins on
+        the fit's hold-out, it scores the import and runs live (``SCORING_MODEL_FILE``)."""
+        from services.scoring import model
+
+        say("  fitting a model on the history (churnwatch fit; the labels: churn known by then)")
+        decision = demo_fit.fit_history(
+            [e.event for day in history for e in day.events],
+            [r for day in history for r in day.accounts],
+            simulation.truth,
+            model.load(self.model_file),
+            last_day=self.options.live_start.date() - timedelta(days=1),
+            model_file=self.stack.home / "demo" / "health-fitted.toml",
+            report_html=self.options.out / "demo-fit.html",
+        )
+        self.fit = decision
+        if decision.model_file is not None:
+            self.model_file = decision.model_file
+        self.timings["fit_seconds"] = decision.seconds
+        say(f"  {decision.paragraph} ({decision.seconds:.1f} s)")
 
     def _forget_previous_topics(self) -> None:
         """Delete the topics of the previous demo run (local Kafka only), keep this run's."""
@@ -408,7 +442,10 @@ class Demo:
         returns that moment."""
         self.stack.stop_services()
         resume = clock.now()
-        self.stack.overrides = explore_settings(resume, self.prefix, time.time())
+        self.stack.overrides = {
+            **explore_settings(resume, self.prefix, time.time()),
+            **self.model_settings(),
+        }
         self.stack.start_services()
         return resume
 
@@ -475,7 +512,7 @@ class Demo:
                 _rules(),
                 speed=options.speed,
                 onboarding_days=options.history_days,
-                bands=_bands(),
+                bands=_bands(self.model_file),
                 latest_accounts=list(driver.accounts.values()),
             )
             run.ingest = _ingest_counts(counts)
@@ -505,11 +542,9 @@ def _rules() -> list[tuple[str, str]]:
     return [(r.name, r.motion) for r in rules.load(path).rules]
 
 
-def _bands() -> list[tuple[str, float, float]]:
+def _bands(path: Path) -> list[tuple[str, float, float]]:
     from services.scoring import model
-    from services.scoring.model import DEFAULT_MODEL_FILE
 
-    path = Path(os.environ.get("SCORING_MODEL_FILE") or DEFAULT_MODEL_FILE)
     return [(b.name, b.lower, b.upper) for b in model.load(path).default.bands]
 
 
@@ -586,12 +621,16 @@ def run(options: Options, stack: Stack | None = None) -> collect.RunData:
     data.timings["report_seconds"] = time.monotonic() - started
     data.timings["total_seconds"] = time.monotonic() - began
     collect.save(data, paths["data"])
-    paths["summary"].write_text(report.summary(data), encoding="utf-8")
+    summary = report.summary(data) + (f"{demo.fit.paragraph}\n" if demo.fit else "")
+    paths["summary"].write_text(summary, encoding="utf-8")
     say("")
-    say(report.summary(data))
+    say(summary)
+    fitted = demo.fit.report_html if demo.fit else None
     say(
         "Outputs:\n"
         f"  report   {paths['report'].resolve()}\n"
+        + (f"  fit      {fitted.resolve()} (and .json)\n" if fitted else "")
+        + f"  model    {demo.model_file}\n"
         f"  summary  {paths['summary'].resolve()}\n"
         f"  data     {paths['data'].resolve()}\n"
         f"  Slack    {stack.sinks_dir / 'slack.jsonl'}\n"
