@@ -390,7 +390,11 @@ def _evaluate_one(
 
 
 def _band_summary(before: Band | None, after: Band) -> str:
-    return f"health band {before} → {after}" if before else f"health band {after}"
+    if before is None:
+        return f"health band {after}"
+    if before == after:  # a sustained alert keeps saying what is true now, not "red → red"
+        return f"health band still {after}"
+    return f"health band {before} → {after}"
 
 
 # ---------------------------------------------------------------------------------------------

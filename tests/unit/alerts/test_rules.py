@@ -128,6 +128,7 @@ def test_a_band_rule_to_red_fires_only_on_a_fall_into_red_and_clears_above_it() 
 def test_a_band_that_stays_bad_sustains_and_green_clears() -> None:
     stays = evaluate((35, "red"), (30, "red"))["band_worsened"]
     assert (stays.outcome, stays.severity) == ("sustain", "critical")
+    assert stays.summary == "health band still red"  # what is true now, not "red → red"
     assert evaluate((30, "red"), (58, "yellow"))["band_worsened"].outcome == "clear"
     assert evaluate((58, "yellow"), (80, "green"))["band_worsened"].outcome == "clear"
 
