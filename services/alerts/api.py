@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.alerts import briefs, decide, feedback, links, metrics, render, store
+from services.alerts import briefs, decide, feedback, links, messages, metrics, render, store
 from services.alerts.accounts import apply, gather, refresh_messages
 from services.alerts.decide import Config
 from services.alerts.lifecycle import Alert, Matcher, Silence
@@ -94,6 +94,7 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "id": alert.id,
         "account_id": alert.account_id,
         "rule": alert.rule,
+        "title": messages.rule_title(alert.rule),
         "motion": alert.motion,
         "severity": alert.severity,
         "state": alert.state,

@@ -67,6 +67,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["money"] = views.money
+    env.filters["days_to"] = views.days_to
     env.filters["when"] = lambda v: (views.parse_time(v) or "—") if v else "—"
     return env
 

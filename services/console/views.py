@@ -219,6 +219,16 @@ def usage_weeks(brief: Mapping[str, Any] | None) -> list[tuple[str, int]]:
     return [(str(w["week_start"]), int(w["usage_events"])) for w in weeks]
 
 
+def days_to(days: int | None) -> str:
+    """Days to a date in words: "in 12 days", "today", "45 days ago"; "—" when unknown."""
+    if days is None:
+        return "—"
+    if days == 0:
+        return "today"
+    unit = "day" if abs(days) == 1 else "days"
+    return f"in {days} {unit}" if days > 0 else f"{-days} {unit} ago"
+
+
 def money(value: float | None) -> str:
     if value is None:
         return "—"

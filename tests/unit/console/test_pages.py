@@ -254,3 +254,14 @@ def test_a_portfolio_row_counts_days_to_renewal_from_today() -> None:
     assert views.parse_date(None) is None
     assert views.money(1_250_000) == "$1.2M"
     assert isinstance(views.parse_date("2026-01-02"), date)
+
+
+def test_days_to_a_renewal_read_in_words_also_once_it_has_passed() -> None:
+    assert [views.days_to(d) for d in (12, 1, 0, -1, -45, None)] == [
+        "in 12 days",
+        "in 1 day",
+        "today",
+        "1 day ago",
+        "45 days ago",
+        "—",
+    ]
