@@ -1,7 +1,7 @@
 """A small ``make demo``: 20 accounts × 50 days — the first 36 imported as history (past the
-baselines' warm-up), the last 14 live on a fast clock through the real services, on the
-session's Kafka and PostgreSQL — then the outputs exist and the report's figures are what the
-services hold."""
+baselines' warm-up; fitted on first, the fit refusing its 2 churners), the last 14 live on a
+fast clock through the real services, on the session's Kafka and PostgreSQL — then the
+outputs exist and the report's figures are what the services hold."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ async def test_a_small_demo_writes_its_outputs_and_reports_what_the_services_hol
         quiet=True,
     )
     run = await asyncio.to_thread(demo.run, options, local_stack)
+    printed = capsys.readouterr().out
 
     out = tmp_path / "reports"
     html = (out / "demo.html").read_text()
@@ -51,6 +52,16 @@ async def test_a_small_demo_writes_its_outputs_and_reports_what_the_services_hol
     assert "<svg" in html
     assert "How well each rule warned" in html
     assert summary.startswith("churnwatch demo: 20 accounts, 12 people, 50 days")
+
+    # the fit ran on the history (2 churners by its end: too few) and its decision is said
+    decision = (
+        "Fit: churnwatch fit on the 36 days of history (2 churners of 20 accounts by "
+        "2026-08-05): the fit refused — 0 of 160 training rows churn within 14 days"
+    )
+    assert decision in summary
+    assert decision in printed
+    assert "so scoring runs live with the shipped model health-v1" in summary
+    assert 0 < run.timings["fit_seconds"] < 60
 
     # ingest took every event the simulation produced
     sent = {k: v for k, v in run.ingest["sent"].items() if k not in ("accounts", "people")}
@@ -89,14 +100,14 @@ async def test_a_small_demo_writes_its_outputs_and_reports_what_the_services_hol
 
     # it ends with the console running and one sign-in link per person; a link signs in
     console = service_url("console")
-    printed = re.findall(rf"{re.escape(console)}/sign-in/\S+", capsys.readouterr().out)
-    assert len(printed) == 12  # the 12 people of the simulation
+    links = re.findall(rf"{re.escape(console)}/sign-in/\S+", printed)
+    assert len(links) == 12  # the 12 people of the simulation
     async with httpx.AsyncClient(base_url=console, timeout=10) as browser:
-        confirm = await browser.get(printed[0])
+        confirm = await browser.get(links[0])
         assert confirm.status_code == 200
         csrf = re.search(r'name="csrf" value="([^"]+)"', confirm.text)
         assert csrf is not None
-        signed_in = await browser.post(printed[0], data={"csrf": csrf.group(1)})
+        signed_in = await browser.post(links[0], data={"csrf": csrf.group(1)})
         assert signed_in.status_code == 303
         portfolio = await browser.get("/")
     assert portfolio.status_code == 200
