@@ -2,7 +2,7 @@
 
 Debian's ``chromium`` driven through Debian's ``chromium-driver`` (the two packages come from the
 same source, so their versions always match) with Selenium (a dev dependency). Both packages are
-installed with apt-get when missing, as ``devstack.postgres`` installs PostgreSQL: that needs root
+installed with apt-get when missing by ``devstack.debian`` (as PostgreSQL is): that needs root
 and apt; anywhere else the error says what to install. ``CHROMIUM`` / ``CHROMEDRIVER`` point at
 other binaries.
 
@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from devstack import debian
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
@@ -51,18 +53,13 @@ def ensure_installed() -> Binaries:
     found = _found()
     if found is not None:
         return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise RuntimeError(
+    debian.install(
+        PACKAGES,
+        missing=(
             "Chromium and chromium-driver not found. Install them (Debian: apt-get install "
             "chromium chromium-driver) or set CHROMIUM and CHROMEDRIVER to their paths."
-        )
-    print("devstack: installing Chromium and chromium-driver from Debian's packages")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
-        check=True,
-        env=env,
+        ),
+        announce="installing Chromium and chromium-driver from Debian's packages",
     )
     found = _found()
     if found is None:

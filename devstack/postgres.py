@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack import process
+from devstack import debian, process
 
 DEFAULT_USER = "churnwatch"
 DEFAULT_DB = "churnwatch"
@@ -34,39 +34,33 @@ def _server_bindir() -> Path | None:
     return Path(on_path).parent if on_path else None
 
 
+def _no_main_cluster() -> None:
+    """Debian's package would create and start a 'main' cluster on 5432; we run our own."""
+    conf = Path("/etc/postgresql-common/createcluster.conf")
+    if not conf.exists():
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text("create_main_cluster = false\n")
+
+
 def ensure_installed() -> Path:
     """The directory holding ``initdb`` and ``postgres``, installing Debian's package if needed."""
     bindir = _server_bindir()
     if bindir is not None:
         return bindir
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise RuntimeError(
+    debian.install(
+        ["postgresql"],
+        missing=(
             "PostgreSQL server binaries not found. Install them (Debian: apt-get install "
             "postgresql) or point DATABASE_URL at an existing server."
-        )
-    print("devstack: installing PostgreSQL from Debian's packages")
-    # Debian's package would create and start a 'main' cluster on 5432; we run our own.
-    conf = Path("/etc/postgresql-common/createcluster.conf")
-    if not conf.exists():
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text("create_main_cluster = false\n")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
-    subprocess.run(
-        [
-            "apt-get",
-            "install",
-            "-y",
-            "-q",
-            "--no-install-recommends",
+        ),
+        announce="installing PostgreSQL from Debian's packages",
+        options=[
             "-o",
             "Dpkg::Options::=--force-confdef",
             "-o",
             "Dpkg::Options::=--force-confold",
-            "postgresql",
         ],
-        check=True,
-        env=env,
+        prepare=_no_main_cluster,
     )
     bindir = _server_bindir()
     if bindir is None:
