@@ -37,11 +37,11 @@ from churnwatch.client import (
     Endpoints,
     ServiceRefused,
     ServiceUnreachable,
-    error_of,
 )
 from churnwatch.evaluation import HorizonAuc
 from churnwatch.progress import Bar
 from shared.events import Event
+from shared.refused import error_of
 
 OK, REFUSED_ITEMS, BAD_INPUT, UNAVAILABLE = 0, 1, 2, 3
 REPLAY_BATCH = 1000

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import httpx
 
+from shared.refused import Refused, error_of
+
 Service = Literal["ingest", "scoring", "alerts"]
 DEFAULT_URLS: Mapping[Service, str] = {
     "ingest": "http://127.0.0.1:8000",
@@ -43,15 +45,8 @@ class ServiceUnreachable(ClientError):
         self.reason = reason
 
 
-class ServiceRefused(ClientError):
+class ServiceRefused(Refused, ClientError):
     """The service answered with an error; ``code`` is its machine-readable code."""
-
-    def __init__(self, service: str, status: int, code: str, message: str) -> None:
-        super().__init__(f"{service} answered {status} {code}: {message}")
-        self.service = service
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -102,19 +97,6 @@ def retry_delay(
             pass
     ceiling = min(policy.max_seconds, policy.initial_seconds * 2 ** (attempt - 1))
     return float(ceiling / 2 + rng() * ceiling / 2)
-
-
-def error_of(response: httpx.Response) -> tuple[str, str]:
-    """The ``code`` and ``message`` of an error answer: every service answers
-    ``{"code", "message", "errors"?}`` (``shared.errors``); anything else (a proxy's page)
-    gets ``http_<status>`` and the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return "http_" + str(response.status_code), response.text[:200] or response.reason_phrase
-    if isinstance(body, dict) and "code" in body:
-        return str(body["code"]), str(body.get("message", ""))
-    return "http_" + str(response.status_code), str(body)[:200]
 
 
 class Client:

@@ -1,7 +1,7 @@
 """The console's client of scoring's and alerts' HTTP APIs (httpx, its own API key).
 
 No retries: a page is answered now or says the service is away (``503 backend_unavailable``).
-An error answer is read from the services' envelope (``shared.errors``: ``code``, ``message``).
+An error answer is read from the services' envelope by ``shared.refused`` (``code``, ``message``).
 """
 
 from __future__ import annotations
@@ -14,35 +14,21 @@ from typing import Any, Literal
 import httpx
 
 from services.console import metrics
+from shared.refused import Refused, error_of
 
 Service = Literal["scoring", "alerts"]
 MAX_IDS = 500  # both APIs take at most this many repeated ids per call
 MAX_ALERT_PAGES = 10  # alerts of one group of accounts: at most 10 pages of 500
 
 
-class BackendError(Exception):
-    def __init__(self, service: str, status: int, code: str, message: str) -> None:
-        super().__init__(f"{service} answered {status} {code}: {message}")
-        self.service = service
-        self.status = status
-        self.code = code
-        self.message = message
+class BackendError(Refused):
+    """Scoring or alerts answered with an error."""
 
 
 class BackendDown(Exception):
     def __init__(self, service: str, reason: str) -> None:
         super().__init__(f"{service} does not answer: {reason}")
         self.service = service
-
-
-def _error_of(response: httpx.Response) -> tuple[str, str]:
-    try:
-        body = response.json()
-    except ValueError:
-        return f"http_{response.status_code}", response.text[:200]
-    if isinstance(body, dict) and "code" in body:
-        return str(body["code"]), str(body.get("message", ""))
-    return f"http_{response.status_code}", str(body)[:200]
 
 
 def _risk(account: Mapping[str, Any]) -> tuple[int, float, str]:
@@ -86,7 +72,7 @@ class Backends:
             return None
         if response.status_code >= 400:
             metrics.BACKEND_ERRORS.labels(service, f"http_{response.status_code}").inc()
-            raise BackendError(service, response.status_code, *_error_of(response))
+            raise BackendError(service, response.status_code, *error_of(response))
         return response.json()
 
     async def ready(self, service: Service) -> bool:
