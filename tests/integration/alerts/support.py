@@ -198,6 +198,29 @@ class Harness:
     async def feed(self, *messages: Message) -> None:
         await self.handler()(records(messages))
 
+    def band_only(self, **overrides: Any) -> None:
+        """Judge with the band rule alone (``BAND_ONLY``) from now on."""
+        self.config = make_config(rules_text=BAND_ONLY, **overrides)
+
+    def worker(
+        self,
+        http: httpx.AsyncClient,
+        slack: SlackSink | None,
+        smtp: SmtpSink | None,
+        *,
+        interactive: bool = False,
+        service_clock: bool = False,
+    ) -> delivery.DeliveryWorker:
+        """A delivery worker "w" on this database sending to the sinks given (None: that
+        channel is off); ``service_clock``: it reads people's hours on the harness's clock."""
+        return delivery.DeliveryWorker(
+            self.engine,
+            notifiers(http, slack, smtp, interactive=interactive),
+            delivery_config(),
+            name="w",
+            service_clock=self.clock if service_clock else None,
+        )
+
 
 def delivery_config(**overrides: Any) -> delivery.DeliveryConfig:
     values: dict[str, Any] = {

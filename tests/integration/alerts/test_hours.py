@@ -20,13 +20,9 @@ from services.alerts.delivery import DeliveryWorker
 from shared.clock import FixedClock
 from shared.events import PersonRecord, WorkingHours
 from tests.integration.alerts.support import (
-    BAND_ONLY,
     Harness,
     account,
     change,
-    delivery_config,
-    make_config,
-    notifiers,
     person,
 )
 
@@ -58,19 +54,13 @@ async def drain(worker: DeliveryWorker) -> None:
 def worker_for(
     harness: Harness, http: httpx.AsyncClient, slack: SlackSink, smtp: SmtpSink
 ) -> DeliveryWorker:
-    return DeliveryWorker(
-        harness.engine,
-        notifiers(http, slack, smtp),
-        delivery_config(),
-        name="w",
-        service_clock=harness.clock,
-    )
+    return harness.worker(http, slack, smtp, service_clock=True)
 
 
 async def test_a_warning_at_night_waits_for_working_hours_and_a_critical_one_goes_now(
     harness: Harness, slack: SlackSink, smtp: SmtpSink, http: httpx.AsyncClient
 ) -> None:
-    harness.config = make_config(rules_text=BAND_ONLY)
+    harness.band_only()
     harness.clock = FixedClock(NIGHT)
     deferred = metric("churnwatch_alerts_deferred_total", reason="working_hours")
     await harness.feed(
@@ -101,7 +91,7 @@ async def test_a_warning_at_night_waits_for_working_hours_and_a_critical_one_goe
 async def test_a_digest_only_person_gets_no_direct_message_but_the_alert_in_the_digest(
     harness: Harness, slack: SlackSink, smtp: SmtpSink, http: httpx.AsyncClient
 ) -> None:
-    harness.config = make_config(rules_text=BAND_ONLY)
+    harness.band_only()
     harness.clock = FixedClock(NIGHT)
     await harness.feed(
         maria(alert_channel="digest"),
@@ -127,7 +117,7 @@ async def test_a_digest_only_person_gets_no_direct_message_but_the_alert_in_the_
 async def test_past_the_daily_budget_alerts_go_to_the_digest_with_a_count(
     harness: Harness, slack: SlackSink, smtp: SmtpSink, http: httpx.AsyncClient
 ) -> None:
-    harness.config = make_config(rules_text=BAND_ONLY)
+    harness.band_only()
     at = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # 11:00 in Madrid: working hours
     harness.clock = FixedClock(at)
     over = metric("churnwatch_alerts_to_digest_total", reason="over_budget")

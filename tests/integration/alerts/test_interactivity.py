@@ -24,19 +24,14 @@ from churnwatch.cli import export_feedback
 from churnwatch.client import Client, Endpoints
 from devstack.sinks import ReceivedMail, SlackSink, SmtpSink, block_actions, signed_interaction
 from services.alerts import api, interactions, links, store
-from services.alerts.delivery import DeliveryWorker
 from services.alerts.lifecycle import Alert
 from shared.auth import ApiKeys, digest, new_key
 from tests.integration.alerts.support import (
-    BAND_ONLY,
     SECRET,
     T0,
     Harness,
     account,
     change,
-    delivery_config,
-    make_config,
-    notifiers,
     person,
 )
 
@@ -50,7 +45,7 @@ AT = T0 - timedelta(minutes=18)  # 09:42 UTC = 10:42 in Madrid
 
 @pytest.fixture
 async def client(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
-    harness.config = make_config(rules_text=BAND_ONLY)
+    harness.band_only()
     harness.clock.advance(AT - harness.clock.now())
     app = FastAPI()
     api.install_error_handlers(app)
@@ -74,12 +69,7 @@ async def deliver(
     harness: Harness, http: httpx.AsyncClient, slack: SlackSink, smtp: SmtpSink | None = None
 ) -> None:
     """Send every due outbox row (updates wait for the ones before them)."""
-    worker = DeliveryWorker(
-        harness.engine,
-        notifiers(http, slack, smtp, interactive=True),
-        delivery_config(),
-        name="w",
-    )
+    worker = harness.worker(http, slack, smtp, interactive=True)
     for _ in range(20):
         if not await worker.run_once():
             return

@@ -19,9 +19,7 @@ from tests.integration.alerts.support import (
     Harness,
     account,
     change,
-    delivery_config,
     make_config,
-    notifiers,
     person,
 )
 from tests.support import eventually
@@ -44,7 +42,7 @@ def rules_in(row: dict[str, Any]) -> list[str]:
 async def test_alerts_of_one_account_within_group_wait_go_out_together_when_it_ends(
     harness: Harness,
 ) -> None:
-    harness.config = make_config(group_wait=30, rules_text=BAND_ONLY)
+    harness.band_only(group_wait=30)
     await harness.feed(MARIA, account("acme"), change("acme", T0, (80, "green"), (55, "yellow")))
     harness.clock.advance(timedelta(seconds=10))
     later = change(
@@ -71,7 +69,7 @@ async def test_alerts_of_one_account_within_group_wait_go_out_together_when_it_e
 async def test_an_unacknowledged_critical_alert_escalates_once_to_the_manager(
     harness: Harness,
 ) -> None:
-    harness.config = make_config(rules_text=BAND_ONLY)
+    harness.band_only()
     await harness.feed(
         MARIA, GRACE, account("acme"), change("acme", T0, (80, "green"), (30, "red"))
     )
@@ -93,7 +91,7 @@ async def test_an_unacknowledged_critical_alert_escalates_once_to_the_manager(
 
 
 async def test_an_owner_change_reroutes_open_alerts_to_the_new_owner(harness: Harness) -> None:
-    harness.config = make_config(rules_text=BAND_ONLY)
+    harness.band_only()
     await harness.feed(
         MARIA, JAMES, account("acme"), change("acme", T0, (80, "green"), (55, "yellow"))
     )
@@ -108,15 +106,13 @@ async def test_an_owner_change_reroutes_open_alerts_to_the_new_owner(harness: Ha
 async def test_a_resolved_notice_replies_in_the_thread_of_the_alert(
     harness: Harness, slack: SlackSink, http: httpx.AsyncClient
 ) -> None:
-    harness.config = make_config(rules_text=BAND_ONLY)
+    harness.band_only()
     await harness.feed(MARIA, account("acme"), change("acme", T0, (80, "green"), (55, "yellow")))
     harness.clock.advance(timedelta(hours=2))
     await harness.feed(change("acme", T0 + timedelta(hours=2), (55, "yellow"), (80, "green")))
     assert [r["kind"] for r in await outbox(harness)] == ["alert", "resolved"]
 
-    worker = DeliveryWorker(
-        harness.engine, notifiers(http, slack, None), delivery_config(), name="w"
-    )
+    worker = harness.worker(http, slack, None)
     while await worker.run_once():
         pass
     first, second = slack.delivered()
@@ -128,7 +124,7 @@ async def test_a_resolved_notice_replies_in_the_thread_of_the_alert(
 async def test_the_digest_goes_out_at_nine_in_the_persons_time_zone_once_a_day(
     harness: Harness, smtp: SmtpSink, http: httpx.AsyncClient
 ) -> None:
-    harness.config = make_config(rules_text=BAND_ONLY)
+    harness.band_only()
     harness.clock = FixedClock(datetime(2026, 11, 23, 6, 0, tzinfo=UTC))  # 07:00 in Madrid
     madrid = person("p_maria", email="maria@example.com", tz="Europe/Madrid")
     await harness.feed(
@@ -155,9 +151,7 @@ async def test_the_digest_goes_out_at_nine_in_the_persons_time_zone_once_a_day(
     assert [a["account_id"] for a in payload["red"]] == ["acme"]
     assert [(h["rule"], h["new"]) for h in payload["held"]] == [("expansion", True)]
 
-    worker = DeliveryWorker(
-        harness.engine, notifiers(http, None, smtp), delivery_config(), name="w"
-    )
+    worker = harness.worker(http, None, smtp)
     await eventually(lambda: _drain(worker, smtp), what="the digest delivered")
     digest_mail = [m for m in smtp.accepted() if "portfolio" in str(m.message["Subject"])]
     assert [str(m.message["Subject"]) for m in digest_mail] == [

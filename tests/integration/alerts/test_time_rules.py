@@ -17,16 +17,13 @@ from sqlalchemy import text
 
 from devstack.sinks import SlackSink
 from services.alerts import scheduler as scheduler_module
-from services.alerts.delivery import DeliveryWorker
 from services.alerts.routing import TeamChannel
 from tests.integration.alerts.support import (
     T0,
     Harness,
     account,
     change,
-    delivery_config,
     make_config,
-    notifiers,
     person,
 )
 
@@ -104,9 +101,7 @@ async def test_a_renewal_window_opening_with_no_new_change_opens_the_alert_once_
 
     [row] = await outbox(harness)
     assert (row["kind"], row["address"]) == ("alert", "U_MARIA")
-    worker = DeliveryWorker(
-        harness.engine, notifiers(http, slack, None), delivery_config(), name="w"
-    )
+    worker = harness.worker(http, slack, None)
     while await worker.run_once():
         pass
     [posted] = slack.delivered()
@@ -208,9 +203,7 @@ async def test_a_model_rollout_rebaselines_every_account_and_sends_one_summary(
     assert payload["title"] == "Health model v2 rolled out (replacing test)"
     [rollout] = await rows(harness, "SELECT * FROM alerts.model_rollouts")
     assert rollout["summarized_at"] == later + timedelta(hours=1)
-    worker = DeliveryWorker(
-        harness.engine, notifiers(http, slack, None), delivery_config(), name="w"
-    )
+    worker = harness.worker(http, slack, None)
     while await worker.run_once():
         pass
     [posted] = slack.delivered()
