@@ -33,6 +33,26 @@ TICKET_ACTIONS = ("opened", "opened", "opened", "escalated", "reopened", "solved
 PRIORITIES = ("low", "normal", "high", "urgent")
 
 
+def urgent_tickets(
+    account: str, now: datetime, *, event_prefix: str = "surge", ticket_prefix: str = "surge"
+) -> list[dict[str, Any]]:
+    """Three urgent tickets opened for ``account`` minutes ago: a ticket-surge alert to its CSM.
+    Event ids ``<event_prefix>-<account>-<i>``, ticket ids ``<ticket_prefix>-<i>``."""
+    return [
+        {
+            "event_type": "ticket",
+            "event_id": f"{event_prefix}-{account}-{i}",
+            "account_id": account,
+            "occurred_at": (now - timedelta(minutes=5 + i)).isoformat(),
+            "ticket_id": f"{ticket_prefix}-{i}",
+            "action": "opened",
+            "priority": "urgent",
+            "status": "open",
+        }
+        for i in range(3)
+    ]
+
+
 @dataclass(frozen=True)
 class Workload:
     """What the events look like: which accounts, users and features, and the mix of kinds."""
@@ -44,22 +64,6 @@ class Workload:
     max_age_hours: float = 36.0
     surge_accounts: tuple[str, ...] = ()  # each gets, once, three urgent tickets: an alert
     surge_every_batches: int = 10
-
-    def surge(self, account: str, now: datetime) -> list[dict[str, Any]]:
-        """Three urgent tickets opened for ``account``: a ticket-surge alert to its CSM."""
-        return [
-            {
-                "event_type": "ticket",
-                "event_id": f"surge-{account}-{i}",
-                "account_id": account,
-                "occurred_at": (now - timedelta(minutes=5 + i)).isoformat(),
-                "ticket_id": f"surge-{i}",
-                "action": "opened",
-                "priority": "urgent",
-                "status": "open",
-            }
-            for i in range(3)
-        ]
 
     def items(self, rng: random.Random, prefix: str, n: int, now: datetime) -> list[dict[str, Any]]:
         return [self.item(rng, f"{prefix}-{i}", rng.choice(self.accounts), now) for i in range(n)]
@@ -238,7 +242,7 @@ class LoadGenerator:
             if self._batches % self._workload.surge_every_batches == 0 and self._surges < len(
                 surges
             ):
-                items += self._workload.surge(surges[self._surges], now)
+                items += urgent_tickets(surges[self._surges], now)
                 self._surges += 1
             async with self._idle:
                 self._busy += 1

@@ -29,6 +29,7 @@ from bench import procs
 from bench.context import Context
 from bench.report import Row, Section
 from bench.stats import percentile
+from chaos.load import urgent_tickets
 from chaos.stack import Deployment, Endpoints, Tunings
 from services.console.signin import SESSION_COOKIE, Tokens
 
@@ -72,19 +73,7 @@ def events(now: datetime) -> list[dict[str, object]]:
             for i in range(1 + n % 8)
         ]
         if n % ALERT_EVERY == 0:
-            found += [
-                {
-                    "event_type": "ticket",
-                    "event_id": f"urgent-{account}-{i}",
-                    "account_id": account,
-                    "occurred_at": (now - timedelta(minutes=5 + i)).isoformat(),
-                    "ticket_id": f"{account}-{i}",
-                    "action": "opened",
-                    "priority": "urgent",
-                    "status": "open",
-                }
-                for i in range(3)
-            ]
+            found += urgent_tickets(account, now, event_prefix="urgent", ticket_prefix=account)
     return found
 
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from chaos.load import urgent_tickets
 from chaos.stack import Deployment, Service
 from devstack.sinks import SmtpSink
 
@@ -132,19 +133,9 @@ async def seed(deployment: Deployment) -> None:
                 for i in range(4 + len(account_id) % 5)  # at most 135 h old (the limit: 7 days)
             ]
             if account_id in ALERTED:
-                events += [
-                    {
-                        "event_type": "ticket",
-                        "event_id": f"urgent-{account_id}-{i}",
-                        "account_id": account_id,
-                        "occurred_at": (now - timedelta(minutes=5 + i)).isoformat(),
-                        "ticket_id": f"{account_id}-{i}",
-                        "action": "opened",
-                        "priority": "urgent",
-                        "status": "open",
-                    }
-                    for i in range(3)
-                ]
+                events += urgent_tickets(
+                    account_id, now, event_prefix="urgent", ticket_prefix=account_id
+                )
         auth = {"Authorization": f"Bearer {deployment.secrets.keys['events']}"}
         answer = await http.post("/v1/events", json=events, headers=auth)
         assert answer.status_code == 202, answer.text
