@@ -33,6 +33,25 @@ TICKET_ACTIONS = ("opened", "opened", "opened", "escalated", "reopened", "solved
 PRIORITIES = ("low", "normal", "high", "urgent")
 
 
+def logins(
+    account: str, now: datetime, count: int, *, every_hours: float, users: int, first_user: int = 0
+) -> list[dict[str, Any]]:
+    """``count`` logins to ``account``, the latest 2 hours ago, one every ``every_hours``, by
+    users ``u<first_user % users>``, the next one… (event ids ``use-<account>-<i>``)."""
+    return [
+        {
+            "event_type": "usage",
+            "event_id": f"use-{account}-{i}",
+            "account_id": account,
+            "occurred_at": (now - timedelta(hours=2 + every_hours * i)).isoformat(),
+            "user_id": f"u{(first_user + i) % users}",
+            "type": "login",
+            "quantity": 1.0,
+        }
+        for i in range(count)
+    ]
+
+
 def urgent_tickets(
     account: str, now: datetime, *, event_prefix: str = "surge", ticket_prefix: str = "surge"
 ) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from bench import procs
 from bench.context import Context
 from bench.report import Row, Section
 from bench.stats import percentile
-from chaos.load import urgent_tickets
+from chaos.load import logins, urgent_tickets
 from chaos.stack import Deployment, Endpoints, Tunings
 from services.console.signin import SESSION_COOKIE, Tokens
 
@@ -60,18 +60,7 @@ def events(now: datetime) -> list[dict[str, object]]:
     found: list[dict[str, object]] = []
     for n in range(ACCOUNTS):
         account = f"acct-{n:03d}"
-        found += [
-            {
-                "event_type": "usage",
-                "event_id": f"use-{account}-{i}",
-                "account_id": account,
-                "occurred_at": (now - timedelta(hours=2 + 20 * i)).isoformat(),
-                "user_id": f"u{(n + i) % 5}",
-                "type": "login",
-                "quantity": 1.0,
-            }
-            for i in range(1 + n % 8)
-        ]
+        found += logins(account, now, 1 + n % 8, every_hours=20, users=5, first_user=n)
         if n % ALERT_EVERY == 0:
             found += urgent_tickets(account, now, event_prefix="urgent", ticket_prefix=account)
     return found

@@ -10,12 +10,12 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
 
-from chaos.load import urgent_tickets
+from chaos.load import logins, urgent_tickets
 from chaos.stack import Deployment, Service
 from devstack.sinks import SmtpSink
 
@@ -120,18 +120,8 @@ async def seed(deployment: Deployment) -> None:
         events: list[dict[str, object]] = []
         for account in ACCOUNTS:
             account_id = str(account["account_id"])
-            events += [
-                {
-                    "event_type": "usage",
-                    "event_id": f"use-{account_id}-{i}",
-                    "account_id": account_id,
-                    "occurred_at": (now - timedelta(hours=2 + 19 * i)).isoformat(),
-                    "user_id": f"u{i % 3}",
-                    "type": "login",
-                    "quantity": 1.0,
-                }
-                for i in range(4 + len(account_id) % 5)  # at most 135 h old (the limit: 7 days)
-            ]
+            count = 4 + len(account_id) % 5  # at most 135 h old (the limit: 7 days)
+            events += logins(account_id, now, count, every_hours=19, users=3)
             if account_id in ALERTED:
                 events += urgent_tickets(
                     account_id, now, event_prefix="urgent", ticket_prefix=account_id
