@@ -32,6 +32,7 @@ from shared.events import (
     HealthSnapshot,
     PersonRecord,
     Signals,
+    Topics,
 )
 from shared.kafka import Record
 from shared.mail import SmtpServer
@@ -111,6 +112,16 @@ def change(
         triggers=["band_changed"],
         reasons=["weekly active users down 62% vs the 4-week baseline", "3 urgent tickets"],
     )
+
+
+def addressed(topics: Topics, message: Any) -> tuple[str, bytes]:
+    """The topic and key a person, an account or a health change is published with."""
+    if isinstance(message, PersonRecord):
+        return topics.people, message.person_id.encode()
+    if isinstance(message, AccountRecord):
+        return topics.accounts, message.account_id.encode()
+    assert isinstance(message, HealthChange), f"not published by the tests: {message!r}"
+    return topics.health, message.account_id.encode()
 
 
 def records(messages: Sequence[Message]) -> list[Record[Message]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,10 @@ from devstack.sinks import Reply, SlackRequest, SlackSink, SmtpSink
 from services.alerts.links import Link, LinkSigner
 from shared import db
 from shared.auth import digest, new_key
-from shared.events import AccountRecord, HealthChange, PersonRecord, Topics, encode
+from shared.events import Topics, encode
 from shared.kafka import make_producer
 from shared.settings import KafkaSettings
-from tests.integration.alerts.support import BOT_TOKEN, SECRET, account, change, person
+from tests.integration.alerts.support import BOT_TOKEN, SECRET, account, addressed, change, person
 from tests.support import ServiceProcess, eventually
 
 ADMIN_KEY = new_key()
@@ -43,14 +44,8 @@ async def publish(
 ) -> None:
     futures = []
     for message in messages:
-        if isinstance(message, PersonRecord):
-            topic, key = topics.people, message.person_id
-        elif isinstance(message, AccountRecord):
-            topic, key = topics.accounts, message.account_id
-        else:
-            assert isinstance(message, HealthChange)
-            topic, key = topics.health, message.account_id
-        futures.append(await producer.send(topic, encode(message), key=key.encode()))
+        topic, key = addressed(topics, message)
+        futures.append(await producer.send(topic, encode(message), key=key))
     for future in futures:
         await future
 
@@ -91,6 +86,39 @@ def service(
     return proc
 
 
+@dataclass
+class Stack:
+    """What a test of the real service needs: Kafka, the migrated database and the sinks."""
+
+    tmp_path: Path
+    kafka: KafkaSettings
+    topics: Topics
+    database_url: str
+    producer: AIOKafkaProducer
+    slack: SlackSink
+    smtp: SmtpSink
+
+    def service(self, **extra: str) -> ServiceProcess:
+        """The alerts service on this stack (``extra``: more environment)."""
+        return service(self.tmp_path, self.kafka, self.database_url, self.slack, self.smtp, **extra)
+
+    async def publish(self, messages: Sequence[msgspec.Struct]) -> None:
+        await publish(self.producer, self.topics, messages)
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path,
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    migrated: str,
+    producer: AIOKafkaProducer,
+    slack: SlackSink,
+    smtp: SmtpSink,
+) -> Stack:
+    return Stack(tmp_path, kafka_settings, topics, migrated, producer, slack, smtp)
+
+
 def button(request: SlackRequest, label: str) -> str:
     for block in request.body["blocks"]:
         for element in block.get("elements", []):
@@ -109,20 +137,12 @@ async def metric(url: str, line_start: str) -> float | None:
 
 
 async def test_a_health_change_reaches_its_owner_once_and_the_ack_link_works(
-    tmp_path: Path,
-    kafka_settings: KafkaSettings,
-    topics: Topics,
-    migrated: str,
-    producer: AIOKafkaProducer,
-    slack: SlackSink,
-    smtp: SmtpSink,
+    stack: Stack, slack: SlackSink
 ) -> None:
     now = datetime.now(UTC)
     red = change("acme", now, (80, "green"), (30, "red"))
-    async with service(tmp_path, kafka_settings, migrated, slack, smtp) as alerts:
-        await publish(
-            producer,
-            topics,
+    async with stack.service() as alerts:
+        await stack.publish(
             [
                 person("p_maria", slack="U_MARIA", email="maria@example.com", manager="p_grace"),
                 account("acme"),
@@ -190,20 +210,12 @@ async def test_a_health_change_reaches_its_owner_once_and_the_ack_link_works(
 
 
 async def test_a_worker_killed_between_sending_and_recording_sends_again_after_its_lease(
-    tmp_path: Path,
-    kafka_settings: KafkaSettings,
-    topics: Topics,
-    migrated: str,
-    producer: AIOKafkaProducer,
-    slack: SlackSink,
-    smtp: SmtpSink,
+    stack: Stack, slack: SlackSink, migrated: str
 ) -> None:
     slack.program(Reply.slow(30))  # Slack has the message; its answer never reaches the worker
-    first = await service(tmp_path, kafka_settings, migrated, slack, smtp).start()
+    first = await stack.service().start()
     try:
-        await publish(
-            producer,
-            topics,
+        await stack.publish(
             [
                 person("p_maria", slack="U_MARIA"),
                 account("acme"),
@@ -220,7 +232,7 @@ async def test_a_worker_killed_between_sending_and_recording_sends_again_after_i
             row = (await conn.execute(text("SELECT state, attempts FROM alerts.outbox"))).one()
         assert tuple(row) == ("sending", 1)  # the outcome is unknown to the database
 
-        async with service(tmp_path, kafka_settings, migrated, slack, smtp) as second:
+        async with stack.service() as second:
             requests = await eventually(
                 lambda: _delivered(slack), timeout_s=30, what="the message sent again"
             )

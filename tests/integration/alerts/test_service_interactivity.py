@@ -8,26 +8,22 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import msgspec
-from aiokafka import AIOKafkaProducer
 
-from devstack.sinks import SlackRequest, SlackSink, SmtpSink, block_actions, signed_interaction
-from shared.events import Topics
-from shared.settings import KafkaSettings
+from devstack.sinks import SlackRequest, SlackSink, block_actions, signed_interaction
 from tests.integration.alerts.support import account, change, person
 from tests.integration.alerts.test_service import (
     ADMIN_KEY,
+    Stack,
     metric,
     producer,
-    publish,
-    service,
+    stack,
 )
 from tests.support import eventually
 
-__all__ = ["producer"]  # the fixture, shared with test_service
+__all__ = ["producer", "stack"]  # the fixtures, shared with test_service
 
 SIGNING_SECRET = "e2e-slack-signing-secret-0123456789"
 
@@ -41,21 +37,15 @@ def action(posted: SlackRequest, action_id: str) -> dict[str, str]:
 
 
 async def test_a_signed_click_on_the_real_service_acknowledges_and_rewrites_the_message(
-    tmp_path: Path,
-    kafka_settings: KafkaSettings,
-    topics: Topics,
-    migrated: str,
-    producer: AIOKafkaProducer,
-    slack: SlackSink,
-    smtp: SmtpSink,
+    stack: Stack, slack: SlackSink
 ) -> None:
     maria = msgspec.structs.replace(
         person("p_maria", slack="U_MARIA", tz="Europe/Madrid"), name="Maria Lopez"
     )
     red = change("acme", datetime.now(UTC), (80, "green"), (30, "red"))
     secret = {"ALERTS_SLACK_SIGNING_SECRET": SIGNING_SECRET}
-    async with service(tmp_path, kafka_settings, migrated, slack, smtp, **secret) as alerts:
-        await publish(producer, topics, [maria, account("acme"), red])
+    async with stack.service(**secret) as alerts:
+        await stack.publish([maria, account("acme"), red])
 
         async def posted() -> list[SlackRequest]:
             return slack.delivered()

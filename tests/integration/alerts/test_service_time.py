@@ -7,19 +7,15 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import msgspec
-from aiokafka import AIOKafkaProducer
 
-from devstack.sinks import SlackRequest, SlackSink, SmtpSink
-from shared.events import Topics
-from shared.settings import KafkaSettings
+from devstack.sinks import SlackRequest, SlackSink
 from tests.integration.alerts.support import account, change, person
-from tests.integration.alerts.test_service import _alerts, metric, producer, publish, service
+from tests.integration.alerts.test_service import Stack, _alerts, metric, producer, stack
 from tests.support import eventually
 
-__all__ = ["producer"]  # the fixture, imported for its name
+__all__ = ["producer", "stack"]  # the fixtures, imported for their names
 
 SIM_START = datetime(2026, 11, 23, 23, 59, tzinfo=UTC)  # the simulated clock's origin
 SPEED = 2.0  # simulated seconds per real second: midnight comes 30 real seconds in
@@ -27,13 +23,7 @@ MIDNIGHT = datetime(2026, 11, 24, tzinfo=UTC)
 
 
 async def test_a_renewal_window_opening_with_no_new_change_is_delivered(
-    tmp_path: Path,
-    kafka_settings: KafkaSettings,
-    topics: Topics,
-    migrated: str,
-    producer: AIOKafkaProducer,
-    slack: SlackSink,
-    smtp: SmtpSink,
+    stack: Stack, slack: SlackSink
 ) -> None:
     renewal = (MIDNIGHT + timedelta(days=90)).date()  # 91 days away until midnight
     quiet = msgspec.structs.replace(
@@ -47,11 +37,9 @@ async def test_a_renewal_window_opening_with_no_new_change_is_delivered(
         "CLOCK_SPEED": str(SPEED),
         "ALERTS_TICK_SECONDS": "0.2",
     }
-    async with service(tmp_path, kafka_settings, migrated, slack, smtp, **clock) as alerts:
-        await publish(
-            producer,
-            topics,
-            [person("p_maria", slack="U_MARIA"), account("acme", renewal=renewal), quiet],
+    async with stack.service(**clock) as alerts:
+        await stack.publish(
+            [person("p_maria", slack="U_MARIA"), account("acme", renewal=renewal), quiet]
         )
         evaluated = 'churnwatch_alerts_health_changes_total{outcome="evaluated"}'
         await eventually(lambda: metric(alerts.url, evaluated), what="the change consumed")

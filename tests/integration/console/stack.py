@@ -20,11 +20,11 @@ from aiokafka import AIOKafkaProducer
 
 from devstack.sinks import SmtpSink
 from shared.auth import digest, new_key
-from shared.events import AccountRecord, HealthChange, PersonRecord, Topics, encode
+from shared.events import Topics, encode
 from shared.kafka import make_producer
 from shared.migrations import config as alembic_config
 from shared.settings import KafkaSettings
-from tests.integration.alerts.support import account, change, person
+from tests.integration.alerts.support import account, addressed, change, person
 from tests.support import ServiceProcess, eventually
 
 SECRET = "console-test-secret-0123456789abcdef"
@@ -91,14 +91,8 @@ async def publish(
     await producer.start()
     try:
         for message in messages:
-            if isinstance(message, PersonRecord):
-                topic, key = topics.people, message.person_id
-            elif isinstance(message, AccountRecord):
-                topic, key = topics.accounts, message.account_id
-            else:
-                assert isinstance(message, HealthChange)
-                topic, key = topics.health, message.account_id
-            await (await producer.send(topic, encode(message), key=key.encode()))
+            topic, key = addressed(topics, message)
+            await (await producer.send(topic, encode(message), key=key))
     finally:
         await producer.stop()
 
