@@ -8,10 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.sinks import SlackSink, SmtpSink
-from services.alerts import delivery, links, rules
+from services.alerts import api, delivery, links, rules
 from services.alerts.decide import Config
 from services.alerts.handler import BatchHandler, Message
 from services.alerts.lifecycle import Timing
@@ -22,6 +23,7 @@ from services.alerts.notifiers.slack import SlackNotifier
 from services.alerts.routing import Channels, TeamChannel
 from services.alerts.scheduler import Scheduler
 from services.alerts.settings import DEFAULT_RULES_FILE
+from shared.auth import ApiKeys
 from shared.clock import FixedClock
 from shared.events import (
     AccountRecord,
@@ -212,6 +214,21 @@ class Harness:
     def band_only(self, **overrides: Any) -> None:
         """Judge with the band rule alone (``BAND_ONLY``) from now on."""
         self.config = make_config(rules_text=BAND_ONLY, **overrides)
+
+    def api_app(self, keys: ApiKeys) -> FastAPI:
+        """Alerts' API routes in-process on this harness (links valid 30 days)."""
+        app = FastAPI()
+        api.install_error_handlers(app)
+        api.install(
+            app,
+            self.engine,
+            self.config,
+            self.clock,
+            keys,
+            self.config.content.signer,
+            timedelta(days=30),
+        )
+        return app
 
     def worker(
         self,

@@ -10,10 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import text
 
-from services.alerts import api
 from shared.auth import ApiKeys, digest, new_key
 from tests.integration.alerts.support import (
     BAND_ONLY,
@@ -39,17 +37,7 @@ KEYS = ApiKeys.from_json(
 @pytest.fixture
 async def client(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
     harness.config = make_config(group_wait=30, rules_text=BAND_ONLY)
-    app = FastAPI()
-    api.install_error_handlers(app)
-    api.install(
-        app,
-        harness.engine,
-        harness.config,
-        harness.clock,
-        KEYS,
-        harness.config.content.signer,
-        timedelta(days=30),
-    )
+    app = harness.api_app(KEYS)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://alerts"
     ) as client:

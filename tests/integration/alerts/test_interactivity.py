@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,7 +22,7 @@ from churnwatch import files
 from churnwatch.cli import export_feedback
 from churnwatch.client import Client, Endpoints
 from devstack.sinks import ReceivedMail, SlackSink, SmtpSink, block_actions, signed_interaction
-from services.alerts import api, interactions, links, store
+from services.alerts import interactions, links, store
 from services.alerts.lifecycle import Alert
 from shared.auth import ApiKeys, digest, new_key
 from tests.integration.alerts.support import (
@@ -47,17 +46,7 @@ AT = T0 - timedelta(minutes=18)  # 09:42 UTC = 10:42 in Madrid
 async def client(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
     harness.band_only()
     harness.clock.advance(AT - harness.clock.now())
-    app = FastAPI()
-    api.install_error_handlers(app)
-    api.install(
-        app,
-        harness.engine,
-        harness.config,
-        harness.clock,
-        KEYS,
-        harness.config.content.signer,
-        timedelta(days=30),
-    )
+    app = harness.api_app(KEYS)
     interactions.install(app, SIGNING_SECRET, harness.clock)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://alerts"

@@ -17,12 +17,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devstack.sinks import SlackSink, SmtpSink
-from services.alerts import api
 from services.alerts.delivery import DeliveryWorker
 from shared.auth import ApiKeys
 from shared.clock import FixedClock
@@ -60,17 +58,7 @@ async def served(
     config = make_config()
     config = replace(config, content=replace(config.content, public_url=base))
     harness = Harness(engine, config, FixedClock(T0))
-    app = FastAPI()
-    api.install_error_handlers(app)
-    api.install(
-        app,
-        engine,
-        config,
-        harness.clock,
-        ApiKeys.from_json("[]"),
-        config.content.signer,
-        timedelta(days=30),
-    )
+    app = harness.api_app(ApiKeys.from_json("[]"))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[listening]))
     try:
