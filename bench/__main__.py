@@ -22,7 +22,7 @@ from typing import Any
 from bench import infra, report
 from bench.config import FULL, QUICK
 from bench.context import Context
-from bench.findings import FINDINGS, PREAMBLE
+from bench.findings import FINDINGS, PREAMBLE, SIZING
 from bench.report import Section
 from bench.scenarios import (
     s1_ingest,
@@ -117,7 +117,7 @@ def main(argv: list[str]) -> int:
             sections=sections,
         )
         doc.parent.mkdir(parents=True, exist_ok=True)
-        doc.write_text(report.markdown(run, PREAMBLE))
+        doc.write_text(report.markdown(run, PREAMBLE, SIZING))
         print(f"\nwrote {doc.relative_to(ROOT) if doc.is_relative_to(ROOT) else doc}")
     return 1 if failed else 0
 

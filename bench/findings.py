@@ -121,6 +121,12 @@ offers. With more accounts the scorer's figure falls (its growth is bounded) whi
 baseline's stays (it is linear). A figure at or below zero means the scorer did not grow at
 all: the heap it reached while warming up was enough for five times as many accounts (the
 garbage collector and the allocator reuse it), and RSS moves by a few MB either way.
+
+The quick run measures the same 100,000 accounts as the full one (in one run instead of
+three). It used to take 20,000 and scale the growth up by five, which multiplied the bounded
+part — the cache filling up, the heap reaching its working size — as if it were per account:
+110 MB "per 100k accounts" in a quick run against 24 MB in the full run. A bounded growth
+cannot be extrapolated from a smaller run; only a run at the reported size measures it.
 """
 
 S5 = """
@@ -167,6 +173,29 @@ engineers' test runs, so they move with the load: the first full-size measuremen
 bench --only S7`, load average ~5–6) gave p95 69 ms for the portfolio, 31 ms for an account,
 32 ms for its brief, 61 ms for the alerts and 44 ms for the team page; quick runs at busier
 moments put the portfolio's p95 at 116–172 ms, the only page near the target.
+"""
+
+SIZING = """
+**How to size a pod.** A pod given *m* millicores handles *m* ÷ 1,000 × the figure above, as
+long as Kafka and PostgreSQL keep up; the last column is the PostgreSQL CPU the same load costs
+(its writes and merges), to size the database by. The figures are this run's medians on this
+machine's shared cores: plan at about 60 % of them, for bursts, garbage collection, and the
+work that runs beside the measured one (rescoring, the sweep, the relay). Scale out by
+processes, up to one per partition of the consumed topic (6 by default).
+
+**Beside streaming engines.** The published Nexmark results for Apache Flink (Flink 1.13,
+8 task managers of one slot, exactly-once checkpoints every 3 minutes, RocksDB state,
+mini-batch aggregation; "Benchmark Results" in the README of
+[nexmark/nexmark](https://github.com/nexmark/nexmark)) give throughput per core of 155k
+events/s for q0 (pass-through), 34.3k for q4 (a keyed average), 22.1k for q5 (hot items: a
+keyed sliding-window count) and 75.7k for q12 (a keyed count per processing-time window).
+Those jobs generate their events in-process and throw the results away; S2 decodes every event
+from Kafka and makes every effect durable in PostgreSQL in the transaction that records it as
+processed — exactly-once that covers the database, which neither Flink's checkpoints nor Kafka
+Streams' transactions do. Compare S2's "one CPU handles" with those, and with the process and
+PostgreSQL together (both CPU columns) for a whole-system figure. We found no published
+per-core figure for a keyed aggregation in Kafka Streams that we could check, so none is
+quoted.
 """
 
 FINDINGS: dict[str, str] = {

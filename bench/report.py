@@ -42,6 +42,8 @@ class Row:
     target: float | None = None
     cpu_us: tuple[float | None, float | None] = (None, None)  # ours, baseline (µs/event)
     note: str = ""
+    per: str = "event"  # what cpu_us is per: "event" or "account" (the sweep)
+    db_cpu_us: float | None = None  # PostgreSQL's CPU per event / account, when measured
 
     @property
     def ratio(self) -> float:
@@ -123,6 +125,35 @@ def render_text(sections: list[Section]) -> str:
     return "\n".join(out)
 
 
+def sizing(sections: list[Section]) -> list[str]:
+    """What one CPU of each measured process handles, from its CPU time per event or per
+    account (and PostgreSQL's, where the scenario measured it): the figures to size pods by."""
+    out = []
+    for section in sections:
+        for row in section.rows:
+            ours = row.cpu_us[0]
+            if not ours:
+                continue
+            if row.per == "account":
+                line = f"{3.6e9 / ours:,.0f} accounts swept per hour"
+                scale = "1,000 accounts per hour"
+                db = row.db_cpu_us and row.db_cpu_us * 1000 / 3.6e9
+            else:
+                line = f"{1e6 / ours:,.0f} events/s"
+                scale = "1,000 events/s"
+                db = row.db_cpu_us and row.db_cpu_us * 1000 / 1e6
+            cell = f"{db * 1000:,.0f} millicores" if db else "—"
+            out.append(f"| {row.scenario} | {ours:,.1f} µs | {line} | {cell} per {scale} |")
+    if not out:
+        return []
+    return [
+        "| scenario | CPU per event (per account: the sweep) | one CPU of the process handles "
+        "| PostgreSQL needs |",
+        "|---|---|---|---|",
+        *out,
+    ]
+
+
 def render_markdown_table(sections: list[Section]) -> str:
     lines = table(sections)
     out = ["| " + " | ".join(lines[0]) + " |", "|" + "---|" * len(lines[0])]
@@ -183,7 +214,7 @@ class Run:
     sections: list[Section]
 
 
-def markdown(run: Run, preamble: str) -> str:
+def markdown(run: Run, preamble: str, sizing_notes: str = "") -> str:
     mach = machine()
     vers = versions(run.servers)
     loads = run.load_samples
@@ -210,6 +241,13 @@ def markdown(run: Run, preamble: str) -> str:
         "Ratio = ours ÷ baseline. CPU µs/event = CPU time (user + system, from `/proc`) of the "
         "measured process divided by the events it handled in the measured window.",
         "",
+    ]
+    sized = sizing(run.sections)
+    if sized:
+        out += ["## Sizing: what one CPU handles", "", *sized, ""]
+        if sizing_notes:
+            out += [sizing_notes.strip(), ""]
+    out += [
         "## Machine and software",
         "",
         "| | |",
