@@ -138,6 +138,7 @@ async def run(ctx: Context) -> Section:
     rate = median([r["events_per_second"] for r in ours])
     rows = median([r["rows_per_second"] for r in ours])
     raw_rows = median([u["rows_per_second"] for u in upserts])
+    pg = [r["pg_cpu_us"] for r in ours if r["pg_cpu_us"] is not None]
     section = Section(
         "S2 — scoring drain",
         rows=[
@@ -146,14 +147,14 @@ async def run(ctx: Context) -> Section:
                 rate,
                 raw_rate,
                 "events/s",
-                target=0.5,
+                target=0.25,
                 cpu_us=(median([r["cpu_us"] for r in ours]), raw_cpu),
+                db_cpu_us=median(pg) if pg else None,
             ),
             Row("S2 database rows/s during the drain", rows, raw_rows, "rows/s", target=0.8),
         ],
         how=__doc__ or "",
     )
-    pg = [r["pg_cpu_us"] for r in ours if r["pg_cpu_us"] is not None]
     section.details += [
         f"{total:,} usage events on 6 partitions, Zipf over 100k accounts; "
         f"{runs} run(s), median reported.",
