@@ -212,23 +212,31 @@ class EventReader:
         return self.done_bytes + self._position()
 
     def __iter__(self) -> Iterator[Event]:
+        for event, _ in self.with_lines():
+            yield event
+
+    def with_lines(self) -> Iterator[tuple[Event, bytes | None]]:
+        """Each event with its JSON line when the file's line decodes as it is (so the history
+        step's spill keeps the bytes read instead of encoding the event again), else None."""
         for path in self.paths:
             with path.open("rb") as raw:
                 self._position = raw.tell
                 if path.suffix.lower() == ".csv":
-                    yield from self._csv(path, raw)
+                    yield from ((event, None) for event in self._csv(path, raw))
                 else:
                     yield from self._jsonl(path, raw)
             self._position = lambda: 0
             self.done_bytes += path.stat().st_size
 
-    def _jsonl(self, path: Path, raw: BinaryIO) -> Iterator[Event]:
+    def _jsonl(self, path: Path, raw: BinaryIO) -> Iterator[tuple[Event, bytes | None]]:
         for number, line in enumerate(raw, start=1):
             if not line.strip():
                 continue
+            text: bytes | None = line.rstrip(b"\r\n")
             try:
                 event = decode_event(line)
             except msgspec.DecodeError as exc:
+                text = None
                 try:
                     item = msgspec.json.decode(line)
                 except msgspec.DecodeError:
@@ -242,7 +250,7 @@ class EventReader:
                     continue
                 event = found
             if self._in_time(path, number, event):
-                yield event
+                yield event, text
 
     def _csv(self, path: Path, raw: BinaryIO) -> Iterator[Event]:
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
@@ -374,8 +382,11 @@ class DaySpill:
         self.size = 0
         self.on_disk: set[date] = set()
 
-    def add(self, event: Event) -> None:
-        line = encode(event)
+    def add(self, event: Event, line: bytes | None = None) -> None:
+        """Keep an event: ``line`` is its JSON when the caller has it (it decodes to the same
+        event), else it is encoded here."""
+        if line is None:
+            line = encode(event)
         self.buffered[event.occurred_at.astimezone(UTC).date()].append(line)
         self.size += len(line) + 1
         if self.size >= SPILL_BYTES:
@@ -416,8 +427,10 @@ class DaySpill:
 @dataclass
 class Chunk:
     """A chunk of input, prepared in the reader's thread while the database works: its events
-    and their keys, the claims sorted by key (index order), and the whole chunk already
-    coalesced (what is written when every event is new, the common case)."""
+    and their keys, the claims sorted by key (index order) and those inside the live dedup
+    horizon, and the whole chunk already coalesced (what is written when every event is new,
+    the common case: then nothing is done per event on the database's side of the pipeline
+    but the claims' ``COPY``)."""
 
     events: list[Event]
     keys: list[bytes]
@@ -425,21 +438,30 @@ class Chunk:
     bytes_read: int
     digest: bytes = b""
     claims: list[tuple[bytes, datetime]] = field(default_factory=list)
-    batch: aggregate.Coalesced | None = None
+    recent: list[tuple[bytes, datetime]] = field(default_factory=list)  # inside the horizon
+    batch: aggregate.Coalesced = field(default_factory=aggregate.Coalesced)
 
-    def prepare(self) -> Chunk:
+    def prepare(self, live_horizon: datetime) -> Chunk:
         # The marker: a digest of the events' keys in file order (the same input, the same
         # chunks, the same markers).
         self.digest = blake2b(b"".join(self.keys), digest_size=16).digest()
-        self.claims = sorted(
-            (k, e.occurred_at) for k, e in zip(self.keys, self.events, strict=True)
-        )
+        self.claims = sorted(zip(self.keys, [e.occurred_at for e in self.events], strict=True))
+        self.recent = [c for c in self.claims if c[1] >= live_horizon]
         self.batch = aggregate.coalesce(self.events)
         return self
 
+    def fresh(self, new: set[bytes] | None) -> list[tuple[bytes, Event]]:
+        """The (key, event) pairs of the events in ``new`` (None: all of them)."""
+        pairs = zip(self.keys, self.events, strict=True)
+        return list(pairs) if new is None else [(k, e) for k, e in pairs if k in new]
+
 
 def chunks_of(
-    reader: EventReader, size: int, spill: DaySpill | None, summary: Summary
+    reader: EventReader,
+    size: int,
+    spill: DaySpill | None,
+    summary: Summary,
+    live_horizon: datetime,
 ) -> Iterator[Chunk]:
     """Chunks of ``size`` events (each event once within its chunk); every event also goes to
     the spill (kept for the history step, when there is one), and the summary's period grows."""
@@ -447,15 +469,15 @@ def chunks_of(
     keys: list[bytes] = []
     seen: set[bytes] = set()
     repeated = 0
-    for event in reader:
-        summary.events_read += 1
+    first, last = summary.first_day, summary.last_day
+    for event, line in reader.with_lines():
         day = event.occurred_at.astimezone(UTC).date()
-        if summary.first_day is None or day < summary.first_day:
-            summary.first_day = day
-        if summary.last_day is None or day > summary.last_day:
-            summary.last_day = day
+        if first is None or day < first:
+            first = day
+        if last is None or day > last:
+            last = day
         if spill is not None:
-            spill.add(event)
+            spill.add(event, line)
         key = event_key(event)
         if key in seen:
             repeated += 1
@@ -464,10 +486,14 @@ def chunks_of(
         events.append(event)
         keys.append(key)
         if len(events) >= size:
-            yield Chunk(events, keys, repeated, reader.bytes_read).prepare()
+            summary.events_read += len(events) + repeated
+            summary.first_day, summary.last_day = first, last
+            yield Chunk(events, keys, repeated, reader.bytes_read).prepare(live_horizon)
             events, keys, seen, repeated = [], [], set(), 0
+    summary.events_read += len(events) + repeated
+    summary.first_day, summary.last_day = first, last
     if events or repeated:
-        yield Chunk(events, keys, repeated, reader.bytes_read).prepare()
+        yield Chunk(events, keys, repeated, reader.bytes_read).prepare(live_horizon)
 
 
 async def load_chunk(
@@ -482,19 +508,18 @@ async def load_chunk(
         if not await imports.begin_chunk(conn, chunk.digest, len(chunk.events)):
             return None
         new = await imports.claim(conn, chunk.claims)
-        pairs = zip(chunk.keys, chunk.events, strict=True)
-        fresh = list(pairs) if new is None else [(k, e) for k, e in pairs if k in new]
-        recent = [(k, e.occurred_at) for k, e in fresh if e.occurred_at >= live_horizon]
-        legacy = dedup.legacy_keys(
-            (e for _, e in fresh if e.occurred_at >= live_horizon), legacy_until
-        )
+        recent = chunk.recent if new is None else [c for c in chunk.recent if c[0] in new]
+        legacy: dict[bytes, bytes] = {}
+        if legacy_until is not None and recent:
+            fresh = chunk.fresh({k for k, _ in recent})
+            legacy = dedup.legacy_keys((e for _, e in fresh), legacy_until)
         live_new = await dedup.claim_events(conn, recent, legacy=legacy)
-        if new is None and live_new is None and chunk.batch is not None:
-            counted, batch = len(fresh), chunk.batch  # all new: coalesced already
+        if new is None and live_new is None:
+            counted, batch = len(chunk.events), chunk.batch  # all new: coalesced already
         else:
             kept = [
                 e
-                for k, e in fresh
+                for k, e in chunk.fresh(new)
                 if e.occurred_at < live_horizon or live_new is None or k in live_new
             ]
             counted, batch = len(kept), aggregate.coalesce(kept)
@@ -516,7 +541,9 @@ async def load(
     if bar is not None:
         bar.total = max(reader.total_bytes, 1)
     live_horizon = options.as_of - options.dedup_horizon
-    produce = chunks_of(reader, options.chunk_events, spill if options.history else None, summary)
+    produce = chunks_of(
+        reader, options.chunk_events, spill if options.history else None, summary, live_horizon
+    )
     committed = 0
     async with pool.acquire() as conn:
         legacy_until = await dedup.legacy_until(conn)
@@ -525,7 +552,7 @@ async def load(
             pending = asyncio.ensure_future(asyncio.to_thread(next, produce, None))
             summary.chunks += 1
             summary.duplicates += chunk.duplicates
-            accounts.update(e.account_id for e in chunk.events)
+            accounts.update(chunk.batch.activity)  # every event's account has a row there
             try:
                 done = await load_chunk(conn, chunk, live_horizon, legacy_until)
             except BaseException:
