@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -53,6 +53,10 @@ class ConsumerLag:
 
 
 Inbound = Event | AccountRecord | PersonRecord | Tombstone
+
+RescoreInline = Callable[[asyncpg.Connection, list[str]], Awaitable[Collection[str]]]
+"""Given the batch's transaction and the accounts it touched, rescores those it chooses to
+(``scorer.InlineRescorer``) and returns them; the others are queued for the rescoring worker."""
 
 _KINDS: dict[type[Event], str] = {
     events.UsageEvent: "usage",
@@ -140,12 +144,14 @@ class BatchHandler:
         on_queued: Callable[[], None] = lambda: None,
         known: KnownRows | None = None,
         lag: ConsumerLag | None = None,
+        rescore_inline: RescoreInline | None = None,
     ) -> None:
         self._pool = pool
         self._clock = clock
         self._max_age = max_event_age
         self._future_tolerance = future_tolerance
         self._on_queued = on_queued
+        self._rescore_inline = rescore_inline
         self._known = known if known is not None else KnownRows()
         self._lag = lag if lag is not None else ConsumerLag()
         self._legacy: datetime | Literal["unread"] | None = "unread"  # see store.dedup
@@ -190,7 +196,11 @@ class BatchHandler:
             await writes.apply_accounts(conn, decided.accounts)
             await writes.apply_people(conn, decided.people)
             written += len(decided.accounts) + len(decided.people)
-            written += await dirty.mark_dirty(conn, [*batch.activity, *decided.accounts])
+            touched = sorted({*batch.activity, *decided.accounts})
+            if self._rescore_inline is not None:  # scored in this transaction: not queued
+                scored = await self._rescore_inline(conn, touched)
+                touched = [a for a in touched if a not in scored]
+            written += await dirty.mark_dirty(conn, touched)
         known.remember(users, features, activity)  # durable now
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.ROWS_WRITTEN.inc(written)
