@@ -1,15 +1,17 @@
 """The scoring side of S4 and S5, run as its own process (its CPU and memory are measured alone).
 
     python -m bench.sweeper seed  --database-url URL --accounts N
-    python -m bench.sweeper sweep --database-url URL
-    python -m bench.sweeper raw   --database-url URL
+    python -m bench.sweeper sweep --database-url URL --later-minutes M
+    python -m bench.sweeper raw   --database-url URL --later-minutes M
 
 ``seed`` fills a migrated database with N realistic accounts — 35 days of daily rows (silent
 stretches of 0–20 days), users and features as day masks, tickets, survey answers, account
-records — and scores every account once (the sweep rescores *scored* accounts).
-``sweep`` times the service's own ``Sweeper.sweep`` over all of them, 5 minutes later.
-``raw`` times one SQL statement reading the same rows over the same windows and aggregating
-them per account (no scoring, no writes): the floor of any sweep. Each prints one JSON line.
+records — and scores every account once (the sweep rescores *scored* accounts that are due).
+``sweep`` times the service's own ``Sweeper.sweep`` M minutes after the seed: the accounts
+due by then (5 minutes: nearly none; past the next UTC midnight: all of them).
+``raw`` times one SQL statement reading the same rows over the same windows (those of the day
+M minutes after the seed) and aggregating them per account (no scoring, no writes): the
+floor of any pass over every account. Each prints one JSON line.
 """
 
 from __future__ import annotations
@@ -165,6 +167,7 @@ async def sweep(url: str, as_of: datetime) -> dict[str, Any]:
         cpu = time.process_time()
         result = await sweeper.sweep(as_of)
         return {
+            "due": result.due,
             "accounts": result.accounts,
             "seconds": result.seconds,
             "changes": result.changes,
@@ -193,15 +196,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--now", default=None, help="ISO time of the seed (default: now)")
-    parser.add_argument("--later-minutes", type=float, default=5.0)
+    parser.add_argument(
+        "--later-minutes", type=float, default=5.0, help="sweep / raw pass this long after --now"
+    )
     args = parser.parse_args(argv)
     now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC).replace(microsecond=0)
+    later = now + timedelta(minutes=args.later_minutes)
     if args.command == "seed":
         result = asyncio.run(seed(args.database_url, args.accounts, now))
     elif args.command == "sweep":
-        result = asyncio.run(sweep(args.database_url, now + timedelta(minutes=args.later_minutes)))
+        result = asyncio.run(sweep(args.database_url, later))
     else:
-        result = asyncio.run(raw(args.database_url, now))
+        result = asyncio.run(raw(args.database_url, later))
     print(json.dumps(result))
     return 0
 

@@ -134,10 +134,15 @@ class Previous:
 # Measures: how each value is computed from the facts, and how it reads as a sentence.
 
 
-def _days_since(then: datetime | None, as_of: datetime) -> float | None:
+def days_since(then: datetime | None, as_of: datetime) -> float | None:
     if then is None:
         return None
     return max(0.0, (as_of - then).total_seconds() / DAY_SECONDS)
+
+
+def published_days_since(days: float | None) -> float | None:
+    """Days since the last activity as the snapshot's signals publish them (0.1 day)."""
+    return round(days, 1) if days is not None else None
 
 
 def _ratio(recent: float, baseline: float) -> float:
@@ -155,7 +160,7 @@ def measure_values(facts: Facts, as_of: datetime) -> dict[str, float | None]:
     f = facts
     weekly_baseline = _covers(f.first_usage_at, as_of, 7 * (BASELINE_WEEKS + 1))
     monthly_baseline = _covers(f.first_usage_at, as_of, 60)
-    days_since = _days_since(f.last_usage_at, as_of)
+    silence = days_since(f.last_usage_at, as_of)
     usual_gap = 7.0 * BASELINE_WEEKS / f.active_days_prior_4w if f.active_days_prior_4w else None
     nps = 100.0 * (f.nps_promoters - f.nps_detractors) / f.nps_answers if f.nps_answers else None
     nps_trend = (
@@ -175,11 +180,9 @@ def measure_values(facts: Facts, as_of: datetime) -> dict[str, float | None]:
             if weekly_baseline
             else None
         ),
-        "days_since_activity": days_since,
+        "days_since_activity": silence,
         "silence_vs_usual": (
-            days_since / usual_gap
-            if weekly_baseline and days_since is not None and usual_gap
-            else None
+            silence / usual_gap if weekly_baseline and silence is not None and usual_gap else None
         ),
         "features_30d": float(f.features_30d),
         "features_trend": (
@@ -265,7 +268,8 @@ _TOO_OLD: Mapping[Input, str] = {
 }
 
 
-def _last_seen(facts: Facts, source: Input) -> datetime | None:
+def last_seen(facts: Facts, source: Input) -> datetime | None:
+    """When the input was last seen (None: never, or not a time: seats, tickets)."""
     if source == "usage":
         return facts.last_usage_at
     if source == "features":
@@ -289,9 +293,9 @@ def input_status(
                 return "missing", source, None
             continue
         if source == "tickets":
-            age = _days_since(facts.oldest_open_high_urgent_update, as_of)
+            age = days_since(facts.oldest_open_high_urgent_update, as_of)
         else:
-            age = _days_since(_last_seen(facts, source), as_of)
+            age = days_since(last_seen(facts, source), as_of)
             if age is None:
                 return "missing", source, None
         if age is not None and age > component.max_data_age_days and stale[0] == "ok":
@@ -478,7 +482,7 @@ def top_reasons(model: Model, scored: list[_Scored], facts: Facts) -> list[str]:
 def signals(facts: Facts, days_since: float | None) -> Signals:
     """The plain facts alert rules read (``days_in_band`` is filled once the band is settled)."""
     return Signals(
-        days_since_activity=round(days_since, 1) if days_since is not None else None,
+        days_since_activity=published_days_since(days_since),
         active_users_7d=facts.active_users_7d,
         seats=facts.seats,
         seat_utilisation=round(facts.active_users_30d / facts.seats, 3) if facts.seats else None,

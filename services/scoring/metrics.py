@@ -65,12 +65,16 @@ OUTBOX_PENDING = Gauge(
 )
 SWEEP_SECONDS = Histogram(
     "churnwatch_scoring_sweep_seconds",
-    "Duration of one time-driven sweep over every account",
+    "Duration of one time-driven sweep over the accounts due",
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300),
 )
 SWEEP_ACCOUNTS = Gauge(
     "churnwatch_scoring_sweep_accounts",
     "Accounts rescored by the last sweep",
+)
+SWEEP_DUE = Gauge(
+    "churnwatch_scoring_sweep_accounts_due",
+    "Accounts due (next_eval_at at or before its as_of) when the last sweep read them",
 )
 ACCOUNTS_PER_BAND = Gauge(
     "churnwatch_scoring_accounts",

@@ -24,7 +24,7 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
-from services.scoring import health, metrics
+from services.scoring import due, health, metrics
 from services.scoring.model import Model
 from services.scoring.store import dirty, facts_sql, scores
 from shared.clock import Clock
@@ -50,21 +50,34 @@ class Scorer:
         self._score_delta = score_delta
 
     async def rescore(
-        self, conn: asyncpg.Connection, account_ids: Sequence[str], as_of: datetime, *, cause: str
+        self,
+        conn: asyncpg.Connection,
+        account_ids: Sequence[str],
+        as_of: datetime,
+        *,
+        cause: str,
+        due_by: datetime | None = None,
     ) -> Rescored:
-        """Rescore these accounts as of ``as_of``; call inside a transaction."""
+        """Rescore these accounts as of ``as_of``; call inside a transaction. With ``due_by``
+        (the sweep), only those whose due time is at or before it once locked."""
         ids = sorted(set(account_ids))
         if not ids:
             return Rescored(0, 0)
-        stored = await scores.lock_health(conn, ids)  # gather
+        stored = await scores.lock_health(conn, ids, due_by)  # gather
+        if due_by is not None:  # another sweeper or the rescorer may have been first
+            ids = [i for i in ids if i in stored and stored[i].due]
+            if not ids:
+                return Rescored(0, 0)
         facts = await facts_sql.gather_facts(conn, ids, as_of)
         assessments: list[health.Assessment] = []  # decide
+        due_at: dict[str, datetime] = {}
         for f in facts:
             previous = _previous(stored.get(f.account_id))
             assessed = health.assess(self.model, f, previous, as_of, score_delta=self._score_delta)
             if assessed is not None:
                 assessments.append(assessed)
-        current, history, changes = _rows(self.model, assessments, as_of)  # apply
+                due_at[f.account_id] = due.next_evaluation(self.model, f, as_of)
+        current, history, changes = _rows(self.model, assessments, as_of, due_at)  # apply
         await scores.write_health(conn, current, history, changes)
         metrics.ACCOUNTS_SCORED.labels(cause).inc(len(assessments))
         metrics.SCORES_WARMING_UP.inc(sum(a.snapshot.warming_up for a in assessments))
@@ -110,7 +123,10 @@ def _previous(row: scores.StoredHealth | None) -> health.Previous | None:
 
 
 def _rows(
-    model: Model, assessments: Sequence[health.Assessment], as_of: datetime
+    model: Model,
+    assessments: Sequence[health.Assessment],
+    as_of: datetime,
+    due_at: dict[str, datetime],
 ) -> tuple[list[scores.HealthRow], list[scores.HistoryRow], list[tuple[str, str, bytes]]]:
     current: list[scores.HealthRow] = []
     history: list[scores.HistoryRow] = []
@@ -130,6 +146,7 @@ def _rows(
                 stale=a.snapshot.stale,
                 top_reason=a.snapshot.reasons[0] if a.snapshot.reasons else None,
                 snapshot=snapshot,
+                next_eval_at=due_at.get(a.account_id),
             )
         )
         change = a.change

@@ -1,10 +1,14 @@
-"""The time-driven sweep: every account rescored as of now, so silence costs health.
+"""The time-driven sweep: the accounts due rescored as of now, so silence costs health.
 
 Scores decay with time even when no event arrives (days since the last activity grow, the
-7-day window empties), so every ``SCORING_SWEEP_INTERVAL_SECONDS`` (clock time) one instance
-rescores every scored account as of one moment, in chunks of ``SCORING_SWEEP_CHUNK_ACCOUNTS``
-(keyset pagination over ``health.account_id``; each chunk one transaction, facts gathered by
-one set-based query per chunk), then purges what is past its horizon.
+7-day window empties). Data changes are rescored through the dirty queue; what time alone
+changes is due at each account's ``health.next_eval_at`` (:mod:`services.scoring.due`: the next
+UTC midnight, or a staleness or silence crossing before it), set by every write of its score.
+So every ``SCORING_SWEEP_INTERVAL_SECONDS`` (clock time) one instance rescores the accounts
+due as of one moment — ``next_eval_at <= as_of`` — in chunks of ``SCORING_SWEEP_CHUNK_ACCOUNTS``
+(keyset pagination over ``(next_eval_at, account_id)``; each chunk one transaction, facts
+gathered by one set-based query per chunk), then purges what is past its horizon. A pass
+costs what is due: about one rescoring per account per day, plus the crossings.
 
 Several instances share one schedule through the database: the sweep runs under an advisory
 lock, and only when the last recorded sweep is at least one interval old.
@@ -34,9 +38,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class SweepResult:
     as_of: datetime
-    accounts: int
+    accounts: int  # rescored
     changes: int
     seconds: float
+    due: int = 0  # due when read (a rescorer or another sweeper may have been first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,25 +79,28 @@ class Sweeper(Worker):
         self._on_changes = on_changes
 
     async def sweep(self, as_of: datetime) -> SweepResult:
-        """Rescore every scored account as of ``as_of``.
+        """Rescore the accounts due by ``as_of``, as of ``as_of``.
 
-        Chunks are read in key order and rescored by ``concurrency`` workers, each chunk in
-        its own transaction: while one worker waits for PostgreSQL, another computes scores.
+        Chunks are read in due-time order and rescored by ``concurrency`` workers, each chunk
+        in its own transaction: while one worker waits for PostgreSQL, another computes
+        scores. A rescored account's due time moves past ``as_of``; one whose due time moved
+        while its chunk waited (another sweeper, the rescorer) is skipped once locked.
         """
         started = time.perf_counter()
         chunks: asyncio.Queue[list[str] | None] = asyncio.Queue(maxsize=self._concurrency)
-        totals = [0, 0]
+        totals = [0, 0, 0]
 
         async def read_chunks() -> None:
-            after = ""
+            after: sweeps.DueKey | None = None
             try:
                 while not self._stopping.is_set():
                     async with self._pool.acquire() as conn:
-                        ids = await sweeps.scored_accounts_after(conn, after, self._chunk)
-                    if not ids:
+                        due = await sweeps.due_accounts_after(conn, as_of, after, self._chunk)
+                    if not due:
                         break
-                    await chunks.put(ids)
-                    after = ids[-1]
+                    totals[2] += len(due)
+                    await chunks.put([account_id for _, account_id in due])
+                    after = due[-1]
             finally:
                 for _ in range(self._concurrency):
                     await chunks.put(None)
@@ -100,21 +108,22 @@ class Sweeper(Worker):
         async def rescore_chunks() -> None:
             while (ids := await chunks.get()) is not None:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    done = await self._scorer.rescore(conn, ids, as_of, cause="sweep")
+                    done = await self._scorer.rescore(conn, ids, as_of, cause="sweep", due_by=as_of)
                 totals[0] += done.accounts
                 totals[1] += done.changes
                 if done.changes:
                     self._on_changes()
 
         await asyncio.gather(read_chunks(), *(rescore_chunks() for _ in range(self._concurrency)))
-        accounts, changes = totals
+        accounts, changes, due = totals
         seconds = time.perf_counter() - started
         metrics.SWEEP_SECONDS.observe(seconds)
         metrics.SWEEP_ACCOUNTS.set(accounts)
+        metrics.SWEEP_DUE.set(due)
         async with self._pool.acquire() as conn:
             for band, count in (await sweeps.accounts_per_band(conn)).items():
                 metrics.ACCOUNTS_PER_BAND.labels(band).set(count)
-        return SweepResult(as_of, accounts, changes, seconds)
+        return SweepResult(as_of, accounts, changes, seconds, due)
 
     async def purge(self, as_of: datetime) -> dict[str, int]:
         async with self._pool.acquire() as conn:
@@ -151,6 +160,7 @@ class Sweeper(Worker):
             "sweep done",
             extra={
                 "as_of": as_of.isoformat(),
+                "due": result.due,
                 "accounts": result.accounts,
                 "changes": result.changes,
                 "seconds": round(result.seconds, 3),

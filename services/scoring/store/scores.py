@@ -18,18 +18,21 @@ class StoredHealth:
     snapshot: bytes
     published_score: float | None = None  # the score of the last health change published
     published_silence: float | None = None  # and its days since activity
+    due: bool = True  # its next_eval_at is at or before the ``due_by`` asked for
 
 
 async def lock_health(
-    conn: asyncpg.Connection, account_ids: Sequence[str]
+    conn: asyncpg.Connection, account_ids: Sequence[str], due_by: datetime | None = None
 ) -> dict[str, StoredHealth]:
     """Lock the accounts' current scores (in key order) and return them, each with the score
-    of its last published change (its newest history point with a ``change_id``)."""
+    of its last published change (its newest history point with a ``change_id``) and whether
+    it is due by ``due_by`` (always, without one)."""
     rows = await conn.fetch(
         """
         SELECT h.account_id, h.model_version, h.as_of, h.band_since, h.snapshot::text AS snapshot,
             p.score AS published_score,
-            (p.snapshot -> 'signals' ->> 'days_since_activity')::float8 AS published_silence
+            (p.snapshot -> 'signals' ->> 'days_since_activity')::float8 AS published_silence,
+            $2::timestamptz IS NULL OR h.next_eval_at <= $2 AS due
         FROM scoring.health h
         LEFT JOIN LATERAL (
             SELECT score, snapshot FROM scoring.health_history
@@ -40,6 +43,7 @@ async def lock_health(
         ORDER BY h.account_id FOR UPDATE OF h
         """,
         list(account_ids),
+        due_by,
     )
     return {
         r["account_id"]: StoredHealth(
@@ -50,6 +54,7 @@ async def lock_health(
             r["snapshot"].encode(),
             r["published_score"],
             r["published_silence"],
+            r["due"],
         )
         for r in rows
     }
@@ -68,6 +73,8 @@ class HealthRow:
     stale: bool
     top_reason: str | None
     snapshot: str
+    # when time alone can next change the score (services.scoring.due); None: due at once
+    next_eval_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +101,18 @@ async def write_health(
         await conn.execute(
             """
             INSERT INTO scoring.health AS h (account_id, model_version, profile, as_of, score,
-                band, band_since, partial, stale, top_reason, snapshot)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
+                band, band_since, partial, stale, top_reason, snapshot, next_eval_at)
+            SELECT a, m, p, o, s, b, bs, pa, st, t, sn, coalesce(n, '-infinity')
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
                 $5::float8[], $6::text[], $7::timestamptz[], $8::bool[], $9::bool[],
-                $10::text[], $11::json[])
+                $10::text[], $11::json[], $12::timestamptz[])
+                AS u(a, m, p, o, s, b, bs, pa, st, t, sn, n)
             ON CONFLICT (account_id) DO UPDATE SET
                 model_version = excluded.model_version, profile = excluded.profile,
                 as_of = excluded.as_of, score = excluded.score, band = excluded.band,
                 band_since = excluded.band_since, partial = excluded.partial,
                 stale = excluded.stale, top_reason = excluded.top_reason,
-                snapshot = excluded.snapshot
+                snapshot = excluded.snapshot, next_eval_at = excluded.next_eval_at
             WHERE h.as_of <= excluded.as_of
             """,
             [h.account_id for h in current],
@@ -117,6 +126,7 @@ async def write_health(
             [h.stale for h in current],
             [h.top_reason for h in current],
             [h.snapshot for h in current],
+            [h.next_eval_at for h in current],
         )
     if history:
         await conn.execute(

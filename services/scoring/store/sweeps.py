@@ -1,4 +1,4 @@
-"""The time-driven sweep's queries: its lock and schedule, the accounts to rescore, the purge."""
+"""The time-driven sweep's queries: its lock and schedule, the accounts due, the purge."""
 
 from __future__ import annotations
 
@@ -49,13 +49,36 @@ async def record_sweep(
     )
 
 
-async def scored_accounts_after(conn: asyncpg.Connection, after: str, limit: int) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT account_id FROM scoring.health WHERE account_id > $1 ORDER BY account_id LIMIT $2",
-        after,
-        limit,
-    )
-    return [r[0] for r in rows]
+DueKey = tuple[datetime, str]  # (next_eval_at, account_id): the sweep's keyset position
+
+
+async def due_accounts_after(
+    conn: asyncpg.Connection, as_of: datetime, after: DueKey | None, limit: int
+) -> list[DueKey]:
+    """The next ``limit`` accounts due by ``as_of`` (``next_eval_at <= as_of``) after ``after``
+    in (next_eval_at, account_id) order: a range scan of the ``health_due`` index."""
+    if after is None:
+        rows = await conn.fetch(
+            """
+            SELECT next_eval_at, account_id FROM scoring.health WHERE next_eval_at <= $1
+            ORDER BY next_eval_at, account_id LIMIT $2
+            """,
+            as_of,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            """
+            SELECT next_eval_at, account_id FROM scoring.health
+            WHERE next_eval_at <= $1 AND (next_eval_at, account_id) > ($2, $3)
+            ORDER BY next_eval_at, account_id LIMIT $4
+            """,
+            as_of,
+            after[0],
+            after[1],
+            limit,
+        )
+    return [(r[0], r[1]) for r in rows]
 
 
 async def accounts_per_band(conn: asyncpg.Connection) -> dict[str, int]:

@@ -155,6 +155,8 @@ health = Table(
     Column("stale", Boolean, nullable=False),
     Column("top_reason", Text),
     Column("snapshot", JSON, nullable=False),
+    # when time alone can next change the score: the sweep rescores rows due (services/scoring/due)
+    Column("next_eval_at", TZ, nullable=False, server_default="-infinity"),
     postgresql_with={"fillfactor": 50},
 )
 health_history = Table(
