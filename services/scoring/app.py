@@ -120,6 +120,7 @@ def build_workers(
         max_records=settings.max_batch_records,
         unprocessable=is_bad_data,
     )
+    lag.follow(lambda: loop.waiting_records)  # a backlog of fresh records counts too
     return Workers(pool, producer, consumer, scorer, loop, rescorer, relay, sweeper)
 
 

@@ -36,20 +36,41 @@ from shared.kafka import Record, Rejection, Tombstone, topic_decoder
 
 
 class ConsumerLag:
-    """How far behind the consumer is: the age of the newest record of its last batch.
+    """How far behind the consumer is, in seconds: the age of the newest record of its last
+    batch, or — when more is known to be waiting (:meth:`follow`) — the time the waiting
+    records would take at the pace of the last batch, whichever is more.
 
     The handler writes it, the rescoring worker reads it (it gives way while a backlog is
-    consumed). Kafka timestamps are wall-clock time, so this is read against the wall clock
-    whatever clock the service runs on.
+    consumed). The age alone misses a backlog of fresh records (a burst, a bulk load produced
+    moments ago): the records waiting see it. Kafka timestamps are wall-clock time, so the age
+    is read against the wall clock whatever clock the service runs on.
     """
 
-    def __init__(self) -> None:
-        self.seconds = 0.0
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._age = 0.0
+        self._per_record = 0.0  # seconds per record: from one batch to the next ÷ its records
+        self._last: tuple[float, int] | None = None  # when the last batch came, its records
+        self._waiting: Callable[[], int] = lambda: 0
+
+    def follow(self, waiting: Callable[[], int]) -> None:
+        """Read the records still waiting from ``waiting`` (the loop's ``waiting_records``)."""
+        self._waiting = waiting
+
+    @property
+    def seconds(self) -> float:
+        return max(self._age, self._waiting() * self._per_record)
 
     def observe(self, records: Sequence[Record[Inbound]]) -> None:
-        newest = max((r.timestamp_ms for r in records), default=0)
+        if not records:
+            return  # an empty batch says nothing new
+        at = self._monotonic()
+        if self._last is not None:
+            self._per_record = (at - self._last[0]) / self._last[1]
+        self._last = (at, len(records))
+        newest = max(r.timestamp_ms for r in records)
         if newest > 0:
-            self.seconds = max(0.0, time.time() - newest / 1000)
+            self._age = max(0.0, time.time() - newest / 1000)
 
 
 Inbound = Event | AccountRecord | PersonRecord | Tombstone
@@ -78,6 +99,7 @@ def decoder(topics: Topics) -> Callable[[str, bytes | None], Inbound]:
 @dataclass(slots=True)
 class Plan:
     events: list[Event] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)  # each event's dedup key (store.dedup)
     accounts: dict[str, AccountRecord | None] = field(default_factory=dict)
     people: dict[str, PersonRecord | None] = field(default_factory=dict)
     rejected: list[tuple[Record[Inbound], Rejection]] = field(default_factory=list)
@@ -93,9 +115,9 @@ def plan(
 ) -> Plan:
     """What the batch asks for, before looking at the database."""
     out = Plan()
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[bytes] = set()
     oldest, newest = now - max_age, now + future_tolerance
-    kept = out.events
+    kept, keys, key_of = out.events, out.keys, dedup.event_key
     for record in records:
         value = record.value
         kind = type(value)
@@ -108,12 +130,13 @@ def plan(
                 if rejection is not None:
                     out.rejected.append((record, rejection))
                     continue
-            scoped = (event.source, event.account_id, event.event_id)
-            if scoped in seen:
+            digest = key_of(event)  # the same source, account and event id: the same key
+            if digest in seen:
                 out.duplicates += 1
             else:
-                seen.add(scoped)
+                seen.add(digest)
                 kept.append(event)
+                keys.append(digest)
         elif kind is AccountRecord:
             account: AccountRecord = value  # type: ignore[assignment]
             out.accounts[account.account_id] = account
@@ -175,7 +198,7 @@ class BatchHandler:
             max_age=self._max_age,
             future_tolerance=self._future_tolerance,
         )
-        hashes = [dedup.event_key(e) for e in decided.events]
+        hashes = decided.keys
         claims = [(h, e.occurred_at) for h, e in zip(hashes, decided.events, strict=True)]
         known = self._known
         async with self._pool.acquire() as conn, conn.transaction():

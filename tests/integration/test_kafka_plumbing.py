@@ -124,6 +124,45 @@ async def test_event_from_idempotent_producer_is_committed_only_after_handling(
         await check.stop()
 
 
+async def test_the_loop_says_how_many_records_wait_behind_its_last_batch(
+    kafka_settings: KafkaSettings, topics: Topics, producer: AIOKafkaProducer
+) -> None:
+    for n in range(30):  # one key: one partition
+        await producer.send(topics.usage, events.encode(usage(f"w-{n}")), key=b"acme")
+    await producer.flush()
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    consumer = make_consumer(kafka_settings, group)
+    handled = 0
+    seen: list[tuple[int, int]] = []  # (records handled before this batch, waiting then)
+
+    async def handle(
+        records: Sequence[Record[events.Event]],
+    ) -> list[tuple[Record[events.Event], Rejection]]:
+        nonlocal handled
+        seen.append((handled, loop.waiting_records))
+        handled += len(records)
+        return []
+
+    loop = ConsumerLoop(
+        consumer,
+        group=group,
+        topics=[topics.usage],
+        decode=decode,
+        handle=handle,
+        dead_letters=DeadLetters(producer, topics.scoring_dlq),
+        max_records=10,
+    )
+
+    async def drained() -> bool:
+        return handled == 30 and loop.batches_committed == len(seen)
+
+    await run_loop(loop, consumer, drained)
+    assert len(seen) >= 3
+    assert seen[0] == (0, 0)  # nothing known before the first batch
+    assert all(waiting == 30 - before for before, waiting in seen[1:]), seen
+    assert loop.waiting_records == 0
+
+
 async def test_undecodable_record_goes_to_the_dlq_and_the_loop_continues(
     kafka_settings: KafkaSettings, topics: Topics, producer: AIOKafkaProducer
 ) -> None:

@@ -85,3 +85,24 @@ def test_the_consumer_lag_is_the_age_of_the_newest_record_of_the_batch() -> None
     assert 29 <= lag.seconds <= 40
     lag.observe([])
     assert 29 <= lag.seconds <= 40  # an empty batch says nothing new
+
+
+def test_the_consumer_lag_counts_fresh_records_still_waiting_at_the_last_batchs_pace() -> None:
+    now_ms = int(time.time() * 1000)
+    batch: list[Record[Inbound]] = [
+        Record("t.usage.v1", 0, offset, None, usage(), b"", now_ms) for offset in range(100)
+    ]
+    ticks = iter([10.0, 10.5, 11.0])
+    waiting = 0
+    lag = ConsumerLag(monotonic=lambda: next(ticks))
+    lag.follow(lambda: waiting)
+    lag.observe(batch)
+    waiting = 100_000
+    assert lag.seconds < 1  # fresh records, and no pace known yet
+    lag.observe(batch)  # 100 records took 0.5 s: 5 ms each
+    assert lag.seconds == pytest.approx(500.0)  # 100,000 waiting at 5 ms each
+    waiting = 0
+    assert lag.seconds < 1  # caught up: the age of the newest record again
+    lag.observe([])  # an empty batch neither moves the pace nor the age
+    waiting = 10
+    assert lag.seconds == pytest.approx(0.05)
