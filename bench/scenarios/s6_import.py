@@ -16,6 +16,8 @@ into PostgreSQL costs at the least.
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -26,10 +28,12 @@ import asyncpg
 
 from bench.context import Context
 from bench.infra import dsn, scratch_database
+from bench.procstat import CpuMeter
 from bench.report import Row, Section
 from bench.stats import median
 from bench.workload import Workload
 from churnwatch import files, importer
+from churnwatch.progress import Bar
 from services.scoring import model as health_model
 from shared.events import UsageEvent, decode_event
 
@@ -47,10 +51,13 @@ def write_history(path: Path, events: int, accounts: int, days: int, now: dateti
     files.write_events(path, workload.events(events, now))
 
 
-async def raw_copy(url: str, path: Path) -> dict[str, float]:
+async def raw_copy(url: str, path: Path, pg: CpuMeter) -> dict[str, float]:
     conn = await asyncpg.connect(dsn(url))
     try:
         await conn.execute(RAW_TABLE)
+        own = CpuMeter(os.getpid()).start()
+        if pg.pid:
+            pg.start()
         started = time.perf_counter()
         rows: list[tuple[Any, ...]] = []
         count = 0
@@ -77,19 +84,48 @@ async def raw_copy(url: str, path: Path) -> dict[str, float]:
             await conn.copy_records_to_table("raw_events", records=rows)
             count += len(rows)
         seconds = time.perf_counter() - started
+        own.stop()
+        pg_seconds = pg.stop() if pg.pid else None
     finally:
         await conn.close()
-    return {"events": count, "seconds": seconds, "events_per_second": count / seconds}
+    return {
+        "events": count,
+        "seconds": seconds,
+        "events_per_second": count / seconds,
+        "cpu_us": own.seconds / count * 1e6,
+        "pg_cpu_us": pg_seconds / count * 1e6 if pg_seconds is not None else math.nan,
+    }
 
 
-async def ours(url: str, path: Path, now: datetime) -> importer.Summary:
+class LoadMeter:
+    """CPU of this process and of PostgreSQL during the import's load step: the importer asks
+    for its step's progress bar as each step starts (load, then history), and no bar is given."""
+
+    def __init__(self, pg: CpuMeter) -> None:
+        self.own = CpuMeter(os.getpid())
+        self.pg = pg
+
+    def __call__(self, label: str, unit: str) -> Bar | None:
+        step = label.strip()
+        if step == "load":
+            self.own.start()
+            if self.pg.pid:
+                self.pg.start()
+        elif step == "history":
+            self.own.stop()
+            if self.pg.pid:
+                self.pg.stop()
+        return None
+
+
+async def ours(url: str, path: Path, now: datetime, meter: LoadMeter) -> importer.Summary:
     options = importer.Options(
         events=[path],
         as_of=now,
         model=health_model.load(health_model.DEFAULT_MODEL_FILE),
         chunk_events=CHUNK,
     )
-    return await importer.run(url, options)
+    return await importer.run(url, options, bars=meter)
 
 
 async def run(ctx: Context) -> Section:
@@ -106,25 +142,48 @@ async def run(ctx: Context) -> Section:
 
     raw: list[dict[str, float]] = []
     mine: list[importer.Summary] = []
+    cpu: list[tuple[float, float]] = []  # ours: this process, PostgreSQL (µs/event, load step)
+    postgres = ctx.infra.pids.get("postgres", 0)
     for n in range(runs):
         async with scratch_database(ctx.infra) as url:
-            raw.append(await raw_copy(url, path))
-        ctx.say(f"S6: raw COPY run {n + 1}: {raw[-1]['events_per_second']:,.0f} events/s")
-        async with scratch_database(ctx.infra) as url:
-            mine.append(await ours(url, path, now))
-        s = mine[-1]
+            raw.append(await raw_copy(url, path, CpuMeter(postgres, tree=True)))
         ctx.say(
-            f"S6: import-history run {n + 1}: load {s.load_rate:,.0f} events/s; "
+            f"S6: raw COPY run {n + 1}: {raw[-1]['events_per_second']:,.0f} events/s, "
+            f"CPU {raw[-1]['cpu_us']:.1f} µs/event + PostgreSQL {raw[-1]['pg_cpu_us']:.1f}"
+        )
+        async with scratch_database(ctx.infra) as url:
+            meter = LoadMeter(CpuMeter(postgres, tree=True))
+            mine.append(await ours(url, path, now, meter))
+        s = mine[-1]
+        cpu.append(
+            (
+                meter.own.seconds / s.events_read * 1e6,
+                meter.pg.seconds / s.events_read * 1e6 if postgres else math.nan,
+            )
+        )
+        ctx.say(
+            f"S6: import-history run {n + 1}: load {s.load_rate:,.0f} events/s, "
+            f"CPU {cpu[-1][0]:.1f} µs/event + PostgreSQL {cpu[-1][1]:.1f}; "
             f"history {s.seconds.get('history', 0):.1f} s, "
             f"scores {s.seconds.get('scores', 0):.1f} s"
         )
     raw_rate = median([r["events_per_second"] for r in raw])
     load_rate = median([s.load_rate for s in mine])
     whole_rate = median([s.events_read / s.seconds["total"] for s in mine])
+    pg_us = median([c[1] for c in cpu])
     section = Section(
         "S6 — import-history",
         rows=[
-            Row("S6 import-history load", load_rate, raw_rate, "events/s", target=0.5),
+            Row(
+                "S6 import-history load",
+                load_rate,
+                raw_rate,
+                "events/s",
+                target=0.5,
+                cpu_us=(median([c[0] for c in cpu]), median([r["cpu_us"] for r in raw])),
+                db_cpu_us=None if math.isnan(pg_us) else pg_us,
+                note=f"raw COPY: PostgreSQL {median([r['pg_cpu_us'] for r in raw]):.1f} µs/event",
+            ),
             Row("S6 import-history, load + history + scores", whole_rate, raw_rate, "events/s"),
         ],
         how=__doc__ or "",
