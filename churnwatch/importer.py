@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from hashlib import blake2b
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -445,7 +446,8 @@ class Chunk:
         # The marker: a digest of the events' keys in file order (the same input, the same
         # chunks, the same markers).
         self.digest = blake2b(b"".join(self.keys), digest_size=16).digest()
-        self.claims = sorted(zip(self.keys, [e.occurred_at for e in self.events], strict=True))
+        at = [e.occurred_at for e in self.events]
+        self.claims = sorted(zip(self.keys, at, strict=True), key=itemgetter(0))  # keys unique
         self.recent = [c for c in self.claims if c[1] >= live_horizon]
         self.batch = aggregate.coalesce(self.events)
         return self

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from operator import itemgetter
 
 import asyncpg
 
@@ -61,7 +62,7 @@ async def claim(
     """
     if not events:
         return None
-    ordered = sorted(events)
+    ordered = sorted(events, key=itemgetter(0))  # index order (keys are unique)
     try:
         async with conn.transaction():  # a savepoint: a refused COPY leaves the rest intact
             await conn.copy_records_to_table(
