@@ -78,6 +78,6 @@ SWEEP_DUE = Gauge(
 )
 ACCOUNTS_PER_BAND = Gauge(
     "churnwatch_scoring_accounts",
-    "Scored accounts per band (refreshed after each sweep)",
+    "Scored accounts per band (refreshed after a sweep, at most every 5 minutes)",
     ["band"],
 )

@@ -44,7 +44,10 @@ class ScoringSettings(
         10.0, gt=0, description="a score move of at least this much publishes a health change"
     )
     sweep_interval_seconds: float = Field(
-        300.0, gt=0, description="clock seconds between two sweeps over every account"
+        60.0,
+        gt=0,
+        description="clock seconds between two sweeps over the accounts due (a crossing of a "
+        "staleness or silence threshold is rescored at most this late)",
     )
     sweep_chunk_accounts: int = Field(2000, ge=1, description="accounts per sweep transaction")
     rescore_chunk_accounts: int = Field(

@@ -34,6 +34,8 @@ from shared.worker import Backoff, Worker
 
 log = logging.getLogger(__name__)
 
+BAND_COUNT_SECONDS = 300.0  # churnwatch_scoring_accounts{band} refreshed at most this often
+
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
@@ -77,6 +79,7 @@ class Sweeper(Worker):
         self._concurrency = concurrency
         self._horizons = horizons
         self._on_changes = on_changes
+        self._bands_counted: float | None = None
 
     async def sweep(self, as_of: datetime) -> SweepResult:
         """Rescore the accounts due by ``as_of``, as of ``as_of``.
@@ -120,10 +123,19 @@ class Sweeper(Worker):
         metrics.SWEEP_SECONDS.observe(seconds)
         metrics.SWEEP_ACCOUNTS.set(accounts)
         metrics.SWEEP_DUE.set(due)
+        await self._count_bands()
+        return SweepResult(as_of, accounts, changes, seconds, due)
+
+    async def _count_bands(self) -> None:
+        """Accounts per band, at most once per ``BAND_COUNT_SECONDS`` of real time: the count
+        reads every score, and a pass now costs only what is due."""
+        last = self._bands_counted
+        if last is not None and time.monotonic() - last < BAND_COUNT_SECONDS:
+            return
         async with self._pool.acquire() as conn:
             for band, count in (await sweeps.accounts_per_band(conn)).items():
                 metrics.ACCOUNTS_PER_BAND.labels(band).set(count)
-        return SweepResult(as_of, accounts, changes, seconds, due)
+        self._bands_counted = time.monotonic()
 
     async def purge(self, as_of: datetime) -> dict[str, int]:
         async with self._pool.acquire() as conn:
