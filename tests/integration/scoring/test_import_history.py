@@ -136,6 +136,39 @@ async def test_importing_twice_counts_every_event_once_and_notifies_nobody(
     assert min(r["first"] for r in days) == importer.day_end(START)
 
 
+async def test_overlapping_exports_count_the_shared_events_once(
+    scoring_url: str, pool: asyncpg.Pool, model: Model, simulated: Path, tmp_path: Path
+) -> None:
+    """January–June then March–September: two files sharing a stretch, other chunk boundaries
+    each time; then both again as one file. The shared events (some inside the live horizon,
+    claimed in processed_events too) are counted once."""
+    events = sorted(unique_events(simulated), key=lambda e: e.occurred_at)
+    cut = len(events) // 5
+    first, second = events[: 3 * cut], events[2 * cut :]
+    shared = len(first) + len(second) - len(events)
+    assert shared > 0
+    assert second[-1].occurred_at >= SIM_END - timedelta(days=8)  # some live-horizon claims
+    for name, part in (("first.jsonl", first), ("second.jsonl", second), ("all.jsonl", events)):
+        files.write_events(tmp_path / name, part)
+
+    def run(name: str, chunk: int) -> importer.Options:
+        return options(simulated, model, events=[tmp_path / name], chunk_events=chunk)
+
+    a = await importer.run(scoring_url, run("first.jsonl", 1_000))
+    b = await importer.run(scoring_url, run("second.jsonl", 700))
+    assert (a.events_counted, a.duplicates) == (len(first), 0)
+    assert (b.events_counted, b.duplicates) == (len(second) - shared, shared)
+    async with pool.acquire() as conn:
+        assert await stored_days(conn) == expected_days(events)
+        once = await snapshot(conn)
+        claimed = await conn.fetchval("SELECT count(*) FROM scoring.imported_events")
+    assert claimed == len(events)
+    both = await importer.run(scoring_url, run("all.jsonl", 1_500))
+    assert (both.events_counted, both.chunks_skipped, both.duplicates) == (0, 0, len(events))
+    async with pool.acquire() as conn:
+        assert await snapshot(conn) == once
+
+
 async def test_a_crash_mid_import_then_a_rerun_counts_exactly(
     scoring_url: str, pool: asyncpg.Pool, model: Model, simulated: Path
 ) -> None:
