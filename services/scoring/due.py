@@ -61,29 +61,34 @@ def _older_than(last: datetime, max_age: float) -> Callable[[datetime], bool]:
     return passed
 
 
-def _crossings(model: Model, facts: health.Facts, as_of: datetime) -> list[Crossing]:
-    """Every threshold time alone will cross after ``as_of``: an input of a component not yet
-    stale (nor missing) passing its maximum age, and silence reaching ``SILENCE_DAYS``."""
+def _crossings(
+    model: Model, facts: health.Facts, as_of: datetime, before: datetime
+) -> list[Crossing]:
+    """Every threshold time alone will cross after ``as_of`` and about before ``before``: an
+    input of a component not yet stale (nor missing) passing its maximum age, and silence
+    reaching ``SILENCE_DAYS``. (Most accounts have none: they are checked by time first.)"""
     found: list[Crossing] = []
+    horizon = before + timedelta(seconds=1)  # "about": a float's rounding either way
     profile = model.profile_for(facts.tier, facts.lifecycle_stage)
     for component in profile.components:
-        if health.input_status(component, facts, as_of)[0] != "ok":
-            continue  # missing stays missing, stale stays stale, until new data comes
+        max_age = component.max_data_age_days
         for source in component.inputs:
             last = (
                 facts.oldest_open_high_urgent_update
                 if source == "tickets"
                 else health.last_seen(facts, source)
             )
-            if last is not None:
-                max_age = component.max_data_age_days
-                found.append((last + timedelta(days=max_age), _older_than(last, max_age)))
+            if last is None or last + timedelta(days=max_age) >= horizon:
+                continue
+            if health.input_status(component, facts, as_of)[0] != "ok":
+                break  # missing stays missing, stale stays stale, until new data comes
+            found.append((last + timedelta(days=max_age), _older_than(last, max_age)))
     last_usage = facts.last_usage_at
-    if last_usage is not None and not silent(facts, as_of):
+    if last_usage is not None:
         # published rounded to 0.1 day: silent from about SILENCE_DAYS - 0.05 days on
-        found.append(
-            (last_usage + timedelta(days=SILENCE_DAYS - 0.05), lambda at: silent(facts, at))
-        )
+        about = last_usage + timedelta(days=SILENCE_DAYS - 0.05)
+        if about < horizon and not silent(facts, as_of):
+            found.append((about, lambda at: silent(facts, at)))
     return found
 
 
@@ -122,8 +127,8 @@ def next_evaluation(model: Model, facts: health.Facts, as_of: datetime) -> datet
     data goes back, and new data is rescored through the dirty queue); its moment is worked
     out, then checked to the microsecond on the functions the score itself uses.
     """
-    due = next_midnight(as_of)
-    for about, passed in _crossings(model, facts, as_of):
-        if about - timedelta(seconds=1) < due:
-            due = min(due, _first(passed, about, as_of))
+    midnight = next_midnight(as_of)
+    due = midnight
+    for about, passed in _crossings(model, facts, as_of, midnight):
+        due = min(due, _first(passed, about, as_of))
     return due
