@@ -5,9 +5,12 @@ account at the moment time alone crosses one of its thresholds — and nothing e
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
+from prometheus_client import REGISTRY
 
 from services.scoring.handler import BatchHandler
 from services.scoring.scorer import Scorer
@@ -56,12 +59,15 @@ async def test_right_after_scoring_nothing_is_due_and_after_midnight_every_accou
     assert (before_midnight.due, before_midnight.accounts) == (0, 0)
     rolled = await sweep.sweep(MIDNIGHT)
     assert (rolled.due, rolled.accounts) == (5, 5)
+    assert REGISTRY.get_sample_value("churnwatch_scoring_sweep_accounts_due") == 5
+    assert REGISTRY.get_sample_value("churnwatch_scoring_sweep_accounts") == 5
     assert set((await due_times(pool)).values()) == {MIDNIGHT + timedelta(days=1)}
     assert (await current(pool, "a00")).signals.days_since_activity == 0.5  # 13 h later
     assert await history_count(pool, MIDNIGHT) == {f"a{i:02}": 1 for i in range(5)}
 
     again = await sweep.sweep(MIDNIGHT + timedelta(minutes=1))
     assert (again.due, again.accounts) == (0, 0)
+    assert REGISTRY.get_sample_value("churnwatch_scoring_sweep_accounts_due") == 0
 
 
 async def test_a_score_written_without_a_due_time_is_due_at_once(
@@ -154,7 +160,11 @@ async def test_a_data_change_is_rescored_by_the_dirty_queue_and_moves_the_due_ti
 
 
 async def test_two_sweepers_at_once_rescore_each_due_account_once(
-    pool: asyncpg.Pool, handler: BatchHandler, scorer: Scorer, clock: FixedClock
+    pool: asyncpg.Pool,
+    handler: BatchHandler,
+    scorer: Scorer,
+    clock: FixedClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     await portfolio(handler, scorer, pool, 12)
     at = MIDNIGHT + timedelta(minutes=1)
@@ -164,7 +174,10 @@ async def test_two_sweepers_at_once_rescore_each_due_account_once(
     assert await history_count(pool, at) == {f"a{i:02}": 1 for i in range(12)}
 
     clock.current = at + timedelta(days=1)  # the service's way: one takes the lock
-    twice = await asyncio.gather(first.run_if_due(), second.run_if_due())
+    with caplog.at_level(logging.INFO, logger="services.scoring.sweep"):
+        twice = await asyncio.gather(first.run_if_due(), second.run_if_due())
     ran = [r for r in twice if r is not None]
     assert len(ran) == 1, twice
     assert ran[0].accounts == 12
+    done = [r for r in caplog.records if r.getMessage() == "sweep done"]
+    assert [(r.due, r.accounts) for r in done] == [(12, 12)]  # type: ignore[attr-defined]
