@@ -23,7 +23,7 @@ from services.scoring import api
 from services.scoring.handler import BatchHandler, ConsumerLag, Inbound, decoder
 from services.scoring.model import Model
 from services.scoring.relay import Relay
-from services.scoring.scorer import RescoreWorker, Scorer
+from services.scoring.scorer import InlineRescorer, RescoreWorker, Scorer
 from services.scoring.settings import ScoringSettings
 from services.scoring.store import connect
 from services.scoring.sweep import Horizons, Sweeper
@@ -102,13 +102,27 @@ def build_workers(
         ),
         on_changes=relay.wake,
     )
+    inline = InlineRescorer(
+        scorer,
+        clock,
+        max_accounts=settings.inline_max_accounts,
+        max_lag_seconds=settings.inline_max_lag_seconds,
+        lag=lambda: lag.seconds,
+        on_changes=relay.wake,
+    )
+
+    def batch_committed() -> None:
+        rescorer.wake()
+        inline.after_commit()
+
     handler = BatchHandler(
         pool,
         clock,
         max_event_age=timedelta(days=settings.max_event_age_days),
         future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
-        on_queued=rescorer.wake,
+        on_queued=batch_committed,
         lag=lag,
+        rescore_inline=inline,
     )
     loop: ConsumerLoop[Inbound] = ConsumerLoop(
         consumer,

@@ -39,8 +39,14 @@ BATCH_SECONDS = Histogram(
 )
 ACCOUNTS_SCORED = Counter(
     "churnwatch_scoring_accounts_scored_total",
-    "Account scores computed, by what caused them (events, sweep)",
+    "Account scores computed, by what caused them (events, inline, sweep)",
     ["cause"],
+)
+TOUCHED_ACCOUNTS = Counter(
+    "churnwatch_scoring_touched_accounts_total",
+    "Accounts a consumed batch touched, by where they were rescored: inline (in the batch's "
+    "transaction) or queued (the rescoring worker), and why (caught_up, behind, too_many, off)",
+    ["path", "reason"],
 )
 SCORES_WARMING_UP = Counter(
     "churnwatch_scoring_scores_warming_up_total",

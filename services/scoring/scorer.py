@@ -7,9 +7,11 @@ points and outbox entries written with one statement each. A health change is th
 committed together with the score it describes — or not at all — and the outbox relay
 publishes it afterwards (see ``relay``).
 
-The consumer never rescores inline: it marks the accounts it touched in ``dirty_accounts``
-in its own transaction, and :meth:`Scorer.drain_queue` rescores them, so a burst of events
-for one account costs one rescoring, not one per batch.
+The consumer rescores the accounts a batch touched inside the batch's own transaction when
+it is not behind and they are few (:class:`InlineRescorer`): one commit and one wake-up fewer
+between an event and its health change. Otherwise it marks them in ``dirty_accounts`` in its
+transaction, and :meth:`Scorer.drain_queue` rescores them, so during a burst or a backlog the
+events of one account cost one rescoring, not one per batch.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,9 +59,12 @@ class Scorer:
         *,
         cause: str,
         due_by: datetime | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> Rescored:
         """Rescore these accounts as of ``as_of``; call inside a transaction. With ``due_by``
-        (the sweep), only those whose due time is at or before it once locked."""
+        (the sweep), only those whose due time is at or before it once locked. Given ``now``,
+        as of its reading once their scores are locked: never older than a score committed
+        while this waited for the lock (whose facts may predate what queued the account)."""
         ids = sorted(set(account_ids))
         if not ids:
             return Rescored(0, 0)
@@ -68,6 +73,8 @@ class Scorer:
             ids = [i for i in ids if i in stored and stored[i].due]
             if not ids:
                 return Rescored(0, 0)
+        if now is not None:
+            as_of = now()
         facts = await facts_sql.gather_facts(conn, ids, as_of)
         assessments: list[health.Assessment] = []  # decide
         due_at: dict[str, datetime] = {}
@@ -94,14 +101,22 @@ class Scorer:
         *,
         chunk: int = 500,
         max_accounts: int | None = None,
+        now: Callable[[], datetime] | None = None,
+        on_changes: Callable[[], None] = lambda: None,
     ) -> Rescored:
-        """Rescore queued accounts as of ``as_of``, ``chunk`` accounts per transaction: every
-        one, or about ``max_accounts`` (whole chunks) when given."""
+        """Rescore queued accounts as of ``as_of`` (or ``now``'s reading, see :meth:`rescore`),
+        ``chunk`` accounts per transaction: every one, or about ``max_accounts`` (whole chunks)
+        when given. ``on_changes`` is called after each commit that wrote health changes (the
+        relay publishes them at once, not at the end of the round)."""
         accounts = changes = taken = 0
         while True:
             async with pool.acquire() as conn, conn.transaction():
-                ids = await dirty.take_dirty(conn, chunk)
-                done = await self.rescore(conn, ids, as_of, cause="events")
+                claimed = await dirty.claim_dirty(conn, chunk)
+                ids = [account for account, _ in claimed]
+                done = await self.rescore(conn, ids, as_of, cause="events", now=now)
+                await dirty.forget_dirty(conn, claimed)
+            if done.changes:
+                on_changes()
             accounts += done.accounts
             changes += done.changes
             taken += len(ids)
@@ -224,16 +239,16 @@ class RescoreWorker(Worker):
         started = time.monotonic()
         async with self._pool.acquire() as conn:
             queued = await dirty.dirty_count(conn)
-        done = await self._scorer.drain_queue(
+        await self._scorer.drain_queue(
             self._pool,
             self._clock.now(),
             chunk=self._chunk,
             max_accounts=min(max(queued, 1), self._round_accounts),
+            now=self._clock.now,
+            on_changes=self._on_changes,
         )
         async with self._pool.acquire() as conn:
             metrics.RESCORE_QUEUE.set(await dirty.dirty_count(conn))
-        if done.changes:
-            self._on_changes()
         # Let the queue gather before the next round: under a stream of events an account
         # is rescored at most once per interval, however many batches touch it.
         busy = time.monotonic() - started
@@ -258,3 +273,65 @@ class RescoreWorker(Worker):
             except TimeoutError:
                 if remaining > IDLE_SECONDS:
                     return
+
+
+class InlineRescorer:
+    """The consumer's ``rescore_inline`` hook: rescores the accounts a batch touched inside the
+    batch's transaction — when the consumer is no more than ``max_lag_seconds`` behind (``lag``:
+    the age of the batch's newest record) and the batch touched at most ``max_accounts`` — and
+    returns them; otherwise returns nothing and the handler queues them for the
+    :class:`RescoreWorker` as before. Scores, history and health changes commit with the
+    batch's effects, in one transaction: a crash leaves both or neither (and then the batch is
+    delivered again).
+
+    ``after_commit`` (the handler's ``on_queued``) wakes the relay when the committed batch
+    wrote health changes.
+    """
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        clock: Clock,
+        *,
+        max_accounts: int,
+        max_lag_seconds: float,
+        lag: Callable[[], float],
+        on_changes: Callable[[], None],
+    ) -> None:
+        self._scorer = scorer
+        self._clock = clock
+        self._max_accounts = max_accounts
+        self._max_lag = max_lag_seconds
+        self._lag = lag
+        self._on_changes = on_changes
+        self._changes_written = False
+
+    def decide(self, accounts: int) -> str | None:
+        """Why the batch's accounts are queued, or None: they are rescored inline."""
+        if self._max_accounts == 0:
+            return "off"
+        if accounts > self._max_accounts:
+            return "too_many"
+        if self._lag() > self._max_lag:
+            return "behind"
+        return None
+
+    async def __call__(self, conn: asyncpg.Connection, account_ids: list[str]) -> Collection[str]:
+        if not account_ids:
+            return ()
+        queued = self.decide(len(account_ids))
+        if queued is not None:
+            metrics.TOUCHED_ACCOUNTS.labels("queued", queued).inc(len(account_ids))
+            return ()
+        done = await self._scorer.rescore(
+            conn, account_ids, self._clock.now(), cause="inline", now=self._clock.now
+        )
+        self._changes_written = self._changes_written or done.changes > 0
+        metrics.TOUCHED_ACCOUNTS.labels("inline", "caught_up").inc(len(account_ids))
+        return set(account_ids)
+
+    def after_commit(self) -> None:
+        """The batch committed: publish the health changes it wrote now."""
+        if self._changes_written:
+            self._changes_written = False
+            self._on_changes()

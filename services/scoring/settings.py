@@ -59,6 +59,19 @@ class ScoringSettings(
     rescore_interval_seconds: float = Field(
         1.0, ge=0, description="at least this long between two rescoring rounds (coalescing)"
     )
+    inline_max_accounts: int = Field(
+        200,
+        ge=0,
+        le=10_000,
+        description="a consumed batch that touched at most this many accounts rescores them in "
+        "its own transaction (0: never; more: they are queued for the rescoring worker)",
+    )
+    inline_max_lag_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="…but only while the consumer is no further behind than this (the age of "
+        "the batch's newest record); further behind, catching up comes first",
+    )
     sweep_concurrency: int = Field(2, ge=1, description="sweep chunks rescored at once")
     relay_poll_seconds: float = Field(
         1.0, gt=0, description="how often the outbox is checked when nobody wakes the relay"

@@ -1,4 +1,12 @@
-"""The rescoring queue: accounts whose aggregates changed and wait to be rescored."""
+"""The rescoring queue: accounts whose aggregates changed and wait to be rescored.
+
+The consumer marks accounts (:func:`mark_dirty`) while the rescoring worker holds others in an
+open transaction, and must never wait for it: the worker claims rows with ``FOR KEY SHARE``
+(:func:`claim_dirty`), which a mark does not conflict with — a mark of a queued account
+updates its row in place (same ``marked_at``, so it keeps its turn), giving it a new version —
+and once the accounts are rescored it forgets only the versions it claimed
+(:func:`forget_dirty`): an account marked again meanwhile stays queued.
+"""
 
 from __future__ import annotations
 
@@ -24,24 +32,39 @@ async def mark_dirty(conn: asyncpg.Connection, account_ids: Iterable[str]) -> in
         """
         INSERT INTO scoring.dirty_accounts (account_id)
         SELECT account_id FROM stage_accounts ORDER BY account_id
-        ON CONFLICT (account_id) DO NOTHING
+        ON CONFLICT (account_id) DO UPDATE SET marked_at = dirty_accounts.marked_at
         """
     )
     return len(ids)
 
 
-async def take_dirty(conn: asyncpg.Connection, limit: int) -> list[str]:
-    """Take up to ``limit`` queued accounts (inside a transaction: put back on rollback)."""
+async def claim_dirty(conn: asyncpg.Connection, limit: int) -> list[tuple[str, str]]:
+    """Up to ``limit`` queued accounts, oldest first, with the version of each row (inside a
+    transaction, then :func:`forget_dirty`); a mark meanwhile neither waits nor is lost."""
     rows = await conn.fetch(
         """
-        DELETE FROM scoring.dirty_accounts WHERE account_id IN (
-            SELECT account_id FROM scoring.dirty_accounts
-            ORDER BY marked_at, account_id LIMIT $1 FOR UPDATE SKIP LOCKED)
-        RETURNING account_id
+        SELECT account_id, xmin::text FROM scoring.dirty_accounts
+        ORDER BY marked_at, account_id LIMIT $1 FOR KEY SHARE SKIP LOCKED
         """,
         limit,
     )
-    return sorted(row[0] for row in rows)
+    return sorted((row[0], row[1]) for row in rows)
+
+
+async def forget_dirty(conn: asyncpg.Connection, claimed: list[tuple[str, str]]) -> None:
+    """Unqueue the claimed accounts not marked again since (their row is the version claimed);
+    rows are locked in key order, the order marks take, so the two never deadlock."""
+    if claimed:
+        await conn.execute(
+            """
+            DELETE FROM scoring.dirty_accounts d USING unnest($1::text[], $2::text[]) c(a, v)
+            WHERE d.account_id = c.a AND d.xmin::text = c.v AND d.account_id IN (
+                SELECT account_id FROM scoring.dirty_accounts WHERE account_id = ANY($1::text[])
+                ORDER BY account_id FOR UPDATE)
+            """,
+            [c[0] for c in claimed],
+            [c[1] for c in claimed],
+        )
 
 
 async def dirty_count(conn: asyncpg.Connection) -> int:
