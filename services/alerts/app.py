@@ -11,7 +11,7 @@ import contextlib
 import logging
 import secrets
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -188,7 +188,11 @@ class Parts:
             topics=Topics(settings.topic_prefix),
         )
 
-    def consumer_loop(self, consumer: AIOKafkaConsumer) -> ConsumerLoop[handler.Message]:
+    def consumer_loop(
+        self, consumer: AIOKafkaConsumer, on_enqueued: Callable[[], None] = lambda: None
+    ) -> ConsumerLoop[handler.Message]:
+        """The consumer; ``on_enqueued`` wakes this process's delivery workers when a batch
+        committed messages to send."""
         settings, topics = self.settings, self.topics
         assert self.producer is not None
         return ConsumerLoop(
@@ -197,7 +201,11 @@ class Parts:
             topics=[topics.health, topics.accounts, topics.people],
             decode=handler.make_decoder(topics),
             handle=handler.BatchHandler(
-                self.engine, self.config, self.clock, digest_hour=settings.digest_hour
+                self.engine,
+                self.config,
+                self.clock,
+                digest_hour=settings.digest_hour,
+                on_enqueued=on_enqueued,
             ),
             dead_letters=DeadLetters(self.producer, topics.alerts_dlq),
             max_records=settings.consumer_max_records,
@@ -242,14 +250,14 @@ class Parts:
             await ensure_topics(settings, self.topics.all())
         self.producer = RenewingProducer(lambda: make_producer(settings))
         await self.producer.start()
-        consumer = make_consumer(settings, settings.group)
-        await consumer.start()
-        self.loop = self.consumer_loop(consumer)
         http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.slack_timeout_seconds)
         )
         channels = notifiers(settings, http)
         senders = self.delivery_workers(channels)
+        consumer = make_consumer(settings, settings.group)
+        await consumer.start()
+        self.loop = self.consumer_loop(consumer, lambda: wake_all(senders))
         workers: list[Worker] = [self.scheduler(), *senders]
         workers.append(retention.Purger(self.engine, retention_of(settings), self.clock))
         dsn = db.asyncpg_dsn(settings.database_url.get_secret_value())
@@ -293,6 +301,11 @@ class Parts:
             return self.loop is not None and self.loop.healthy and self.supervisor.alive
 
         return {"database": database, "kafka": kafka, "workers": workers}
+
+
+def wake_all(workers: Sequence[Worker]) -> None:
+    for worker in workers:
+        worker.wake()
 
 
 def build_app(settings: AlertsSettings, draining: Draining) -> FastAPI:

@@ -59,11 +59,16 @@ class BatchHandler:
         clock: Clock,
         *,
         digest_hour: int = 9,
+        on_enqueued: Callable[[], None] = lambda: None,
     ) -> None:
+        """``on_enqueued`` is called once a batch that queued messages has committed: the
+        delivery workers send them now (their NOTIFY wake-up and their poll stay, for other
+        processes and for a missed notification)."""
         self._engine = engine
         self._config = config
         self._clock = clock
         self._digest_hour = digest_hour
+        self._on_enqueued = on_enqueued
 
     async def __call__(
         self, records: Sequence[Record[Message]]
@@ -117,7 +122,9 @@ class BatchHandler:
                 )
                 for account_id in sorted(touched)
             ]
-            await apply(conn, states, decisions, self._config, now=now, real_now=utc_now())
+            queued = await apply(conn, states, decisions, self._config, now=now, real_now=utc_now())
+        if queued:
+            self._on_enqueued()
         metrics.HEALTH_CHANGES.labels("evaluated").inc(sum(d.evaluated for d in decisions))
         metrics.HEALTH_CHANGES.labels("late").inc(sum(d.late for d in decisions))
         return []
