@@ -11,6 +11,11 @@ Baseline, same file, same server: read and decode each line with the same decode
 raw binary ``COPY`` of one row per event (id, account, time, user, type, feature, quantity)
 into a plain table without any index, in chunks of the same size — what getting the same rows
 into PostgreSQL costs at the least.
+
+CPU per event (user + system, from ``/proc``): this process's (the importer runs in it) and
+PostgreSQL's (the server and its backends) during the load step — the importer asks for each
+step's progress bar as the step starts, which is where the meters start and stop — and the
+same for the raw ``COPY``.
 """
 
 from __future__ import annotations
