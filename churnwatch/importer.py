@@ -51,7 +51,7 @@ import msgspec
 
 from churnwatch import files
 from churnwatch.progress import Bar
-from services.scoring import aggregate, health
+from services.scoring import aggregate, due, health
 from services.scoring.facts import Ledger
 from services.scoring.model import Model
 from services.scoring.store import dedup, facts_sql, imports, scores, sweeps, writes
@@ -776,6 +776,7 @@ async def rescore_now(
                         stale=snapshot.stale,
                         top_reason=snapshot.reasons[0] if snapshot.reasons else None,
                         snapshot=_encoder.encode(snapshot).decode(),
+                        next_eval_at=due.next_evaluation(options.model, f, options.as_of),
                     )
                 )
             await scores.write_health(conn, current, [], [])

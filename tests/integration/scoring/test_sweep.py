@@ -7,14 +7,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
+from churnwatch import importer
 from services.scoring.handler import BatchHandler
+from services.scoring.model import Model
 from services.scoring.scorer import Scorer
 from shared.clock import FixedClock
+from tests.integration.scoring.test_import_history import (
+    SIM_END,
+    options,
+    simulated,  # noqa: F401 - a fixture
+)
 from tests.integration.scoring.test_scoring import current, outbox, sweeper
 from tests.unit.scoring.builders import NOW, account, records, steady_usage, usage
 
@@ -181,3 +189,22 @@ async def test_two_sweepers_at_once_rescore_each_due_account_once(
     assert ran[0].accounts == 12
     done = [r for r in caplog.records if r.getMessage() == "sweep done"]
     assert [(r.due, r.accounts) for r in done] == [(12, 12)]  # type: ignore[attr-defined]
+
+
+async def test_an_imported_portfolio_is_due_by_its_own_times_not_at_once(
+    scoring_url: str,
+    pool: asyncpg.Pool,
+    scorer: Scorer,
+    clock: FixedClock,
+    model: Model,
+    simulated: Path,  # noqa: F811 - test_import_history's fixture
+) -> None:
+    summary = await importer.run(scoring_url, options(simulated, model))
+    assert summary.bad == []
+    times = await due_times(pool)
+    midnight = datetime(2026, 8, 16, tzinfo=UTC)  # the first after SIM_END (09:00)
+    assert len(times) == 12
+    assert all(SIM_END < t <= midnight for t in times.values()), times
+    sweep = sweeper(scorer, pool, clock)
+    assert (await sweep.sweep(SIM_END)).due == 0
+    assert (await sweep.sweep(midnight)).accounts == 12
