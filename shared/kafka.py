@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -413,8 +414,32 @@ def topic_decoder(
     return decode
 
 
+GC_YOUNG_THRESHOLD = 50_000
+"""Allocations between two collections of the youngest generation while a loop runs (the
+interpreter's default is 700)."""
+
+
+def batch_friendly_gc() -> None:
+    """Let a batch's temporaries die young: raise the youngest generation's threshold to
+    :data:`GC_YOUNG_THRESHOLD` (never lower it).
+
+    A batch of thousands of records allocates tens of thousands of objects that live until the
+    batch ends and are then freed by reference counting (no cycles). With the default
+    threshold (700) the collector runs dozens of times per batch, promotes the whole working
+    set to the older generations, and the growing old generation triggers full collections of
+    the process's heap: in the scoring drain, 15 full collections took 2.6 s of a 6.9 s
+    process (80,000 events). With this threshold the same drain spent 0.4 s collecting.
+    Cyclic garbage is still collected, every 50,000 allocations instead of every 700.
+    """
+    young, older, oldest = gc.get_threshold()
+    gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), older, oldest)
+
+
 class ConsumerLoop(Generic[T]):
-    """Fetch → decode → handle → dead-letter refusals → commit, one batch at a time."""
+    """Fetch → decode → handle → dead-letter refusals → commit, one batch at a time.
+
+    Running a loop sets the process's collector to :func:`batch_friendly_gc`.
+    """
 
     def __init__(
         self,
@@ -458,6 +483,7 @@ class ConsumerLoop(Generic[T]):
         return sum(self._waiting.values())
 
     async def run(self) -> None:
+        batch_friendly_gc()
         self._consumer.subscribe(
             self._topics, listener=_FinishBatchOnRevoke(self._processing, self._waiting)
         )
