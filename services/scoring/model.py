@@ -125,7 +125,8 @@ def _interpolate(curve: tuple[Knot, ...], value: float) -> float:
         return curve[-1][1]
     i = bisect.bisect_right([v for v, _ in curve], value)
     (x0, y0), (x1, y1) = curve[i - 1], curve[i]
-    return y0 + (y1 - y0) * (value - x0) / (x1 - x0)
+    points = y0 + (y1 - y0) * (value - x0) / (x1 - x0)
+    return min(max(points, min(y0, y1)), max(y0, y1))  # a float's rounding stays in the segment
 
 
 @dataclass(frozen=True, slots=True)
