@@ -51,7 +51,7 @@ class ScoringSettings(
     )
     sweep_chunk_accounts: int = Field(2000, ge=1, description="accounts per sweep transaction")
     rescore_chunk_accounts: int = Field(
-        1000, ge=1, description="queued accounts rescored per transaction"
+        200, ge=1, description="queued accounts rescored per transaction"
     )
     rescore_poll_seconds: float = Field(
         1.0, gt=0, description="how often the rescoring queue is checked when nobody wakes it"
