@@ -23,6 +23,7 @@ class Config:
     s3_rescore_interval_seconds: float
     s4_accounts: int
     s5_accounts: tuple[int, ...]
+    s5_rollover_runs: int  # day-rollover passes (each rescores every account: ~5 min at 1M)
     s6_events: int  # S6: past usage events imported
     s6_accounts: int
     s6_days: int
@@ -44,6 +45,7 @@ FULL = Config(
     s3_rescore_interval_seconds=0.0,
     s4_accounts=100_000,
     s5_accounts=(100_000, 1_000_000),
+    s5_rollover_runs=1,
     s6_events=1_000_000,
     s6_accounts=5_000,
     s6_days=90,
@@ -65,6 +67,7 @@ QUICK = Config(
     s3_rescore_interval_seconds=0.0,
     s4_accounts=100_000,  # as the full run: the growth is bounded, not linear (see S4)
     s5_accounts=(10_000,),
+    s5_rollover_runs=1,
     s6_events=150_000,
     s6_accounts=1_000,
     s6_days=60,

@@ -130,13 +130,25 @@ cannot be extrapolated from a smaller run; only a run at the reported size measu
 """
 
 S5 = """
-No target. A sweep rescores every account: its facts are gathered by one set-based query per
-2,000-account chunk (range scans on every table's primary key), scored in Python (~60 µs per
-account on a quiet core — the model's measures, reasons and change detection) and written back
-(score, history point on a new day, health change when it moved). The raw pass only reads and
-aggregates the same rows; the ratio is the price of scoring and writing. Two chunks are in
-flight, so PostgreSQL works while Python scores; more cores (and a higher
-`SCORING_SWEEP_CONCURRENCY`) shorten it. The sweep's memory does not grow with the number of
+**Proportional to what changed.** Scores change with data — the rescoring queue handles that —
+and with time alone. A pass now rescores only the accounts whose `next_eval_at` has passed:
+the next UTC midnight (the day windows roll, warm-up ends), or earlier in the day the exact
+moment an input goes stale or the published silence reaches three days
+(`services/scoring/due.py`, written with every score). They are read by an index range scan,
+so five minutes after scoring almost nothing is due, whatever the number of accounts: the
+target row. Measures that change continuously within a day (days since activity, days in
+band) are refreshed at day granularity, as the issue asks; docs/scoring.md says what that
+costs (at most a few score points a day under the shipped model).
+
+**The day rollover** (no target) is the daily cost: every account is rescored once just after
+00:00 UTC — facts per 2,000-account chunk (range scans on every table's primary key), scored
+in Python, score, due time, history point and health change written — about what the old
+every-interval sweep cost each time. It cannot skip writes: every account's days since
+activity and history point move. Its CPU per account gives the accounts swept per hour per
+core (the sizing table); the cost per day is one rescoring per account plus one per crossing,
+instead of one per account every interval (every 5 minutes before: 288 a day). Two chunks are
+in flight, so PostgreSQL works while Python scores; more cores (and a higher
+`SCORING_SWEEP_CONCURRENCY`) shorten the burst. Memory does not grow with the number of
 accounts (nothing is held between chunks).
 """
 

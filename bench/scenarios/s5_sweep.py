@@ -9,7 +9,8 @@ after every account was scored at noon UTC:
 - 5 minutes later — the pass that runs every interval all day: only the accounts whose
   staleness or silence crossing fell in those minutes are due (the target: within 2× the raw
   pass, at 1M accounts);
-- after the next UTC midnight (00:05, then a day later per further run) — the day rollover:
+- after the next UTC midnight (00:05, then a day later per further run; one run in
+  both modes: at 1M accounts a pass takes minutes) — the day rollover:
   every account is due once a day. No target; its ratio is reported as it is, and its CPU per
   account is the sizing figure (accounts swept per hour per core).
 
@@ -82,7 +83,7 @@ async def _one(ctx: Context, accounts: int, section: Section) -> None:
         # 00:05 on the next day, then one more day per run: every account due each time
         rollover = [
             await _pass(ctx, common, accounts, (12 + 24 * n) * 60 + 5, f"day{n + 1}")
-            for n in range(ctx.config.runs)
+            for n in range(ctx.config.s5_rollover_runs)
         ]
     _intraday_row(section, accounts, intraday)
     _rollover_row(section, accounts, rollover)
