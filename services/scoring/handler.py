@@ -75,8 +75,9 @@ class ConsumerLag:
 
 Inbound = Event | AccountRecord | PersonRecord | Tombstone
 
-RescoreInline = Callable[[asyncpg.Connection, list[str]], Awaitable[Collection[str]]]
-"""Given the batch's transaction and the accounts it touched, rescores those it chooses to
+RescoreInline = Callable[[asyncpg.Connection, list[str], set[str]], Awaitable[Collection[str]]]
+"""Given the batch's transaction, the accounts it touched and those of them with a ticket, a
+survey answer or an account record in it, rescores those it chooses to
 (``scorer.InlineRescorer``) and returns them; the others are queued for the rescoring worker."""
 
 _KINDS: dict[type[Event], str] = {
@@ -221,7 +222,10 @@ class BatchHandler:
             written += len(decided.accounts) + len(decided.people)
             touched = sorted({*batch.activity, *decided.accounts})
             if self._rescore_inline is not None:  # scored in this transaction: not queued
-                scored = await self._rescore_inline(conn, touched)
+                signals = {a for a, _ in batch.tickets} | {a for a, _ in batch.surveys}
+                scored = await self._rescore_inline(
+                    conn, touched, signals | decided.accounts.keys()
+                )
                 touched = [a for a in touched if a not in scored]
             written += await dirty.mark_dirty(conn, touched)
         known.remember(users, features, activity)  # durable now

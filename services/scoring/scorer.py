@@ -279,10 +279,14 @@ class InlineRescorer:
     """The consumer's ``rescore_inline`` hook: rescores the accounts a batch touched inside the
     batch's transaction — when the consumer is no more than ``max_lag_seconds`` behind (``lag``:
     the age of the batch's newest record) and the batch touched at most ``max_accounts`` — and
-    returns them; otherwise returns nothing and the handler queues them for the
-    :class:`RescoreWorker` as before. Scores, history and health changes commit with the
-    batch's effects, in one transaction: a crash leaves both or neither (and then the batch is
-    delivered again).
+    returns them; when it touched more, it still rescores those with a ticket, a survey answer
+    or an account record in the batch if they are at most ``max_accounts`` (alert rules react
+    to those: they should not wait behind a round over every account with usage); the others
+    are queued for the :class:`RescoreWorker`. A batch both rescoring and queueing locks the
+    scores before it marks the queue, in key order each: the worker locks scores before it
+    forgets what it claimed, so the two never deadlock. Scores, history and health changes
+    commit with the batch's effects, in one transaction: a crash leaves both or neither (and
+    then the batch is delivered again).
 
     ``after_commit`` (the handler's ``on_queued``) wakes the relay when the committed batch
     wrote health changes.
@@ -316,19 +320,33 @@ class InlineRescorer:
             return "behind"
         return None
 
-    async def __call__(self, conn: asyncpg.Connection, account_ids: list[str]) -> Collection[str]:
+    async def __call__(
+        self, conn: asyncpg.Connection, account_ids: list[str], signals: set[str]
+    ) -> Collection[str]:
+        """Rescore all of ``account_ids``, or — too many of them — only those in ``signals``
+        (a ticket, a survey answer, an account record: what alert rules react to) when they
+        are few enough; returns those rescored."""
         if not account_ids:
             return ()
         queued = self.decide(len(account_ids))
+        chosen, why = account_ids, "caught_up"
+        if queued == "too_many":
+            urgent = sorted(signals.intersection(account_ids))
+            if urgent and self.decide(len(urgent)) is None:
+                chosen, why, queued = urgent, "signals", None
         if queued is not None:
             metrics.TOUCHED_ACCOUNTS.labels("queued", queued).inc(len(account_ids))
             return ()
         done = await self._scorer.rescore(
-            conn, account_ids, self._clock.now(), cause="inline", now=self._clock.now
+            conn, chosen, self._clock.now(), cause="inline", now=self._clock.now
         )
         self._changes_written = self._changes_written or done.changes > 0
-        metrics.TOUCHED_ACCOUNTS.labels("inline", "caught_up").inc(len(account_ids))
-        return set(account_ids)
+        metrics.TOUCHED_ACCOUNTS.labels("inline", why).inc(len(chosen))
+        if len(chosen) < len(account_ids):
+            metrics.TOUCHED_ACCOUNTS.labels("queued", "too_many").inc(
+                len(account_ids) - len(chosen)
+            )
+        return set(chosen)
 
     def after_commit(self) -> None:
         """The batch committed: publish the health changes it wrote now."""

@@ -26,7 +26,7 @@ from shared.events import HealthChange, Topics
 from shared.kafka import make_producer
 from shared.settings import KafkaSettings
 from tests.support import eventually
-from tests.unit.scoring.builders import account, records, usage
+from tests.unit.scoring.builders import account, records, ticket, usage
 
 LIMIT = 3
 MAX_LAG = 2.0
@@ -107,6 +107,27 @@ async def test_a_batch_over_the_limit_is_queued_whole(
     assert scored == set()
     assert queued == {f"a{n}" for n in range(LIMIT + 1)}
     assert woken == []
+
+
+async def test_over_the_limit_the_accounts_with_a_ticket_or_a_record_are_still_inline(
+    pool: asyncpg.Pool, clock: FixedClock, scorer: Scorer
+) -> None:
+    handler, _ = inline_handler(pool, clock, scorer, Lag(), [])
+    usage_only = [usage(f"u{n}", event_id=f"u{n}") for n in range(LIMIT + 1)]
+    await handler(records(*usage_only, account("rec"), ticket("tix", event_id="t1")))
+    scored, queued = await scored_and_queued(pool)
+    assert scored == {"rec", "tix"}
+    assert queued == {f"u{n}" for n in range(LIMIT + 1)}
+
+
+async def test_too_many_signals_queue_the_whole_batch(
+    pool: asyncpg.Pool, clock: FixedClock, scorer: Scorer
+) -> None:
+    handler, _ = inline_handler(pool, clock, scorer, Lag(), [])
+    await handler(records(*(account(f"r{n}") for n in range(LIMIT + 1))))
+    scored, queued = await scored_and_queued(pool)
+    assert scored == set()
+    assert queued == {f"r{n}" for n in range(LIMIT + 1)}
 
 
 async def test_a_consumer_behind_queues_and_catches_up_inline_once_back(
