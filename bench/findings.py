@@ -44,48 +44,47 @@ or clients batching, which the Segment libraries already do.
 """
 
 S2 = """
-**Where the time goes.** The baseline decodes an event in ~2–3 µs. The scoring process spends
-~30–50 µs of its own CPU per consumed event, and PostgreSQL another ~20–27 µs (both measured
-from `/proc`). A profile of the drain: ~60 % in the batch handler (folding events into
-per-key rows ~25 %, encoding rows for `COPY` ~10 %, the dedup claim ~5 %, the known-rows
-filter ~10 %), ~20 % in aiokafka's fetcher and the contract decoder (the baseline's whole
-job), ~8 % in the event loop itself; rescoring, which gives way while a backlog is consumed,
-takes the rest.
+**Where the time goes.** The baseline decodes an event in ~2–4 µs. The scoring process spends
+~27–29 µs of its own CPU per consumed event, and PostgreSQL another ~21–28 µs (both measured
+from `/proc`). A profile of the drain (py-spy on the scoring process, after this round):
+rescoring 30–40 % of the samples (a quick run's backlog of ~5 s sits at the rescorer's give-way
+threshold; in the full run it gives way), the consumer ~32 %, the relay ~5 %, idle the rest.
+Within the consumer: waiting on or encoding PostgreSQL's `COPY`s and merges ~45 % (the
+aggregates 21 %, the rescoring queue 10 %, the dedup claim 8 %), decoding ~14 %, aiokafka's
+fetcher 5–7 %, the fold ~12 %, planning and keys ~5 %.
 
 **Why the rows.** Exactly-once scoring writes, per event, one dedup id (a 16-byte digest,
 claimed by one `COPY`), and per account touched in a batch one day row and one rescoring-queue
 row, plus — the first time only — an activity row and a user and feature day mask: ~3 rows per
 event with this workload (the Zipf tail means most accounts of a batch are new to it). This
-PostgreSQL takes ~100–130k such rows/s with a core of its own (the raw-upsert baseline): the
-drain is bound at ~35–40k events/s by the database alone, and the Python side alone at
-~25–35k events/s — both an order of magnitude below what decoding alone runs at.
+PostgreSQL takes ~100–130k such rows/s with a core of its own (the raw-upsert baseline).
 
-**What was done** (each commit says what it bought): hashed dedup keys claimed by one `COPY`
-(no `RETURNING` unless a duplicate is in the batch); rows encoded by binary `COPY` into
-staging tables and merged with one statement per table (a third of the client CPU of `unnest`
-arrays); the newest usage time kept in the day row so an account's activity row moves once a
-day; rows the process already wrote that would merge into a no-op left out (bounded memory);
-byte-wise key collation; the consumer loop counting records per topic instead of per record;
-rescoring giving way while a backlog is consumed (it took more CPU than consuming). Together:
-from ~5.7k to ~15–20k events/s for the same process on the same box, 78 → ~30–45 µs of
-scoring CPU per event. Tried and dropped: two consumer loops in one process (no measurable
-gain here — there is no idle core to overlap with) and freezing the start-up heap out of the
-garbage collector (within noise).
+**What was done in this round** (each commit says what it bought; issue 16): Python's garbage
+collector no longer promotes each batch's working set while a consumer loop runs (its youngest
+generation waits for 50,000 allocations instead of 700: the collector had taken 2.8 s of a
+6.7 s drain, with 100–160 ms full-heap passes); cheaper per-record objects (a slotted record,
+a named-tuple day mask) and keys (computed once, BLAKE2b from a copied state); a backlog of
+fresh records counts as a backlog, so rescoring gives way to it. Scoring CPU 34–38 → 27–29 µs
+per event, measured back to back. Earlier rounds: hashed dedup keys claimed by one `COPY`,
+binary `COPY` into staging tables merged with one statement per table, rows already written
+left out, byte-wise key collation — from ~78 µs per event. Tried and dropped: two consumer
+loops in one process, freezing the start-up heap out of the collector.
 
-**What 0.5 of the raw rate would take** (≈ 150–200k events/s per process): (1) the database
-off the process's cores — in production it is; the process's own ~30 µs/event then caps it at
-~30k/s; (2) per-event Python cut to the baseline's order: decode straight into the fold
-(a native extension — msgspec into Rust/C accumulators — or columnar decoding), no per-event
-Python objects; (3) no per-event row: dedup by Kafka position (offsets stored in the same
-transaction) for redelivery and replay, with an idempotency check only for events ingest
-marks as client retries — which changes the contract and ingest; (4) coalescing over longer
-windows than one fetch (bigger batches help little: 3.4 → 3.0 rows/event from 2k to 10k
-records). Throughput then scales out by partitions and processes, as designed.
+**What 0.25× would take** (60–110k events/s per process: ~10–15 µs of CPU per event, process
+and database together, against ~55 today): (1) dedup by partition in memory, with PostgreSQL
+as the durable record — the batch stores each partition's last offset (it fences a previous
+owner in a rebalance and recognises a redelivery), the new events' digests go in as one row
+per partition and batch, and the set is loaded per day on demand — which removes the
+random-key index insert, one of the ~3 rows per event (designed, not built: it could not be
+finished and proven under `make chaos` in this round); (2) no rescoring at all while behind;
+(3) a columnar decode and fold (msgspec into per-account-and-day accumulators, or a native
+extension), taking the consumer's Python from ~13 µs to a few; (4) folding batch N+1 while
+batch N's transaction is in PostgreSQL; (5) PostgreSQL on cores of its own, as in production.
+Throughput then scales out by partitions and processes, as designed.
 
 **Database rows/s vs the raw upsert.** One consumer loop runs Python and database work one
-after the other; the raw upsert only waits for the database. Overlapping them (two loops per
-process, or a handler writing one half of a batch while folding the other) is what would
-close that ratio — on a machine with a core to spare.
+after the other; the raw upsert only waits for the database. Overlapping them (step 4) is what
+would close that ratio — on a machine with a core to spare.
 """
 
 S3 = """
