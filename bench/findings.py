@@ -88,26 +88,33 @@ would close that ratio — on a machine with a core to spare.
 """
 
 S3 = """
-**The path.** An event reaches Slack through two Kafka hops and at least six commits: ingest
-(acks=all) → scoring's batch transaction → the rescoring round's transaction (score, history,
-outbox) → the relay's publish and delete → alerts' batch transaction (rules, alert, outbox) →
-a delivery claim → the Slack call → the recorded outcome. The floor adds up *one* produce →
-consume round trip, *one* HTTP round trip and *one* commit: the path's own structural minimum
-is ~3–4× that floor with nothing else running, so the target leaves no room for load.
+**The path.** An event reaches Slack through two Kafka hops: ingest (acks=all) → scoring's
+batch transaction, which — when the consumer is caught up (lag ≤ 2 s) and the batch touched
+at most 200 accounts, or for a batch's ticket, survey and account-record accounts within that
+limit — also rescores them and writes the outbox → the relay, woken by that commit, publishes
+→ alerts' batch transaction (rules, alert, outbox) → its delivery workers, woken by that
+commit → the Slack call. Before this round, the rescoring round's own transaction, the relay's
+poll and a delivery claim after its poll sat in between. The floor adds up *one* produce →
+consume round trip, *one* HTTP round trip and *one* commit: the path's structural minimum is
+~2–3× that floor with nothing else running.
 
-**What the breakdown shows** (details above: "consumed and committed after", "the rescoring
-round began after"): at 5,000 events/s the time is spent waiting for CPU, not in any one
-hop — every process of the pipeline, the load generator and both servers share 2 cores, and
-rescoring every touched account (~60–125 µs of Python each) competes with consuming. At 20 %
-of S1's maximum the pipeline is past what scoring sustains on this box (S2), so latency grows
-with the run: it measures a backlog, not a latency.
+**What the breakdown showed, and what was done.** The consumer used to wait on the rescoring
+queue: each rescoring chunk deleted its queued rows when its transaction began, and every batch
+touching one of those accounts waited for that commit (71 % of scoring's database wait
+samples). Now the worker claims rows `FOR KEY SHARE SKIP LOCKED` and deletes only the versions
+it claimed (0 % waits); a caught-up batch rescores its accounts in its own transaction; every
+outbox commit wakes the relay; alerts' batch wakes its delivery workers; rescoring chunks are
+200 accounts (1,000 made the facts query spill to disk). In quick runs on the shared box:
+alert p50 / p99 9–13 s / 11–16 s before, 0.9–1.3 s / 1.5–2.5 s after.
 
-**What it would take:** cores for the consumers (the target assumes the floor's hops are the
-only waits); rescoring the few accounts a batch changed *inside* the batch's transaction when
-the consumer is not behind (one commit and one wake-up fewer); the relay publishing right after
-the rescoring commit instead of after a wake-up and a read of the outbox; alerts delivering
-from its batch transaction's result rather than through a claim — each saves one commit or
-one round trip of the chain above.
+**What remains** (where the target is missed): CPU contention on 2 cores shared by every
+process of the pipeline, the load generator and both servers; and the alerts consumer working
+through the health changes that the seeded portfolio's first rescorings publish (thousands of
+band changes in the first seconds: batches of ~190 ms, and the measured change waits behind
+one). At 5,000 events/s over a Zipf portfolio, ~2,000 distinct accounts a second need a new
+score, at ~0.1–0.5 ms each — most of a core. **What it would take:** cheaper rescoring of
+usage-only accounts (the facts query per chunk, then the model in Python), or cores for the
+consumers: the path itself now waits for nothing but its own work.
 """
 
 S4 = """
