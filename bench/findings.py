@@ -107,7 +107,7 @@ outbox commit wakes the relay; alerts' batch wakes its delivery workers; rescori
 200 accounts (1,000 made the facts query spill to disk). In quick runs on the shared box:
 alert p50 / p99 9–13 s / 11–16 s before, 0.9–1.3 s / 1.5–2.5 s after.
 
-**What remains** (where the target is missed): CPU contention on 2 cores shared by every
+**What remains:** CPU contention on 2 cores shared by every
 process of the pipeline, the load generator and both servers; and the alerts consumer working
 through the health changes that the seeded portfolio's first rescorings publish (thousands of
 band changes in the first seconds: batches of ~190 ms, and the measured change waits behind
