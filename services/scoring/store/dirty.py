@@ -53,14 +53,20 @@ async def claim_dirty(conn: asyncpg.Connection, limit: int) -> list[tuple[str, s
 
 async def forget_dirty(conn: asyncpg.Connection, claimed: list[tuple[str, str]]) -> None:
     """Unqueue the claimed accounts not marked again since (their row is the version claimed);
-    rows are locked in key order, the order marks take, so the two never deadlock."""
+    rows are locked in key order, the order marks take, so the two never deadlock.
+
+    The lock is taken once, in a CTE (a locking CTE runs once): as a subquery of the ``DELETE``
+    the planner rescanned it for every claimed row — quadratic in the chunk, 1.7 s per chunk of
+    200 with a million accounts queued."""
     if claimed:
         await conn.execute(
             """
-            DELETE FROM scoring.dirty_accounts d USING unnest($1::text[], $2::text[]) c(a, v)
-            WHERE d.account_id = c.a AND d.xmin::text = c.v AND d.account_id IN (
-                SELECT account_id FROM scoring.dirty_accounts WHERE account_id = ANY($1::text[])
-                ORDER BY account_id FOR UPDATE)
+            WITH locked AS (
+                SELECT account_id, xmin::text AS version FROM scoring.dirty_accounts
+                WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE)
+            DELETE FROM scoring.dirty_accounts d
+            USING locked l, unnest($1::text[], $2::text[]) c(a, v)
+            WHERE d.account_id = l.account_id AND l.account_id = c.a AND l.version = c.v
             """,
             [c[0] for c in claimed],
             [c[1] for c in claimed],
