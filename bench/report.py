@@ -134,16 +134,19 @@ def sizing(sections: list[Section]) -> list[str]:
             ours = row.cpu_us[0]
             if not ours:
                 continue
+            db = row.db_cpu_us
             if row.per == "account":
                 line = f"{3.6e9 / ours:,.0f} accounts swept per hour"
-                scale = "1,000 accounts per hour"
-                db = row.db_cpu_us and row.db_cpu_us * 1000 / 3.6e9
+                cell = (
+                    f"{db:,.0f} µs per account: one CPU per {3.6e9 / db:,.0f} an hour"
+                    if db
+                    else "—"
+                )
             else:
                 line = f"{1e6 / ours:,.0f} events/s"
-                scale = "1,000 events/s"
-                db = row.db_cpu_us and row.db_cpu_us * 1000 / 1e6
-            cell = f"{db * 1000:,.0f} millicores" if db else "—"
-            out.append(f"| {row.scenario} | {ours:,.1f} µs | {line} | {cell} per {scale} |")
+                # 1,000 events/s × db µs each = db millicores
+                cell = f"{db:,.0f} millicores per 1,000 events/s" if db else "—"
+            out.append(f"| {row.scenario} | {ours:,.1f} µs | {line} | {cell} |")
     if not out:
         return []
     return [
