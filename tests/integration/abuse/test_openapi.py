@@ -60,6 +60,8 @@ def fuzz(operation: Any, mode: GenerationMode, base_url: str, key: str) -> tuple
             failures.append(
                 f"{case.method} {operation.path} ({mode.value}) → {response.status_code}: "
                 + " / ".join(first[:3])[:300]
+                # what came back, so a finding of a random run can be read without a re-run
+                + f" [{response.headers.get('content-type')}: {response.text[:120]!r}]"
             )
 
     try:
