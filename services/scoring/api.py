@@ -158,6 +158,7 @@ async def get_portfolio(
 @api.get(
     "/accounts/{account_id}/brief",
     summary="Pre-call brief (JSON, or text with ?format=text or Accept: text/plain)",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def get_brief(
     pool: Pool,

@@ -176,6 +176,10 @@ async def test_brief_tells_what_changed_usage_tickets_renewal_as_json_and_text(
     )
     assert negotiated.text == text
 
+    document = (await client.get("/openapi.json")).json()
+    answers = document["paths"]["/v1/accounts/{account_id}/brief"]["get"]["responses"]["200"]
+    assert set(answers["content"]) == {"application/json", "text/plain"}
+
 
 @pytest.mark.parametrize(
     "path",
