@@ -6,6 +6,10 @@ first committed batch (joining the group is not timed) and stops when the group'
 offsets reach the end of the topic. Database rows/s = rows its handler wrote
 (``churnwatch_scoring_rows_written_total``) ÷ that time.
 
+The consumer alone: the same drain with rescoring held off (``SCORING_RESCORE_INTERVAL_SECONDS``
+and ``SCORING_RESCORE_POLL_SECONDS`` at 600; a queued account then waits for the next round): what
+catching up costs per event without the rescorings that run beside it, and the share of those.
+
 Baselines, same messages: a raw aiokafka consumer that only decodes them; a raw asyncpg
 set-based upsert of the rows the handler writes for them (``bench.baselines.raw_upsert``).
 """
@@ -31,7 +35,12 @@ ROWS = "churnwatch_scoring_rows_written_total"
 SCORED = "churnwatch_scoring_accounts_scored_total"
 
 
-async def _ours(ctx: Context, settings: KafkaSettings, total: int, run: int) -> dict[str, Any]:
+HELD_OFF = {"SCORING_RESCORE_INTERVAL_SECONDS": "600", "SCORING_RESCORE_POLL_SECONDS": "600"}
+
+
+async def _ours(
+    ctx: Context, settings: KafkaSettings, total: int, run: str, extra: dict[str, str]
+) -> dict[str, Any]:
     async with scratch_database(ctx.infra) as url:
         group = f"{settings.topic_prefix}scoring-{run}"
         server = procs.service(
@@ -42,6 +51,7 @@ async def _ours(ctx: Context, settings: KafkaSettings, total: int, run: int) -> 
                 "DATABASE_URL": url,
                 "SCORING_CONSUMER_GROUP": group,
                 "API_KEYS": "[]",
+                **extra,
             },
             ctx.logs,
             suffix=f"-s2-{run}",
@@ -117,7 +127,7 @@ async def run(ctx: Context) -> Section:
     ours: list[dict[str, Any]] = []
     upserts: list[dict[str, Any]] = []
     for n in range(runs):
-        result = await _ours(ctx, settings, total, n)
+        result = await _ours(ctx, settings, total, str(n), {})
         ours.append(result)
         ctx.say(
             f"S2: scoring drain run {n + 1}: {result['events_per_second']:,.0f} events/s, "
@@ -135,10 +145,14 @@ async def run(ctx: Context) -> Section:
         upserts.append(upsert)
         ctx.say(f"S2: raw upsert run {n + 1}: {upsert['rows_per_second']:,.0f} rows/s")
 
+    alone: list[dict[str, Any]] = []
+    for n in range(runs):
+        alone.append(await _ours(ctx, settings, total, f"alone-{n}", HELD_OFF))
+        ctx.say(f"S2: consumer alone run {n + 1}: {alone[-1]['events_per_second']:,.0f} events/s")
+
     rate = median([r["events_per_second"] for r in ours])
     rows = median([r["rows_per_second"] for r in ours])
     raw_rows = median([u["rows_per_second"] for u in upserts])
-    pg = [r["pg_cpu_us"] for r in ours if r["pg_cpu_us"] is not None]
     section = Section(
         "S2 — scoring drain",
         rows=[
@@ -149,7 +163,15 @@ async def run(ctx: Context) -> Section:
                 "events/s",
                 target=0.25,
                 cpu_us=(median([r["cpu_us"] for r in ours]), raw_cpu),
-                db_cpu_us=median(pg) if pg else None,
+                db_cpu_us=_median_pg(ours),
+            ),
+            Row(
+                "S2 consumer alone (rescoring held off)",
+                median([r["events_per_second"] for r in alone]),
+                raw_rate,
+                "events/s",
+                cpu_us=(median([r["cpu_us"] for r in alone]), raw_cpu),
+                db_cpu_us=_median_pg(alone),
             ),
             Row("S2 database rows/s during the drain", rows, raw_rows, "rows/s", target=0.8),
         ],
@@ -158,14 +180,8 @@ async def run(ctx: Context) -> Section:
     section.details += [
         f"{total:,} usage events on 6 partitions, Zipf over 100k accounts; "
         f"{runs} run(s), median reported.",
-        "scoring runs: "
-        + "; ".join(
-            f"{r['events_per_second']:,.0f} events/s, {r['rows_per_second']:,.0f} rows/s, "
-            f"{r['rows_per_event']:.2f} rows/event, CPU {r['cpu_us']:.1f} µs/event"
-            + (f" + PostgreSQL {r['pg_cpu_us']:.1f} µs/event" if r["pg_cpu_us"] else "")
-            + f", {r['rescored']:,.0f} rescorings, RSS {r['rss_mb']:.0f} MB"
-            for r in ours
-        ),
+        "scoring runs: " + _runs(ours),
+        "consumer alone runs: " + _runs(alone),
         "raw consume+decode runs: "
         + ", ".join(f"{r['events'] / r['seconds']:,.0f} events/s" for r in raw),
         "raw upsert runs: "
@@ -174,9 +190,24 @@ async def run(ctx: Context) -> Section:
             for u in upserts
         ),
     ]
-    if pg:
-        section.details.append(f"PostgreSQL CPU per event (median): {median(pg):.1f} µs")
+    if (pg := _median_pg(ours)) is not None:
+        section.details.append(f"PostgreSQL CPU per event (median): {pg:.1f} µs")
     ctx.say(
         "S2: " + json.dumps({"ours": rate, "raw": raw_rate, "rows": rows, "raw_rows": raw_rows})
     )
     return section
+
+
+def _median_pg(runs: list[dict[str, Any]]) -> float | None:
+    pg = [r["pg_cpu_us"] for r in runs if r["pg_cpu_us"] is not None]
+    return median(pg) if pg else None
+
+
+def _runs(runs: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"{r['events_per_second']:,.0f} events/s, {r['rows_per_second']:,.0f} rows/s, "
+        f"{r['rows_per_event']:.2f} rows/event, CPU {r['cpu_us']:.1f} µs/event"
+        + (f" + PostgreSQL {r['pg_cpu_us']:.1f} µs/event" if r["pg_cpu_us"] else "")
+        + f", {r['rescored']:,.0f} rescorings, RSS {r['rss_mb']:.0f} MB"
+        for r in runs
+    )
