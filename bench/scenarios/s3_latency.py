@@ -16,10 +16,15 @@ Measured from the moment that request left the client:
 The path, each step's time after the request left given in the details: *consumed and
 committed* (scoring's batch transaction holds the event's id), *the rescoring round that scored
 it began* (the ``as_of`` of the account's score: the batch itself when it rescored inline —
-caught up, few accounts — else a round of the rescoring worker), *health committed*, *alerts'
-batch began* (the relay published on the commit's wake-up; alerts' transaction started),
-*alert queued for delivery* (its outbox row), *Slack received it* (the batch's commit woke
-the delivery worker; one claim, one send).
+caught up, few accounts — else a round of the rescoring worker), *health committed*, *relay
+published it* (the health change's Kafka timestamp: the relay, woken by the commit, sent it),
+*a reader of the topic got it* (the bench's own consumer of the health-changes topic: when
+any consumer could have had it), *alerts' batch began* (alerts' transaction started),
+*alert queued for delivery* (its outbox row's ``created_at``, inside that transaction),
+*alerts' batch committed* (the outbox row became visible; polled every 5 ms), *a delivery
+worker claimed it* (the row left ``pending``; the commit woke the worker), *Slack received
+it* (one send). The details also count the health changes the topic carried during the run:
+every one of them goes through alerts' consumer ahead of or beside the alert accounts'.
 
 Latency settings (the defaults favour throughput and grouping): ``ALERTS_GROUP_WAIT_SECONDS=0``
 and ``SCORING_RESCORE_INTERVAL_SECONDS=0``. Baseline — the measured floor of one hop each: a
@@ -39,7 +44,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import procs
 from bench.context import Context
@@ -48,6 +53,7 @@ from bench.report import Row, Section
 from bench.stats import percentile
 from bench.workload import Workload, body
 from shared.auth import digest, new_key
+from shared.events import TOPIC_SPECS, Topics
 from shared.kafka import make_producer
 from shared.settings import KafkaSettings
 
@@ -166,6 +172,7 @@ async def _poll_health(
     stop: asyncio.Event,
     scored_as_of: dict[str, float],
     consumed: dict[str, float],
+    delivery: _Delivery,
 ) -> None:
     from services.ingest.native import NATIVE_SOURCE
     from services.scoring.store.dedup import event_hash
@@ -174,7 +181,8 @@ async def _poll_health(
     # the native API's events have the source "native"; the dedup key is scoped by it
     hashes = {event_hash(NATIVE_SOURCE, a, f"{a}-t0"): a for a in waiting}
     try:
-        while waiting and not stop.is_set():
+        while (waiting or delivery.unclaimed) and not stop.is_set():
+            await delivery.poll(conn)
             pending = [h for h, a in hashes.items() if a not in consumed]
             if pending:
                 found = await conn.fetch(
@@ -202,6 +210,66 @@ async def _poll_health(
         await conn.close()
 
 
+class _Delivery:
+    """When alerts' batch committed each account's message (its outbox row became visible)
+    and when a delivery worker claimed it (the row left ``pending``), polled with the health."""
+
+    def __init__(self, accounts: set[str]) -> None:
+        self.unclaimed = set(accounts)
+        self.committed: dict[str, float] = {}
+        self.claimed: dict[str, float] = {}
+
+    async def poll(self, conn: asyncpg.Connection) -> None:
+        if not self.unclaimed:
+            return
+        rows = await conn.fetch(
+            "SELECT account_id, bool_or(state <> 'pending') FROM alerts.outbox "
+            "WHERE account_id = ANY($1::text[]) GROUP BY account_id",
+            sorted(self.unclaimed),
+        )
+        now = time.time()
+        for account, claimed in rows:
+            self.committed.setdefault(account, now)
+            if claimed:
+                self.claimed[account] = now
+                self.unclaimed.discard(account)
+
+
+async def _watch_health_topic(
+    bootstrap: str,
+    topic: str,
+    accounts: set[str],
+    started: asyncio.Event,
+    stop: asyncio.Event,
+    counted: dict[str, int],
+) -> dict[str, tuple[float, float]]:
+    """Per account, the latest health change on the topic: (its Kafka timestamp — when the
+    relay's send reached the broker —, when this reader got it); ``counted["changes"]``: how
+    many changes of any account the topic carried meanwhile (what alerts had to go through)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=100)
+    await consumer.start()
+    found: dict[str, tuple[float, float]] = {}
+    keys = {a.encode(): a for a in accounts}
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(TOPIC_SPECS["health"].partitions)])
+        await consumer.seek_to_end()
+        for tp in consumer.assignment():
+            await consumer.position(tp)
+        started.set()
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=100)
+            now = time.time()
+            for messages in batches.values():
+                counted["changes"] = counted.get("changes", 0) + len(messages)
+                for m in messages:
+                    if m.key in keys:
+                        found[keys[m.key]] = (m.timestamp / 1000, now)
+    finally:
+        started.set()
+        await consumer.stop()
+    return found
+
+
 def _slack_arrivals(sinks_dir: Path, accounts: set[str]) -> dict[str, float]:
     arrivals: dict[str, float] = {}
     path = sinks_dir / "slack.jsonl"
@@ -227,6 +295,7 @@ async def _run_rate(
     accounts: int,
     floor: dict[str, Any],
     section: Section,
+    health_topic: str,
 ) -> None:
     tag = uuid.uuid4().hex[:4]
     bodies, carrying = _requests(
@@ -266,7 +335,23 @@ async def _run_rate(
     stop = asyncio.Event()
     scored_as_of: dict[str, float] = {}
     consumed: dict[str, float] = {}
-    poller = asyncio.create_task(_poll_health(url, waiting, seen, stop, scored_as_of, consumed))
+    delivery = _Delivery(set(carrying.values()))
+    watching = asyncio.Event()
+    counted: dict[str, int] = {}
+    topic = asyncio.create_task(
+        _watch_health_topic(
+            ctx.infra.bootstrap_servers,
+            health_topic,
+            set(carrying.values()),
+            watching,
+            stop,
+            counted,
+        )
+    )
+    await watching.wait()
+    poller = asyncio.create_task(
+        _poll_health(url, waiting, seen, stop, scored_as_of, consumed, delivery)
+    )
     per_second = rate_events / EVENTS_PER_REQUEST
     load = await asyncio.to_thread(
         procs.run_json,
@@ -301,6 +386,7 @@ async def _run_rate(
         await asyncio.sleep(0.5)
     stop.set()
     await poller
+    changes = await topic
     sent = {index: at for index, at, _, _ in load["sent"]}
     alerted = await _alerts_times(url, set(carrying.values()))
 
@@ -312,8 +398,12 @@ async def _run_rate(
         ("consumed and committed", after(consumed)),
         ("the rescoring round that scored it began", after(scored_as_of)),
         ("health committed", to_health),
+        ("relay published it (Kafka timestamp)", after({a: t for a, (t, _) in changes.items()})),
+        ("a reader of the topic got it", after({a: t for a, (_, t) in changes.items()})),
         ("alerts' batch began", after(alerted["consumed"])),
         ("alert queued for delivery", after(alerted["queued"])),
+        ("alerts' batch committed", after(delivery.committed)),
+        ("a delivery worker claimed it", after(delivery.claimed)),
         ("Slack received it", to_alert),
     ]
     bad = {code: n for code, n in load["statuses"].items() if code != "202"}
@@ -325,7 +415,8 @@ async def _run_rate(
         f"{_p(to_health, 99)}; event → alert p50 {_p(to_alert, 50)}, p99 {_p(to_alert, 99)} "
         f"({len(to_alert)} of {len(carrying)} alerts received"
         + (f"; non-202 answers {bad}" if bad else "")
-        + "). The path, after the request left (p50 / p99): "
+        + f"; {counted.get('changes', 0):,} health changes on the topic meanwhile)"
+        + ". The path, after the request left (p50 / p99): "
         + "; ".join(f"{name} {_p(v, 50)} / {_p(v, 99)}" for name, v in hops)
     )
     alert_p99 = percentile(to_alert, 99) * 1000 if to_alert else float("nan")
@@ -497,7 +588,17 @@ async def run(ctx: Context) -> Section:
                 for rate, label in rates:
                     ctx.say(f"S3: open loop at {label}")
                     await _run_rate(
-                        ctx, rate, label, ingest, key, url, sinks_dir, accounts, floor, section
+                        ctx,
+                        rate,
+                        label,
+                        ingest,
+                        key,
+                        url,
+                        sinks_dir,
+                        accounts,
+                        floor,
+                        section,
+                        Topics(settings.topic_prefix).health,
                     )
     return section
 
