@@ -6,12 +6,13 @@ count over its table's rows (``account_days``, ``survey_days``) or day masks
 (``account_users``, ``account_features``). ``print(FACTS_SQL)`` shows the statement.
 
 Parameters: ``$1`` the account ids, ``$2`` the day of ``as_of``, ``$3`` its day number (for the
-masks), ``$4`` / ``$5`` the smallest and largest id (a range each table's key can scan).
+masks). One row per account, in key order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -59,30 +60,64 @@ _CTE: dict[Table, str] = {
     "account_features": "f",
     "survey_days": "s",
 }
-_IN_RANGE = "account_id BETWEEN $4 AND $5 AND account_id = ANY($1::text[])"
+_OF_ACCOUNT = "account_id = ids.account_id"
+_HIGH_URGENT_IDS = "open_high_urgent_ids"
 
+# What each field of Facts is selected as; the statement selects them in the order of the
+# fields, so that a row is the arguments of Facts (see facts_from_row).
+_SELECTED: dict[str, str] = {
+    "account_id": "ids.account_id",
+    "known_since": "a.known_since",
+    "tier": "r.tier",
+    "lifecycle_stage": "r.lifecycle_stage",
+    "seats": "r.seats",
+    "renewal_date": "r.renewal_date",
+    "first_usage_at": "a.first_usage_at",
+    "last_usage_at": "coalesce(lu.last_usage_at, a.last_usage_day::timestamp AT TIME ZONE 'UTC')",
+    "first_feature_at": "a.first_feature_at",
+    "last_feature_at": (
+        "coalesce(lf.last_feature_at, a.last_feature_day::timestamp AT TIME ZONE 'UTC')"
+    ),
+    "last_survey_at": "a.last_survey_at",
+    "nps_latest": "a.nps_latest",
+    "open_tickets": "t.open_tickets",
+    "open_high_urgent": "t.open_high_urgent",
+    "oldest_open_high_urgent_update": "t.oldest_open_high_urgent_update",
+    _HIGH_URGENT_IDS: f"t.{_HIGH_URGENT_IDS}",
+    **{c.fact: f"coalesce({_CTE[c.table]}.{c.fact}, 0)" for c in COUNTS},
+}
+_FIELDS = [f.name for f in dataclasses.fields(Facts)]
+if sorted(_SELECTED) != sorted(_FIELDS):
+    raise RuntimeError(f"the facts query selects {sorted(_SELECTED)}, Facts has {_FIELDS}")
+_IDS_AT = _FIELDS.index(_HIGH_URGENT_IDS)
+_SELECT_LIST = ",\n    ".join(f"{_SELECTED[name]} AS {name}" for name in _FIELDS)
+
+# One row per account asked for, each table read through its key for that account alone
+# (LATERAL): the plan stays a loop of index scans whatever the number of accounts, also in
+# the generic plan PostgreSQL settles on for a prepared statement (joins of whole CTEs
+# turned into nested loops over every pair of accounts there).
 FACTS_SQL = f"""
-WITH ids AS (SELECT DISTINCT unnest($1::text[]) AS account_id),
-d AS (
-    SELECT account_id,
+SELECT {_SELECT_LIST}
+FROM (SELECT DISTINCT unnest($1::text[]) AS account_id) ids
+LEFT JOIN scoring.activity a ON a.{_OF_ACCOUNT}
+LEFT JOIN scoring.accounts r ON r.{_OF_ACCOUNT}
+CROSS JOIN LATERAL (
+    SELECT
 {_counts("account_days")}
     FROM scoring.account_days
-    WHERE {_IN_RANGE} AND {_days(span("account_days"))}
-    GROUP BY account_id),
-u AS (
-    SELECT account_id,
+    WHERE {_OF_ACCOUNT} AND {_days(span("account_days"))}) d
+CROSS JOIN LATERAL (
+    SELECT
 {_counts("account_users")}
     FROM scoring.account_users
-    WHERE {_IN_RANGE}
-    GROUP BY account_id),
-f AS (
-    SELECT account_id,
+    WHERE {_OF_ACCOUNT}) u
+CROSS JOIN LATERAL (
+    SELECT
 {_counts("account_features")}
     FROM scoring.account_features
-    WHERE {_IN_RANGE}
-    GROUP BY account_id),
-t AS (
-    SELECT account_id,
+    WHERE {_OF_ACCOUNT}) f
+CROSS JOIN LATERAL (
+    SELECT
         count(*) AS open_tickets,
         count(*) FILTER (WHERE priority IN ({_quoted(HIGH_URGENT)})) AS open_high_urgent,
         min(updated_at) FILTER (WHERE priority IN ({_quoted(HIGH_URGENT)}))
@@ -91,58 +126,20 @@ t AS (
             FILTER (WHERE priority IN ({_quoted(HIGH_URGENT)})))[1:{MAX_TICKET_IDS}]
             AS open_high_urgent_ids
     FROM scoring.tickets
-    WHERE {_IN_RANGE} AND status NOT IN ({_quoted(CLOSED)})
-    GROUP BY account_id),
-s AS (
-    SELECT account_id,
+    WHERE {_OF_ACCOUNT} AND status NOT IN ({_quoted(CLOSED)})) t
+CROSS JOIN LATERAL (
+    SELECT
 {_counts("survey_days")}
     FROM scoring.survey_days
-    WHERE {_IN_RANGE} AND {_days(span("survey_days"))}
-    GROUP BY account_id)
-SELECT ids.account_id,
-    a.known_since,
-    r.tier, r.lifecycle_stage, r.seats, r.renewal_date,
-    a.first_usage_at, a.first_feature_at,
-    coalesce(lu.last_usage_at, a.last_usage_day::timestamp AT TIME ZONE 'UTC') AS last_usage_at,
-    coalesce(lf.last_feature_at, a.last_feature_day::timestamp AT TIME ZONE 'UTC')
-        AS last_feature_at,
-    a.last_survey_at, a.nps_latest,
-    t.open_tickets, t.open_high_urgent, t.oldest_open_high_urgent_update,
-    t.open_high_urgent_ids,
-    {", ".join(f"{_CTE[c.table]}.{c.fact}" for c in COUNTS)}
-FROM ids
-LEFT JOIN (SELECT * FROM scoring.activity WHERE account_id BETWEEN $4 AND $5) a
-    USING (account_id)
-LEFT JOIN (SELECT * FROM scoring.accounts WHERE account_id BETWEEN $4 AND $5) r
-    USING (account_id)
-LEFT JOIN d USING (account_id)
-LEFT JOIN u USING (account_id)
-LEFT JOIN f USING (account_id)
-LEFT JOIN t USING (account_id)
-LEFT JOIN s USING (account_id)
+    WHERE {_OF_ACCOUNT} AND {_days(span("survey_days"))}) s
 -- the exact newest usage / feature use: the row of the day activity names (when it was purged,
 -- the start of that day: older, so never healthier)
 LEFT JOIN scoring.account_days lu
     ON lu.account_id = ids.account_id AND lu.day = a.last_usage_day
 LEFT JOIN scoring.account_days lf
     ON lf.account_id = ids.account_id AND lf.day = a.last_feature_day
+ORDER BY ids.account_id
 """  # noqa: S608 - built from the constant definitions in services.scoring.facts, no input
-
-_COUNTS = (*(c.fact for c in COUNTS), "open_tickets", "open_high_urgent")
-_AS_IS = (
-    "known_since",
-    "tier",
-    "lifecycle_stage",
-    "seats",
-    "renewal_date",
-    "first_usage_at",
-    "last_usage_at",
-    "first_feature_at",
-    "last_feature_at",
-    "last_survey_at",
-    "nps_latest",
-    "oldest_open_high_urgent_update",
-)
 
 
 async def gather_facts(
@@ -150,15 +147,12 @@ async def gather_facts(
 ) -> list[Facts]:
     """Everything the model needs about these accounts, as of ``as_of`` (windows end that day)."""
     day = as_of.date()
-    ids = sorted(account_ids)
-    # The range lets PostgreSQL scan each table's primary key over one interval (the sweep
-    # goes through accounts in key order); ANY then picks the accounts asked for.
-    rows = await conn.fetch(FACTS_SQL, ids, day, aggregate.day_number(day), ids[0], ids[-1])
+    rows = await conn.fetch(FACTS_SQL, list(account_ids), day, aggregate.day_number(day))
     return [facts_from_row(row) for row in rows]
 
 
-def facts_from_row(row: Mapping[str, Any]) -> Facts:
-    values: dict[str, Any] = {name: int(row[name] or 0) for name in _COUNTS}
-    values |= {name: row[name] for name in _AS_IS}
-    values["open_high_urgent_ids"] = tuple(row["open_high_urgent_ids"] or ())
-    return Facts(account_id=row["account_id"], **values)
+def facts_from_row(row: Sequence[Any]) -> Facts:
+    """A row of the facts query (its columns are the fields of Facts, in order) as Facts."""
+    values = list(row)
+    values[_IDS_AT] = tuple(values[_IDS_AT] or ())
+    return Facts(*values)
