@@ -10,7 +10,9 @@ given rate), on as many connections as that takes. Keep-alive, pre-built request
 minimal response parser: the client costs a small fraction of what the server does per request.
 
 Prints one JSON line: counts, accepted events, latency percentiles, the measured window and —
-with ``--cpu-pid`` — the CPU seconds that process spent inside the window.
+with ``--cpu-pid`` — the CPU seconds that process spent inside the window. A status 599 is no
+server's answer: the generator got none (the connection broke; ``errors`` counts why). An idle
+connection is not reused near the server's keep-alive timeout (:data:`REUSE_IDLE_SECONDS`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Tally:
     events: int = 0
     latencies: list[float] = field(default_factory=list)
     sent: list[tuple[int, float, float, int]] = field(default_factory=list)  # body, at, s, status
+    errors: dict[str, int] = field(default_factory=dict)  # the 599s: no answer, by error
 
     def add(self, status: int, events: int, latency: float) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1
@@ -44,11 +47,26 @@ class Tally:
         self.latencies.append(latency)
 
 
+SERVER_KEEP_ALIVE_SECONDS = 5.0  # shared.runner: the services' uvicorn closes idle connections
+REUSE_IDLE_SECONDS = SERVER_KEEP_ALIVE_SECONDS - 1.0
+"""A connection idle longer than this is closed rather than reused: the server may be closing
+it at that very moment, and a request written into a closing connection is lost (it was the
+599 of S3's open loop: connections opened during a slow spell sat idle past the server's
+keep-alive, then were taken again in the next one)."""
+
+
 class Connection:
     def __init__(self, host: str, port: int) -> None:
         self._host, self._port = host, port
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self.idle_since = time.monotonic()
+
+    def stale(self, now: float) -> bool:
+        """The server closed it, or may be closing it (idle near its keep-alive timeout)."""
+        if self._reader is None:
+            return False
+        return self._reader.at_eof() or now - self.idle_since > REUSE_IDLE_SECONDS
 
     async def request(self, raw: bytes) -> int:
         if self._writer is None or self._reader is None:
@@ -69,6 +87,7 @@ class Connection:
             await self._reader.readexactly(length)
         if close:
             self.close()
+        self.idle_since = time.monotonic()
         return status
 
     def close(self) -> None:
@@ -91,6 +110,17 @@ def requests(url: str, key: str | None, bodies: list[tuple[int, str]]) -> list[t
     return out
 
 
+def take(idle: list[Connection], host: str, port: int, now: float | None = None) -> Connection:
+    """The most recently used idle connection that is not stale, else a new one."""
+    now = time.monotonic() if now is None else now
+    while idle:
+        conn = idle.pop()
+        if not conn.stale(now):
+            return conn
+        conn.close()
+    return Connection(host, port)
+
+
 async def closed(args: argparse.Namespace, prepared: list[tuple[int, bytes]]) -> dict[str, object]:
     parts = urlsplit(args.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -107,9 +137,11 @@ async def closed(args: argparse.Namespace, prepared: list[tuple[int, bytes]]) ->
             started = time.perf_counter()
             try:
                 status = await conn.request(raw)
-            except (ConnectionError, asyncio.IncompleteReadError):
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
                 conn.close()
                 status = 599
+                if measuring:
+                    tally.errors[type(exc).__name__] = tally.errors.get(type(exc).__name__, 0) + 1
             if measuring:
                 tally.add(status, events, time.perf_counter() - started)
         conn.close()
@@ -141,15 +173,16 @@ async def open_loop(
     in_flight: set[asyncio.Task[None]] = set()
 
     async def one(index: int) -> None:
-        conn = idle.pop() if idle else Connection(host, port)
+        conn = take(idle, host, port)
         events, raw = prepared[index % len(prepared)]
         sent_at = time.time()
         started = time.perf_counter()
         try:
             status = await conn.request(raw)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
             conn.close()
             status = 599
+            tally.errors[type(exc).__name__] = tally.errors.get(type(exc).__name__, 0) + 1
         latency = time.perf_counter() - started
         idle.append(conn)
         if index >= warm:
@@ -185,6 +218,7 @@ def summary(tally: Tally, elapsed: float, cpu: float) -> dict[str, object]:
         "seconds": elapsed,
         "requests": len(lat),
         "statuses": {str(k): v for k, v in tally.statuses.items()},
+        "errors": tally.errors,
         "events": tally.events,
         "events_per_second": tally.events / elapsed if elapsed else 0.0,
         "cpu_seconds": cpu,

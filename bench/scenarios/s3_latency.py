@@ -415,6 +415,7 @@ async def _run_rate(
         f"{_p(to_health, 99)}; event → alert p50 {_p(to_alert, 50)}, p99 {_p(to_alert, 99)} "
         f"({len(to_alert)} of {len(carrying)} alerts received"
         + (f"; non-202 answers {bad}" if bad else "")
+        + (f" (599: no answer, the connection broke: {load['errors']})" if "599" in bad else "")
         + f"; {counted.get('changes', 0):,} health changes on the topic meanwhile)"
         + ". The path, after the request left (p50 / p99): "
         + "; ".join(f"{name} {_p(v, 50)} / {_p(v, 99)}" for name, v in hops)
