@@ -307,7 +307,7 @@ def input_status(
 # Evaluation
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs a setattr call per field
 class _Finding:
     """Something that costs the score points; said in words only if it becomes a reason."""
 
@@ -322,7 +322,7 @@ class _Finding:
         return self.text if self.text is not None else SENTENCES[self.measure](self.value, facts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Scored:
     score: ComponentScore
     loss: float  # what the whole component costs the score
