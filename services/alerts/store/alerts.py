@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.alerts.lifecycle import Alert, Matcher, Silence
 from services.alerts.routing import Recipient, Route
-from services.alerts.store.tables import alerts, from_row, grouped, silences, used_links
+from services.alerts.store.tables import (
+    alerts,
+    from_row,
+    grouped,
+    one_of,
+    silences,
+    used_links,
+)
 
 
 async def load_open_alerts(
@@ -26,7 +33,7 @@ async def load_open_alerts(
         return {}
     rows = await conn.execute(
         select(alerts)
-        .where(alerts.c.account_id.in_(ids), alerts.c.state != "resolved")
+        .where(one_of(alerts.c.account_id, ids), alerts.c.state != "resolved")
         .order_by(alerts.c.id)
     )
     return grouped(rows.mappings(), "account_id", alert_from_row, keys=ids)

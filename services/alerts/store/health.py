@@ -23,6 +23,7 @@ from services.alerts.store.tables import (
     from_row,
     grouped,
     model_rollouts,
+    one_of,
     score_history,
 )
 from shared.events import Signals
@@ -54,7 +55,9 @@ async def load_health(conn: AsyncConnection, account_ids: Iterable[str]) -> dict
     ids = list(set(account_ids))
     if not ids:
         return {}
-    rows = await conn.execute(select(account_health).where(account_health.c.account_id.in_(ids)))
+    rows = await conn.execute(
+        select(account_health).where(one_of(account_health.c.account_id, ids))
+    )
     return {
         r["account_id"]: from_row(
             Health,
@@ -154,7 +157,7 @@ async def load_history(
         return {}
     rows = await conn.execute(
         select(score_history.c.account_id, score_history.c.as_of, score_history.c.score).where(
-            score_history.c.account_id.in_(ids), score_history.c.as_of >= since
+            one_of(score_history.c.account_id, ids), score_history.c.as_of >= since
         )
     )
     return grouped(rows.mappings(), "account_id", lambda r: (r["as_of"], r["score"]), keys=ids)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.alerts import hours
 from services.alerts.routing import Person, Team
-from services.alerts.store.tables import accounts, alerts, from_row, people
+from services.alerts.store.tables import accounts, alerts, from_row, one_of, people
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ async def load_people(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Pe
         missing = wanted - set(found)
         if not missing:
             break
-        rows = await conn.execute(select(people).where(people.c.person_id.in_(missing)))
+        rows = await conn.execute(select(people).where(one_of(people.c.person_id, missing)))
         for row in rows.mappings():
             found[row["person_id"]] = _person(row)
         wanted = {p.manager_id for p in found.values() if p.manager_id} | set(found)
@@ -166,7 +166,7 @@ async def load_teams(
     ids = list(set(account_ids))
     if not ids:
         return {}
-    query = select(accounts).where(accounts.c.account_id.in_(ids))
+    query = select(accounts).where(one_of(accounts.c.account_id, ids))
     rows = await conn.execute(query.with_for_update() if for_update else query)
     return {r["account_id"]: AccountRow.from_row(r) for r in rows.mappings()}
 
@@ -201,7 +201,7 @@ async def with_open_alerts(conn: AsyncConnection, account_ids: Iterable[str]) ->
         return set()
     rows = await conn.execute(
         select(alerts.c.account_id)
-        .where(alerts.c.account_id.in_(ids), alerts.c.state != "resolved")
+        .where(one_of(alerts.c.account_id, ids), alerts.c.state != "resolved")
         .distinct()
     )
     return {r[0] for r in rows}

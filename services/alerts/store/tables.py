@@ -28,11 +28,14 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    any_,
+    bindparam,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.sql.elements import ColumnElement
 
 T = TypeVar("T")
 
@@ -61,6 +64,13 @@ def grouped(
     for row in rows:
         found.setdefault(row[key], []).append(make(row))
     return found
+
+
+def one_of(column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column = ANY(:values)``, the values bound as one array: the same SQL text whatever
+    their number (``IN (…)`` renders a parameter per value — a statement to prepare for each
+    batch size)."""
+    return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
 
 
 metadata = MetaData(schema="alerts")
