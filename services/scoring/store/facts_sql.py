@@ -138,7 +138,7 @@ LEFT JOIN scoring.account_days lu
     ON lu.account_id = ids.account_id AND lu.day = a.last_usage_day
 LEFT JOIN scoring.account_days lf
     ON lf.account_id = ids.account_id AND lf.day = a.last_feature_day
-ORDER BY ids.account_id
+ORDER BY ids.account_id COLLATE "C"
 """  # noqa: S608 - built from the constant definitions in services.scoring.facts, no input
 
 
