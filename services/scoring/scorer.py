@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,10 +89,10 @@ class Scorer:
         await scores.write_health(conn, current, history, changes)
         metrics.ACCOUNTS_SCORED.labels(cause).inc(len(assessments))
         metrics.SCORES_WARMING_UP.inc(sum(a.snapshot.warming_up for a in assessments))
-        for assessment in assessments:
-            if assessment.change is not None:
-                for trigger in assessment.change.triggers:
-                    metrics.HEALTH_CHANGES.labels(trigger).inc()
+        changed = [a.change for a in assessments if a.change is not None]
+        triggers = Counter(trigger for change in changed for trigger in change.triggers)
+        for trigger, count in triggers.items():  # one labelled child looked up per trigger
+            metrics.HEALTH_CHANGES.labels(trigger).inc(count)
         return Rescored(len(assessments), len(changes))
 
     async def drain_queue(
