@@ -591,15 +591,12 @@ def moved_by(before: HealthSnapshot | None, after: HealthSnapshot) -> list[Compo
     """Which components moved the score, by how many points and with which facts, biggest
     move first."""
     previous = {c.name: c.contribution for c in before.components} if before else {}
-    moves = [
-        ComponentMove(
-            name=c.name,
-            delta_points=round(c.contribution - previous.get(c.name, 0.0), 2),
-            evidence=evidence(c, before, after),
-        )
-        for c in after.components
-    ]
-    moves = [m for m in moves if abs(m.delta_points) >= 0.05]
+    moves: list[ComponentMove] = []
+    for c in after.components:
+        delta = round(c.contribution - previous.get(c.name, 0.0), 2)
+        if abs(delta) >= 0.05:  # the facts are said only for a component that moved
+            said = evidence(c, before, after)
+            moves.append(ComponentMove(name=c.name, delta_points=delta, evidence=said))
     moves.sort(key=lambda m: (-abs(m.delta_points), m.name))
     return moves
 
