@@ -38,6 +38,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -182,7 +183,7 @@ async def _poll_health(
     hashes = {event_hash(NATIVE_SOURCE, a, f"{a}-t0"): a for a in waiting}
     try:
         while (waiting or delivery.unclaimed) and not stop.is_set():
-            await delivery.poll(conn)
+            await delivery.poll(conn, seen)
             pending = [h for h, a in hashes.items() if a not in consumed]
             if pending:
                 found = await conn.fetch(
@@ -219,13 +220,15 @@ class _Delivery:
         self.committed: dict[str, float] = {}
         self.claimed: dict[str, float] = {}
 
-    async def poll(self, conn: asyncpg.Connection) -> None:
-        if not self.unclaimed:
+    async def poll(self, conn: asyncpg.Connection, scored: Iterable[str]) -> None:
+        """Look at the accounts whose health is committed (``scored``): nothing earlier."""
+        ready = self.unclaimed.intersection(scored)
+        if not ready:
             return
         rows = await conn.fetch(
             "SELECT account_id, bool_or(state <> 'pending') FROM alerts.outbox "
             "WHERE account_id = ANY($1::text[]) GROUP BY account_id",
-            sorted(self.unclaimed),
+            sorted(ready),
         )
         now = time.time()
         for account, claimed in rows:
