@@ -21,30 +21,32 @@ class StoredHealth:
     due: bool = True  # its next_eval_at is at or before the ``due_by`` asked for
 
 
+# The accounts' current scores, locked in key order, each with its last published change: its
+# newest history point with a change_id, found through the partial index
+# health_history_changes (migration 0006), not by walking back through the daily points.
+LOCK_HEALTH_SQL = """
+    SELECT h.account_id, h.model_version, h.as_of, h.band_since, h.snapshot::text AS snapshot,
+        p.score AS published_score,
+        (p.snapshot -> 'signals' ->> 'days_since_activity')::float8 AS published_silence,
+        $2::timestamptz IS NULL OR h.next_eval_at <= $2 AS due
+    FROM scoring.health h
+    LEFT JOIN LATERAL (
+        SELECT score, snapshot FROM scoring.health_history
+        WHERE account_id = h.account_id AND change_id IS NOT NULL
+        ORDER BY as_of DESC LIMIT 1
+    ) p ON true
+    WHERE h.account_id = ANY($1::text[])
+    ORDER BY h.account_id FOR UPDATE OF h
+    """
+
+
 async def lock_health(
     conn: asyncpg.Connection, account_ids: Sequence[str], due_by: datetime | None = None
 ) -> dict[str, StoredHealth]:
     """Lock the accounts' current scores (in key order) and return them, each with the score
     of its last published change (its newest history point with a ``change_id``) and whether
     it is due by ``due_by`` (always, without one)."""
-    rows = await conn.fetch(
-        """
-        SELECT h.account_id, h.model_version, h.as_of, h.band_since, h.snapshot::text AS snapshot,
-            p.score AS published_score,
-            (p.snapshot -> 'signals' ->> 'days_since_activity')::float8 AS published_silence,
-            $2::timestamptz IS NULL OR h.next_eval_at <= $2 AS due
-        FROM scoring.health h
-        LEFT JOIN LATERAL (
-            SELECT score, snapshot FROM scoring.health_history
-            WHERE account_id = h.account_id AND change_id IS NOT NULL
-            ORDER BY as_of DESC LIMIT 1
-        ) p ON true
-        WHERE h.account_id = ANY($1::text[])
-        ORDER BY h.account_id FOR UPDATE OF h
-        """,
-        list(account_ids),
-        due_by,
-    )
+    rows = await conn.fetch(LOCK_HEALTH_SQL, list(account_ids), due_by)
     return {
         r["account_id"]: StoredHealth(
             r["account_id"],
