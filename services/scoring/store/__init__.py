@@ -10,6 +10,7 @@ the service's SQL lives in this package, one module per concern:
 - ``connect``: the asyncpg pool;
 - ``dedup``: an event's dedup key and claiming it (exactly-once consumption);
 - ``writes``: applying a consumed batch — aggregates, account and person records;
+- ``staging``: the per-connection staging tables those merges read (and empty);
 - ``dirty``: the rescoring queue;
 - ``facts_sql``: the live facts query (the offline twin is ``services.scoring.facts``);
 - ``scores``: rescoring's lock on the current scores and its writes (scores, history, outbox);

@@ -14,11 +14,14 @@ from collections.abc import Iterable
 
 import asyncpg
 
-# A per-connection staging table: the ids go in with one binary COPY, then one merge.
-_STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS stage_accounts (account_id text COLLATE "C" NOT NULL)
-    ON COMMIT DELETE ROWS
-"""
+from services.scoring.store import staging
+
+# A mark of a queued account updates its row in place (new version, same turn).
+_MARK = f"""{staging.emptying("stage_accounts")}
+INSERT INTO scoring.dirty_accounts (account_id)
+SELECT account_id FROM staged ORDER BY account_id
+ON CONFLICT (account_id) DO UPDATE SET marked_at = dirty_accounts.marked_at
+"""  # noqa: S608 - the interpolated text is a constant
 
 
 async def mark_dirty(conn: asyncpg.Connection, account_ids: Iterable[str]) -> int:
@@ -26,15 +29,9 @@ async def mark_dirty(conn: asyncpg.Connection, account_ids: Iterable[str]) -> in
     ids = sorted(set(account_ids))
     if not ids:
         return 0
-    await conn.execute(_STAGING)
+    await staging.prepare(conn)
     await conn.copy_records_to_table("stage_accounts", records=[(i,) for i in ids])
-    await conn.execute(
-        """
-        INSERT INTO scoring.dirty_accounts (account_id)
-        SELECT account_id FROM stage_accounts ORDER BY account_id
-        ON CONFLICT (account_id) DO UPDATE SET marked_at = dirty_accounts.marked_at
-        """
-    )
+    await conn.execute(_MARK)
     return len(ids)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from services.scoring import aggregate
+from services.scoring.store import staging
 from shared.events import AccountRecord, PersonRecord
 
 Getter = Callable[[Any], tuple[Any, ...]]
@@ -54,41 +55,28 @@ def _arrays(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-# Per-connection staging tables: a batch's rows go in with one binary COPY each (cheap to
-# encode, cheap for the server to read) and are merged into the real table by one statement.
-_STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS stage_days (LIKE scoring.account_days) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_surveys (LIKE scoring.survey_days) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_tickets (LIKE scoring.tickets) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_users (LIKE scoring.account_users) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_features (LIKE scoring.account_features)
-    ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_activity (LIKE scoring.activity) ON COMMIT DELETE ROWS;
-"""
-
-
 def _adding(alias: str, counters: Iterable[str]) -> str:
     """``SET`` items of an upsert: each counter adds what the batch brings."""
     return ",\n    ".join(f"{c} = {alias}.{c} + excluded.{c}" for c in counters)
 
 
-_MERGE_DAYS = f"""
-INSERT INTO scoring.account_days AS d SELECT * FROM stage_days ORDER BY account_id, day
+_MERGE_DAYS = f"""{staging.emptying("stage_days")}
+INSERT INTO scoring.account_days AS d SELECT * FROM staged ORDER BY account_id, day
 ON CONFLICT (account_id, day) DO UPDATE SET
     {_adding("d", aggregate.DAY_COUNTERS)},
     last_usage_at = greatest(d.last_usage_at, excluded.last_usage_at),
     last_feature_at = greatest(d.last_feature_at, excluded.last_feature_at)
 """  # noqa: S608 - the interpolated text is built from constant names
 
-_MERGE_SURVEYS = f"""
-INSERT INTO scoring.survey_days AS d SELECT * FROM stage_surveys ORDER BY account_id, day
+_MERGE_SURVEYS = f"""{staging.emptying("stage_surveys")}
+INSERT INTO scoring.survey_days AS d SELECT * FROM staged ORDER BY account_id, day
 ON CONFLICT (account_id, day) DO UPDATE SET
     {_adding("d", aggregate.SURVEY_COUNTERS)}
 """  # noqa: S608 - the interpolated text is built from constant names
 
 # The newest ticket state wins by the order aggregate.TicketState.newer_than uses.
-_MERGE_TICKETS = """
-INSERT INTO scoring.tickets AS t SELECT * FROM stage_tickets ORDER BY account_id, ticket_id
+_MERGE_TICKETS = f"""{staging.emptying("stage_tickets")}
+INSERT INTO scoring.tickets AS t SELECT * FROM staged ORDER BY account_id, ticket_id
 ON CONFLICT (account_id, ticket_id) DO UPDATE SET
     priority = excluded.priority, status = excluded.status,
     last_action = excluded.last_action, updated_at = excluded.updated_at,
@@ -98,11 +86,11 @@ WHERE (excluded.updated_at, excluded.event_id COLLATE "C",
        excluded.last_action COLLATE "C")
     > (t.updated_at, t.event_id COLLATE "C", t.status COLLATE "C",
        t.priority COLLATE "C", t.last_action COLLATE "C")
-"""
+"""  # noqa: S608 - the interpolated text is a constant
 
 # Union of day masks; a row whose days are already all set is left alone (no new tuple).
-_MERGE_MASKS = """
-INSERT INTO scoring.{table} AS m SELECT * FROM {stage} ORDER BY account_id, {key}
+_MERGE_MASKS = """{emptying}
+INSERT INTO scoring.{table} AS m SELECT * FROM staged ORDER BY account_id, {key}
 ON CONFLICT (account_id, {key}) DO UPDATE SET
     anchor_day = greatest(m.anchor_day, excluded.anchor_day),
     days = scoring.shift_days(m.days, greatest(m.anchor_day, excluded.anchor_day) - m.anchor_day)
@@ -119,8 +107,8 @@ _NPS_NEWER = """excluded.nps_latest_at IS NOT NULL AND (a.nps_latest_at IS NULL
         OR (excluded.nps_latest_at, excluded.nps_latest_event_id COLLATE "C", excluded.nps_latest)
          > (a.nps_latest_at, a.nps_latest_event_id COLLATE "C", a.nps_latest))"""
 
-_MERGE_ACTIVITY = f"""
-INSERT INTO scoring.activity AS a SELECT * FROM stage_activity ORDER BY account_id
+_MERGE_ACTIVITY = f"""{staging.emptying("stage_activity")}
+INSERT INTO scoring.activity AS a SELECT * FROM staged ORDER BY account_id
 ON CONFLICT (account_id) DO UPDATE SET
     known_since = least(a.known_since, excluded.known_since),
     first_usage_at = least(a.first_usage_at, excluded.first_usage_at),
@@ -155,11 +143,13 @@ async def apply_aggregates(
     """
     users, features = masks if masks is not None else (batch.users, batch.features)
     touched = batch.activity if activity is None else activity
-    await conn.execute(_STAGING)
+    await staging.prepare(conn)
     mask = attrgetter("anchor", "bits")
-    users_merge = _MERGE_MASKS.format(table="account_users", key="user_id", stage="stage_users")
+    users_merge = _MERGE_MASKS.format(
+        table="account_users", key="user_id", emptying=staging.emptying("stage_users")
+    )
     features_merge = _MERGE_MASKS.format(
-        table="account_features", key="feature", stage="stage_features"
+        table="account_features", key="feature", emptying=staging.emptying("stage_features")
     )
     staged = [
         ("stage_days", _keyed(batch.days, _DAY_COUNTS), _MERGE_DAYS),
@@ -178,7 +168,8 @@ async def apply_aggregates(
 async def _copy_merge(
     conn: asyncpg.Connection, stage: str, rows: Sequence[Sequence[Any]], merge: str
 ) -> int:
-    """One table's rows of a batch: one binary ``COPY`` into its staging table, one merge."""
+    """One table's rows of a batch: one binary ``COPY`` into its staging table, one merge
+    (which empties the staging table: see ``staging``)."""
     if not rows:
         return 0
     await conn.copy_records_to_table(stage, records=rows)
