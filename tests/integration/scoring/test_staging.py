@@ -11,7 +11,7 @@ from services.scoring import aggregate
 from services.scoring.store import dirty, staging, writes
 from tests.unit.scoring.builders import usage
 
-COUNT_STAGED = "SELECT " + " + ".join(f"(SELECT count(*) FROM {t})" for t in staging.TABLES)
+COUNT_STAGED = "SELECT " + " + ".join(f"(SELECT count(*) FROM {t})" for t in staging.TABLES)  # noqa: S608
 SIZE = "SELECT sum(pg_relation_size(t::regclass)) FROM unnest($1::text[]) AS t"
 
 
@@ -25,14 +25,18 @@ async def test_a_merge_empties_its_staging_table_and_a_rollback_stages_nothing(
             await dirty.mark_dirty(conn, ["acme", "zeta"])
             assert await conn.fetchval(COUNT_STAGED) == 0
         with pytest.raises(RuntimeError):
-            async with conn.transaction():
-                await dirty.mark_dirty(conn, ["rolled-back"])
-                raise RuntimeError("the batch fails after its marks")
+            await _marks_then_fails(conn)
         assert await conn.fetchval(COUNT_STAGED) == 0, "the tables outlive a commit, empty"
         queued = await conn.fetch("SELECT account_id FROM scoring.dirty_accounts")
         days = await conn.fetchval("SELECT count(DISTINCT account_id) FROM scoring.account_days")
     assert sorted(r[0] for r in queued) == ["acme", "zeta"]
     assert days == 2
+
+
+async def _marks_then_fails(conn: asyncpg.Connection) -> None:
+    async with conn.transaction():
+        await dirty.mark_dirty(conn, ["rolled-back"])
+        raise RuntimeError("the batch fails after its marks")
 
 
 async def test_the_space_of_merged_rows_is_given_back_past_the_limit_not_before(
