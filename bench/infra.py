@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 
 import asyncpg
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from devstack import ephemeral
 from devstack.kafka import KafkaBroker, kafka_version
@@ -225,6 +226,10 @@ class GroupOffsets:
         await self._admin.close()
 
     async def total(self, group: str) -> int:
-        """The sum of the group's committed offsets over every partition (0 before any)."""
-        offsets = await self._admin.list_consumer_group_offsets(group)
+        """The sum of the group's committed offsets over every partition (0 before any, and
+        while a fresh broker has no coordinator for the group yet)."""
+        try:
+            offsets = await self._admin.list_consumer_group_offsets(group)
+        except GroupCoordinatorNotAvailableError:
+            return 0
         return sum(max(0, meta.offset) for meta in offsets.values())
