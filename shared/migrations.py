@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -118,6 +118,15 @@ def wait_for_head(
             print(f"migrations not at head: {behind}", file=sys.stderr)
             return False
         time.sleep(interval_seconds)
+
+
+def run_script(script: str) -> None:
+    """Run a migration's SQL script (statements ending in ``;`` and a newline), one statement
+    at a time: the driver prepares each, and a prepared statement holds one."""
+    bind = op.get_bind()
+    for statement in script.split(";\n"):
+        if statement.strip():
+            bind.exec_driver_sql(statement)
 
 
 def run_env(*, schema: str, metadata: MetaData) -> None:

@@ -1,6 +1,6 @@
 """scoring: dedup horizon, daily aggregates, day masks, tickets, records, health, outbox"""
 
-from alembic import op
+from shared.migrations import run_script
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -220,17 +220,9 @@ DROP TABLE scoring.processed_events;
 """
 
 
-def _run(script: str) -> None:
-    # One statement at a time: the driver prepares each, and a prepared statement holds one.
-    bind = op.get_bind()
-    for statement in script.split(";\n"):
-        if statement.strip():
-            bind.exec_driver_sql(statement)
-
-
 def upgrade() -> None:
-    _run(UPGRADE)
+    run_script(UPGRADE)
 
 
 def downgrade() -> None:
-    _run(DOWNGRADE)
+    run_script(DOWNGRADE)

@@ -19,7 +19,7 @@ Downgrade drops the cut-over; keys claimed since stay scoped, so going back lose
 exactly-once for redeliveries of the events consumed in between (within the dedup horizon).
 """
 
-from alembic import op
+from shared.migrations import run_script
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -41,17 +41,9 @@ DROP TABLE scoring.dedup_cutover;
 """
 
 
-def _run(script: str) -> None:
-    # One statement at a time: the driver prepares each, and a prepared statement holds one.
-    bind = op.get_bind()
-    for statement in script.split(";\n"):
-        if statement.strip():
-            bind.exec_driver_sql(statement)
-
-
 def upgrade() -> None:
-    _run(UPGRADE)
+    run_script(UPGRADE)
 
 
 def downgrade() -> None:
-    _run(DOWNGRADE)
+    run_script(DOWNGRADE)

@@ -1,6 +1,6 @@
 """scoring: what `churnwatch import-history` imported (event digests and chunk markers)"""
 
-from alembic import op
+from shared.migrations import run_script
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -32,17 +32,9 @@ DROP TABLE scoring.imported_events;
 """
 
 
-def _run(script: str) -> None:
-    # One statement at a time: the driver prepares each, and a prepared statement holds one.
-    bind = op.get_bind()
-    for statement in script.split(";\n"):
-        if statement.strip():
-            bind.exec_driver_sql(statement)
-
-
 def upgrade() -> None:
-    _run(UPGRADE)
+    run_script(UPGRADE)
 
 
 def downgrade() -> None:
-    _run(DOWNGRADE)
+    run_script(DOWNGRADE)

@@ -1,6 +1,6 @@
 """scoring: the sweep's due time per account (health.next_eval_at and its index)"""
 
-from alembic import op
+from shared.migrations import run_script
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -21,17 +21,9 @@ ALTER TABLE scoring.health DROP COLUMN next_eval_at
 """
 
 
-def _run(script: str) -> None:
-    # One statement at a time: the driver prepares each, and a prepared statement holds one.
-    bind = op.get_bind()
-    for statement in script.split(";\n"):
-        if statement.strip():
-            bind.exec_driver_sql(statement)
-
-
 def upgrade() -> None:
-    _run(UPGRADE)
+    run_script(UPGRADE)
 
 
 def downgrade() -> None:
-    _run(DOWNGRADE)
+    run_script(DOWNGRADE)

@@ -1,6 +1,6 @@
 """scoring: the rescoring queue in claim order (dirty_accounts (marked_at, account_id))"""
 
-from alembic import op
+from shared.migrations import run_script
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -18,17 +18,9 @@ DROP INDEX scoring.dirty_accounts_order
 """
 
 
-def _run(script: str) -> None:
-    # One statement at a time: the driver prepares each, and a prepared statement holds one.
-    bind = op.get_bind()
-    for statement in script.split(";\n"):
-        if statement.strip():
-            bind.exec_driver_sql(statement)
-
-
 def upgrade() -> None:
-    _run(UPGRADE)
+    run_script(UPGRADE)
 
 
 def downgrade() -> None:
-    _run(DOWNGRADE)
+    run_script(DOWNGRADE)

@@ -1,6 +1,6 @@
 """scoring: the history points that published a change, indexed (lock_health's lookup)"""
 
-from alembic import op
+from shared.migrations import run_script
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -19,17 +19,9 @@ DROP INDEX scoring.health_history_changes
 """
 
 
-def _run(script: str) -> None:
-    # One statement at a time: the driver prepares each, and a prepared statement holds one.
-    bind = op.get_bind()
-    for statement in script.split(";\n"):
-        if statement.strip():
-            bind.exec_driver_sql(statement)
-
-
 def upgrade() -> None:
-    _run(UPGRADE)
+    run_script(UPGRADE)
 
 
 def downgrade() -> None:
-    _run(DOWNGRADE)
+    run_script(DOWNGRADE)
