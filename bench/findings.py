@@ -44,47 +44,61 @@ or clients batching, which the Segment libraries already do.
 """
 
 S2 = """
-**Where the time goes.** The baseline decodes an event in ~2–4 µs. The scoring process spends
-~27–29 µs of its own CPU per consumed event, and PostgreSQL another ~21–28 µs (both measured
-from `/proc`). A profile of the drain (py-spy on the scoring process, after this round):
-rescoring 30–40 % of the samples (a quick run's backlog of ~5 s sits at the rescorer's give-way
-threshold; in the full run it gives way), the consumer ~32 %, the relay ~5 %, idle the rest.
-Within the consumer: waiting on or encoding PostgreSQL's `COPY`s and merges ~45 % (the
-aggregates 21 %, the rescoring queue 10 %, the dedup claim 8 %), decoding ~14 %, aiokafka's
-fetcher 5–7 %, the fold ~12 %, planning and keys ~5 %.
+**Where the time goes.** The baseline decodes an event in ~2 µs. The drain row is the scoring
+process as it runs — consumer, rescoring worker, relay, sweep; the *consumer alone* row is the
+same drain with rescoring held off, so the two rows split the cost. Back to back in quick runs
+(80,000 events over 100,000 accounts, 6,000–6,800 rescorings during the drain): the drain
+21–23k events/s at 23–24 µs of Python and 24–27 µs of PostgreSQL per event; the consumer alone
+27–35k events/s at 13–18 µs and 13–16 µs. The rescorings beside the consumer take about half the
+process's CPU and two fifths of PostgreSQL's during a drain: a Zipf tail means most events touch
+an account no other event of the drain touched, so nearly every event costs a rescoring later
+anyway (~80–110 µs of Python and ~90–120 µs of PostgreSQL per account, measured per chunk of
+200 after this round; `services/scoring/scorer.py`). The consumer's own cost is ~3 rows per
+event — its 16-byte dedup digest (one `COPY`), one day row and one rescoring-queue row per
+account of the batch, plus the first time a user and feature day mask and an activity row —
+and the Python around them: decoding ~2 µs, fold, keys and planning ~4 µs, encoding the
+`COPY`s and merges, aiokafka's fetcher.
 
-**Why the rows.** Exactly-once scoring writes, per event, one dedup id (a 16-byte digest,
-claimed by one `COPY`), and per account touched in a batch one day row and one rescoring-queue
-row, plus — the first time only — an activity row and a user and feature day mask: ~3 rows per
-event with this workload (the Zipf tail means most accounts of a batch are new to it). This
-PostgreSQL takes ~100–130k such rows/s with a core of its own (the raw-upsert baseline).
+**Python and PostgreSQL take turns.** Process CPU plus PostgreSQL CPU per event is about the
+wall time per event (23 + 26 µs against 1 / 21,000 s = 48 µs): one consumer loop decodes and
+folds a batch, then waits for its transaction, while PostgreSQL waits for the next batch — one
+of the two cores idles through the drain.
 
-**What was done in this round** (each commit says what it bought; issue 16): Python's garbage
-collector no longer promotes each batch's working set while a consumer loop runs (its youngest
-generation waits for 50,000 allocations instead of 700: the collector had taken 2.8 s of a
-6.7 s drain, with 100–160 ms full-heap passes); cheaper per-record objects (a slotted record,
-a named-tuple day mask) and keys (computed once, BLAKE2b from a copied state); a backlog of
-fresh records counts as a backlog, so rescoring gives way to it. Scoring CPU 34–38 → 27–29 µs
-per event, measured back to back. Earlier rounds: hashed dedup keys claimed by one `COPY`,
-binary `COPY` into staging tables merged with one statement per table, rows already written
-left out, byte-wise key collation — from ~78 µs per event. Tried and dropped: two consumer
-loops in one process, freezing the start-up heap out of the collector.
+**This round** (each commit says what it bought; issue 16): the facts query reads each table
+per account through its key, whatever plan PostgreSQL settles on (the generic plan it switches
+to after five runs had joined every pair of a chunk's accounts), rows convert to facts
+positionally, a partial index finds each account's last published change, and the model's
+findings and the change's evidence cost less — per account rescored, in chunks of 200: Python
+140 → 105 µs, PostgreSQL 183 → 122 µs (a harness over the 100,000-account seed, best of 3).
+The staging tables now outlive a transaction: `ON COMMIT DELETE ROWS` truncated all seven at
+every commit (2.2–3.2 ms of server time per transaction, against 0.2 ms) — no measurable change
+in the drain (three pairs back to back: 21.0–23.2k events/s before, 21.1–22.4k after), since at
+2,000 records a batch that is ~1 µs per event; it counts at the small batches of a caught-up
+consumer. Earlier rounds: Python's collector no longer promotes each batch's working set,
+hashed dedup keys claimed by one `COPY`, binary `COPY` into staging tables merged with one
+statement per table, rows already written left out, byte-wise key collation — from ~78 µs per
+event of Python.
 
-**What 0.25× would take** (60–110k events/s per process: ~10–15 µs of CPU per event, process
-and database together, against ~55 today): (1) dedup by partition in memory, with PostgreSQL
-as the durable record — the batch stores each partition's last offset (it fences a previous
-owner in a rebalance and recognises a redelivery), the new events' digests go in as one row
-per partition and batch, and the set is loaded per day on demand — which removes the
-random-key index insert, one of the ~3 rows per event (designed, not built: it could not be
-finished and proven under `make chaos` in this round); (2) no rescoring at all while behind;
-(3) a columnar decode and fold (msgspec into per-account-and-day accumulators, or a native
-extension), taking the consumer's Python from ~13 µs to a few; (4) folding batch N+1 while
-batch N's transaction is in PostgreSQL; (5) PostgreSQL on cores of its own, as in production.
-Throughput then scales out by partitions and processes, as designed.
+**Measured and dropped:** (1) no dedup claim at all — the most that dedup by partition in
+memory could buy: the consumer alone 37.5–41.5k against 30–32k events/s, 3 µs of Python and
+3.5 µs of PostgreSQL less per event (~20 %), not worth a second exactly-once mechanism in this
+round; (2) batches of 10,000 records instead of 2,000: PostgreSQL's CPU per event fell by 40 %
+for the consumer alone (13–14 → 8–9 µs), but the drain with its rescorings ran slower (14–16k
+against 19–20k events/s).
+
+**What 0.25× would take** (~120k events/s: ~8 µs of CPU per event, process and database
+together, against ~26 for the consumer alone and ~50 with its rescorings): far fewer rows than
+~3 per event (dedup by partition in memory, with PostgreSQL as the durable record, −6.5 µs), no
+rescoring while behind, a columnar or native decode and fold (the consumer's Python from ~13 µs
+to a few), folding batch N+1 while batch N's transaction is in PostgreSQL (up to ~1.8× while a
+core idles), and PostgreSQL on cores of its own, as in production. A Python consumer writing
+rows per event through PostgreSQL transactions does not get there on 2 shared cores; throughput
+scales out by partitions and processes instead, as designed — the sizing table gives the cost
+per event to size by.
 
 **Database rows/s vs the raw upsert.** One consumer loop runs Python and database work one
-after the other; the raw upsert only waits for the database. Overlapping them (step 4) is what
-would close that ratio — on a machine with a core to spare.
+after the other; the raw upsert only waits for the database. Overlapping them is what would
+close that ratio — on a machine with a core to spare.
 """
 
 S3 = """
@@ -107,14 +121,28 @@ outbox commit wakes the relay; alerts' batch wakes its delivery workers; rescori
 200 accounts (1,000 made the facts query spill to disk). In quick runs on the shared box:
 alert p50 / p99 9–13 s / 11–16 s before, 0.9–1.3 s / 1.5–2.5 s after.
 
-**What remains:** CPU contention on 2 cores shared by every
-process of the pipeline, the load generator and both servers; and the alerts consumer working
-through the health changes that the seeded portfolio's first rescorings publish (thousands of
-band changes in the first seconds: batches of ~190 ms, and the measured change waits behind
-one). At 5,000 events/s over a Zipf portfolio, ~2,000 distinct accounts a second need a new
-score, at ~0.1–0.5 ms each — most of a core. **What it would take:** cheaper rescoring of
-usage-only accounts (the facts query per chunk, then the model in Python), or cores for the
-consumers: the path itself now waits for nothing but its own work.
+**The hops after the health commit** (this round). The breakdown now also times the relay's
+publish (the change's Kafka timestamp), a reader of the health topic receiving it, alerts'
+batch committing and a delivery worker claiming the alert, and counts the health changes the
+topic carried during the run (~4,000–5,600 in a quick run: the seeded portfolio's accounts
+touched by the load). It showed alerts' own consumer as the bottleneck, not the relay (+10–60
+ms) nor delivery (claim → Slack under 10 ms): the measured change waited behind alerts'
+batches of 300–900 ms. py-spy put ~30 % of the alerts process in SQLAlchemy compiling a new
+multi-row `INSERT` for every batch size, and most batches prepared their reads again (`IN (…)`
+makes one SQL text per number of accounts). Alerts' batch now binds one array per column
+(`unnest` writes, `= ANY` reads): fixed SQL texts, prepared once per connection. Quick runs back
+to back, before / after: event → alert p50 / p99 1,299 / 1,714 and 2,716 / 4,116 ms → 350 / 883
+and 302 / 719 ms; alerts' batch 300–900 → 30–70 ms; alerts' CPU over the load 2.9 → 1.5–1.6 s.
+Slack's one-message-a-second pacing per channel is kept; each alert here goes to its own CSM's
+direct messages, so it adds nothing to this path. The load generator's one `599` of the last
+runs was its own: a keep-alive connection reused after the services' 5 s idle timeout (no
+answer; ingest never saw it) — it no longer reuses a connection the server closed or idle over
+4 s.
+
+**What remains:** the first hop — ingest → scoring's batch committed — now sets the p99 (360–870
+ms in quick runs, moving with the box's load); then CPU contention on 2 cores shared by every
+process of the pipeline, the load generator and both servers; alerts spends ~300–400 µs of CPU
+per health change (its rules ~15 %, decoding ~5 %).
 """
 
 S4 = """
@@ -156,6 +184,14 @@ instead of one per account every interval (every 5 minutes before: 288 a day). T
 in flight, so PostgreSQL works while Python scores; more cores (and a higher
 `SCORING_SWEEP_CONCURRENCY`) shorten the burst. Memory does not grow with the number of
 accounts (nothing is held between chunks).
+
+**This round:** the facts query passes a chunk's ids through a sub-select, so every plan is the
+cheap generic one (a fresh connection planning for 2,000 given ids had switched JIT on — 45 ms
+a chunk — and hash-joined the newest-day lookups over all of `account_days`); the last
+published change of each account is found through a partial index on the history points that
+published one (migration 0006), instead of walking back through every daily point — 125 →
+12.5 µs of PostgreSQL per account with 200 change-less days, a cost that grew with an
+account's age and that a fresh bench database never shows.
 """
 
 S6 = """
