@@ -60,9 +60,9 @@ and the Python around them: decoding ~2 µs, fold, keys and planning ~4 µs, enc
 `COPY`s and merges, aiokafka's fetcher.
 
 **Python and PostgreSQL take turns.** Process CPU plus PostgreSQL CPU per event is about the
-wall time per event (23 + 26 µs against 1 / 21,000 s = 48 µs): one consumer loop decodes and
-folds a batch, then waits for its transaction, while PostgreSQL waits for the next batch — one
-of the two cores idles through the drain.
+wall time per event (this run: 24 + 26 µs against 1 / 21,500 s = 46 µs): one consumer loop
+decodes and folds a batch, then waits for its transaction, while PostgreSQL waits for the next
+batch — one of the two cores idles through the drain.
 
 **This round** (each commit says what it bought; issue 16): the facts query reads each table
 per account through its key, whatever plan PostgreSQL settles on (the generic plan it switches
@@ -86,15 +86,15 @@ round; (2) batches of 10,000 records instead of 2,000: PostgreSQL's CPU per even
 for the consumer alone (13–14 → 8–9 µs), but the drain with its rescorings ran slower (14–16k
 against 19–20k events/s).
 
-**What 0.25× would take** (~120k events/s: ~8 µs of CPU per event, process and database
-together, against ~26 for the consumer alone and ~50 with its rescorings): far fewer rows than
-~3 per event (dedup by partition in memory, with PostgreSQL as the durable record, −6.5 µs), no
-rescoring while behind, a columnar or native decode and fold (the consumer's Python from ~13 µs
-to a few), folding batch N+1 while batch N's transaction is in PostgreSQL (up to ~1.8× while a
-core idles), and PostgreSQL on cores of its own, as in production. A Python consumer writing
-rows per event through PostgreSQL transactions does not get there on 2 shared cores; throughput
-scales out by partitions and processes instead, as designed — the sizing table gives the cost
-per event to size by.
+**What 0.25× would take** (~100k events/s: ~10 µs of CPU per event, process and database
+together, against ~33 for the consumer alone and ~50 with its rescorings in this run): far fewer
+rows than ~3 per event (dedup by partition in memory, with PostgreSQL as the durable record,
+−6.5 µs), no rescoring while behind, a columnar or native decode and fold (the consumer's Python
+from ~13 µs to a few), folding batch N+1 while batch N's transaction is in PostgreSQL (up to
+~1.8× while a core idles), and PostgreSQL on cores of its own, as in production. A Python
+consumer writing rows per event through PostgreSQL transactions does not get there on 2 shared
+cores; throughput scales out by partitions and processes instead, as designed — the sizing table
+gives the cost per event to size by.
 
 **Database rows/s vs the raw upsert.** One consumer loop runs Python and database work one
 after the other; the raw upsert only waits for the database. Overlapping them is what would
@@ -143,6 +143,15 @@ answer; ingest never saw it) — it no longer reuses a connection the server clo
 ms in quick runs, moving with the box's load); then CPU contention on 2 cores shared by every
 process of the pipeline, the load generator and both servers; alerts spends ~300–400 µs of CPU
 per health change (its rules ~15 %, decoding ~5 %).
+
+**The 20 %-of-S1 row is overload, not the path.** It offers a fifth of what ingest alone took
+in S1 (44,000 events/s this run, 34,900 in the last), against a scoring drain of ~21,500 events/s
+(S2) with every process on the same 2 cores: the queues grow for the whole run, so its latency
+is the backlog's age (event → alert p50 79 s), and ingest itself falls behind (HTTP 202 p50
+17 s; 3,811 requests got no answer — connections reset by the overloaded server, counted since
+this round — and 54 were refused with 503). The target is at 5,000 events/s; this row shows
+what past capacity looks like on this machine, and why the sizing table, not this row, is the
+figure to size by.
 """
 
 S4 = """
