@@ -1,5 +1,7 @@
 """The load generator's idle connections: one the server closed, or idle near the server's
-keep-alive timeout, is not reused (a request written into it got no answer: S3's 599)."""
+keep-alive timeout, is not reused (a request written into it got no answer: S3's 599). The
+tests are coroutines: a StreamReader needs the running loop (outside one, the suite's earlier
+async tests have left none to take)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import asyncio
 from bench.loadgen import REUSE_IDLE_SECONDS, SERVER_KEEP_ALIVE_SECONDS, Connection, take
 
 
-def test_a_connection_the_server_closed_is_not_reused() -> None:
+async def test_a_connection_the_server_closed_is_not_reused() -> None:
     conn = Connection("127.0.0.1", 9)
     conn._reader = asyncio.StreamReader()
     assert take([conn], "127.0.0.1", 9, now=conn.idle_since) is conn
@@ -17,7 +19,7 @@ def test_a_connection_the_server_closed_is_not_reused() -> None:
     assert take([conn], "127.0.0.1", 9, now=conn.idle_since) is not conn
 
 
-def test_an_idle_connection_is_reused_up_to_the_limit_and_not_past_it() -> None:
+async def test_an_idle_connection_is_reused_up_to_the_limit_and_not_past_it() -> None:
     assert REUSE_IDLE_SECONDS < SERVER_KEEP_ALIVE_SECONDS
     conn = Connection("127.0.0.1", 9)
     conn._reader = asyncio.StreamReader()  # open, nothing received
