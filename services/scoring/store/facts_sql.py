@@ -53,8 +53,8 @@ def _quoted(values: frozenset[str]) -> str:
     return ", ".join(f"'{v}'" for v in sorted(values))
 
 
-# The CTE of each table's counts.
-_CTE: dict[Table, str] = {
+# The alias of each table's counts (a LATERAL sub-select per account).
+_ALIAS: dict[Table, str] = {
     "account_days": "d",
     "account_users": "u",
     "account_features": "f",
@@ -84,7 +84,7 @@ _SELECTED: dict[str, str] = {
     "open_high_urgent": "t.open_high_urgent",
     "oldest_open_high_urgent_update": "t.oldest_open_high_urgent_update",
     _HIGH_URGENT_IDS: f"t.{_HIGH_URGENT_IDS}",
-    **{c.fact: f"coalesce({_CTE[c.table]}.{c.fact}, 0)" for c in COUNTS},
+    **{c.fact: f"coalesce({_ALIAS[c.table]}.{c.fact}, 0)" for c in COUNTS},
 }
 _FIELDS = [f.name for f in dataclasses.fields(Facts)]
 if sorted(_SELECTED) != sorted(_FIELDS):
